@@ -1,0 +1,55 @@
+"""Shared fixtures: one sandbox HTTP server per test session, reset before every test that uses it.
+
+Tests reach it exactly as production reaches AWS: boto3 clients with an endpoint URL.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from controller.sandbox.client import SandboxClient
+from controller.sandbox.server import Sandbox
+
+# Never let a test reach a real account.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.pop("AWS_PROFILE", None)
+
+
+@dataclass
+class SandboxHandle:
+    endpoint: str
+    admin: SandboxClient
+    region: str = "us-east-1"
+
+    def client(self, service: str, region: str | None = None, **kwargs: Any) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=region or self.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            **kwargs,
+        )
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[Sandbox]:
+    server = Sandbox()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: Sandbox) -> SandboxHandle:
+    admin = SandboxClient(sandbox_server.endpoint)
+    admin.reset()
+    return SandboxHandle(endpoint=sandbox_server.endpoint, admin=admin)
