@@ -48,7 +48,9 @@ def test_operation_outside_the_model_answers_unknown_operation(sandbox):
 
 
 def test_throttling_fault_answers_throttling_exception(sandbox):
-    sandbox.admin.set_faults([{"service": "ssm", "operation": "GetParameter", "throttle_rate": 1.0}])
+    sandbox.admin.set_faults(
+        [{"service": "ssm", "operation": "GetParameter", "throttle_rate": 1.0}]
+    )
     ssm = sandbox.client("ssm", config=Config(retries={"total_max_attempts": 1}))
     with pytest.raises(botocore.exceptions.ClientError) as raised:
         ssm.get_parameter(Name="/nothing")
@@ -58,7 +60,9 @@ def test_throttling_fault_answers_throttling_exception(sandbox):
 
 def test_tagging_api_throttles_with_its_own_error_code(sandbox):
     sandbox.admin.set_faults([{"service": "resourcegroupstaggingapi", "throttle_rate": 1.0}])
-    tagging = sandbox.client("resourcegroupstaggingapi", config=Config(retries={"total_max_attempts": 1}))
+    tagging = sandbox.client(
+        "resourcegroupstaggingapi", config=Config(retries={"total_max_attempts": 1})
+    )
     with pytest.raises(botocore.exceptions.ClientError) as raised:
         tagging.get_resources()
     assert raised.value.response["Error"]["Code"] == "ThrottledException"
@@ -73,7 +77,9 @@ def test_server_error_fault_is_a_5xx(sandbox):
 
 
 def test_lost_response_fault_acts_then_drops_the_connection(sandbox):
-    sandbox.admin.set_faults([{"service": "ssm", "operation": "PutParameter", "lost_response_rate": 1.0}])
+    sandbox.admin.set_faults(
+        [{"service": "ssm", "operation": "PutParameter", "lost_response_rate": 1.0}]
+    )
     ssm = sandbox.client("ssm", config=Config(retries={"total_max_attempts": 1}))
     with pytest.raises(botocore.exceptions.ConnectionClosedError):
         ssm.put_parameter(Name="/lost", Value="written", Type="String")
@@ -112,4 +118,7 @@ def test_output_validator_catches_a_broken_response():
     problems = validate_output("ssm", "CreateActivation", broken)
     assert any("ActivationId" in p for p in problems)
     assert any("Surprise" in p for p in problems)
-    assert validate_output("ssm", "CreateActivation", {"ActivationId": "a", "ActivationCode": "c"}) == []
+    assert (
+        validate_output("ssm", "CreateActivation", {"ActivationId": "a", "ActivationCode": "c"})
+        == []
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -17,7 +18,9 @@ class AdminApiError(Exception):
 
 
 class SandboxClient:
-    def __init__(self, endpoint: str, region: str = "us-east-1", account: str | None = None) -> None:
+    def __init__(
+        self, endpoint: str, region: str = "us-east-1", account: str | None = None
+    ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.region = region
         self.account = account
@@ -35,10 +38,8 @@ class SandboxClient:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as error:
             detail = error.read().decode("utf-8", "replace")
-            try:
+            with contextlib.suppress(ValueError):
                 detail = json.loads(detail).get("error", detail)
-            except ValueError:
-                pass
             raise AdminApiError(error.code, detail) from None
 
     def get(self, path: str) -> Any:

@@ -22,7 +22,7 @@ from moto.core.responses import ActionResult, BaseResponse
 from controller.sandbox.shapes import validate_input, validate_output
 
 
-class ServiceError(ServiceException):  # type: ignore[misc]
+class ServiceError(ServiceException):
     """An AWS error response: ``code`` is the error shape name botocore maps to an exception."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -50,7 +50,8 @@ class Call:
     """moto's own implementation of the operation (for handlers that extend rather than replace)."""
 
 
-Handler = Callable[[Call], dict[str, Any] | None]
+Handler = Callable[[Call], Any]
+"""Returns the response dict, None for an empty response, or what ``call.delegate()`` returned."""
 
 _handlers: dict[tuple[str, str], Handler] = {}
 _shape_violations: list[str] = []
@@ -127,9 +128,11 @@ def _bind(service: str, name: str, handler: Handler, original: Any) -> Callable[
             return original(response)
 
         call = Call(service, name, params, response.current_account, response.region, delegate)
-        result = handler(call) or {}
-        if isinstance(result, str | tuple):  # moto's own answer, passed through
-            return result  # type: ignore[return-value]
+        result = handler(call)
+        if result is None:
+            result = {}
+        elif not isinstance(result, dict):  # moto's own answer (from delegate), passed through
+            return result  # type: ignore[no-any-return]
         problems = validate_output(service, name, result)
         if problems:
             with _violations_lock:
@@ -149,7 +152,9 @@ def _parse_body(body: str | bytes | None) -> dict[str, Any]:
     try:
         parsed = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
-        raise ServiceError("SerializationException", f"Request body is not valid JSON: {error}")
+        raise ServiceError(
+            "SerializationException", f"Request body is not valid JSON: {error}"
+        ) from None
     if not isinstance(parsed, dict):
         raise ServiceError("SerializationException", "Request body must be a JSON object")
     return parsed

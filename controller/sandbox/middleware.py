@@ -42,10 +42,10 @@ class SandboxMiddleware:
         body = _read_body(environ)
         path = environ.get("PATH_INFO", "/")
         if path.startswith(admin.PREFIX):
-            status, payload = admin.handle(
+            admin_status, admin_payload = admin.handle(
                 environ.get("REQUEST_METHOD", "GET"), path, environ.get("QUERY_STRING", ""), body
             )
-            return _respond(start_response, status, payload)
+            return _respond(start_response, admin_status, admin_payload)
 
         call = identify(environ, body)
         if call is None:  # unsigned: moto's own /moto-api/ and friends
@@ -56,9 +56,9 @@ class SandboxMiddleware:
             time.sleep(fault.latency_ms / 1000)
         if fault.kind in ("throttle", "error"):
             self.calls.record(call, fault.kind)
-            status, headers, payload = error_response(call, fault.kind)
-            start_response(status, headers)
-            return [payload]
+            fault_status, fault_headers, fault_payload = error_response(call, fault.kind)
+            start_response(fault_status, fault_headers)
+            return [fault_payload]
         if fault.kind == "reset":
             self.calls.record(call, "reset")
             _drop_connection(environ)
@@ -130,7 +130,9 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _reject_unknown(call: ApiCall, environ: dict[str, Any], body: bytes) -> tuple[str, bytes] | None:
+def _reject_unknown(
+    call: ApiCall, environ: dict[str, Any], body: bytes
+) -> tuple[str, bytes] | None:
     """An AWS-style error for a JSON-protocol request the sandbox cannot serve, else None."""
     if not environ.get("HTTP_X_AMZ_TARGET"):
         return None
@@ -188,7 +190,9 @@ def _drop_connection(environ: dict[str, Any]) -> None:
     sock = environ.get("werkzeug.socket")
     if isinstance(sock, socket.socket):
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass

@@ -21,6 +21,8 @@ from controller.sandbox.traffic import CallCounter
 
 # Modules that register operations and admin routes when imported.
 EXTENSION_MODULES = (
+    "controller.sandbox.ssm_tags",
+    "controller.sandbox.scenario",
     "controller.sandbox.ssm_activations",
     "controller.sandbox.ssm_instances",
     "controller.sandbox.ssm_associations",
@@ -112,7 +114,10 @@ class Sandbox:
 
 @admin.route("GET", "/_sandbox/health")
 def _health(request: admin.AdminRequest) -> dict[str, Any]:
-    return {"status": "ok", "operations": [f"{s}:{o}" for s, o in extension.registered_operations()]}
+    return {
+        "status": "ok",
+        "operations": [f"{s}:{o}" for s, o in extension.registered_operations()],
+    }
 
 
 @admin.route("GET", "/_sandbox/calls")

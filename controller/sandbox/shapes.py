@@ -53,7 +53,9 @@ def _check_input(shape: Shape, value: Any, path: str, problems: list[str]) -> No
     if kind == "structure":
         assert isinstance(shape, StructureShape)
         if not isinstance(value, Mapping):
-            problems.append(f"Value at '{where}' failed to satisfy constraint: Member must be a structure")
+            problems.append(
+                f"Value at '{where}' failed to satisfy constraint: Member must be a structure"
+            )
             return
         for required in shape.required_members:
             if value.get(required) is None:
@@ -70,7 +72,9 @@ def _check_input(shape: Shape, value: Any, path: str, problems: list[str]) -> No
     if kind == "list":
         assert isinstance(shape, ListShape)
         if not isinstance(value, list):
-            problems.append(f"Value at '{where}' failed to satisfy constraint: Member must be a list")
+            problems.append(
+                f"Value at '{where}' failed to satisfy constraint: Member must be a list"
+            )
             return
         _check_size(shape, len(value), value, where, "length", problems)
         for index, item in enumerate(value):
@@ -79,7 +83,9 @@ def _check_input(shape: Shape, value: Any, path: str, problems: list[str]) -> No
     if kind == "map":
         assert isinstance(shape, MapShape)
         if not isinstance(value, Mapping):
-            problems.append(f"Value at '{where}' failed to satisfy constraint: Member must be a map")
+            problems.append(
+                f"Value at '{where}' failed to satisfy constraint: Member must be a map"
+            )
             return
         _check_size(shape, len(value), value, where, "length", problems)
         for key, item in value.items():
@@ -88,13 +94,16 @@ def _check_input(shape: Shape, value: Any, path: str, problems: list[str]) -> No
         return
     if kind == "string":
         if not isinstance(value, str):
-            problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must be a string")
+            problems.append(
+                f"Value '{value}' at '{where}' failed to satisfy constraint: Member must be a string"
+            )
             return
         _check_size(shape, len(value), value, where, "length", problems)
-        if shape.enum and value not in shape.enum:
+        enum: list[str] = shape.metadata.get("enum") or []
+        if enum and value not in enum:
             problems.append(
                 f"Value '{value}' at '{where}' failed to satisfy constraint: "
-                f"Member must satisfy enum value set: [{', '.join(shape.enum)}]"
+                f"Member must satisfy enum value set: [{', '.join(enum)}]"
             )
         pattern = shape.metadata.get("pattern")
         if pattern and not _matches(pattern, value):
@@ -105,21 +114,29 @@ def _check_input(shape: Shape, value: Any, path: str, problems: list[str]) -> No
         return
     if kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must be a number")
+            problems.append(
+                f"Value '{value}' at '{where}' failed to satisfy constraint: Member must be a number"
+            )
             return
         _check_size(shape, value, value, where, "value", problems)
         return
     if kind in ("float", "double"):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must be a number")
+            problems.append(
+                f"Value '{value}' at '{where}' failed to satisfy constraint: Member must be a number"
+            )
         return
     if kind == "boolean":
         if not isinstance(value, bool):
-            problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must be a boolean")
+            problems.append(
+                f"Value '{value}' at '{where}' failed to satisfy constraint: Member must be a boolean"
+            )
         return
     if kind == "timestamp":
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must be a timestamp")
+            problems.append(
+                f"Value '{value}' at '{where}' failed to satisfy constraint: Member must be a timestamp"
+            )
         return
     if kind == "blob" and not isinstance(value, str | bytes):
         problems.append(f"Value at '{where}' failed to satisfy constraint: Member must be a blob")
@@ -184,7 +201,9 @@ def _check_output(shape: Shape, value: Any, path: str, problems: list[str]) -> N
     if kind == "structure":
         assert isinstance(shape, StructureShape)
         if not isinstance(value, Mapping):
-            problems.append(f"{path}: expected a structure ({shape.name}), got {type(value).__name__}")
+            problems.append(
+                f"{path}: expected a structure ({shape.name}), got {type(value).__name__}"
+            )
             return
         for required in shape.required_members:
             if value.get(required) is None:

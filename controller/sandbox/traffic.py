@@ -42,26 +42,34 @@ def identify(environ: dict[str, Any], body: bytes) -> ApiCall | None:
         return ApiCall(service, action[0], region)
     if service == "s3":
         return ApiCall(service, _s3_operation(environ), region)
-    return ApiCall(service, f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '')}", region)
+    return ApiCall(
+        service, f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '')}", region
+    )
 
 
 def _s3_operation(environ: dict[str, Any]) -> str:
     """The S3 operations the controller uses, from method and path (path-style addressing)."""
-    method = environ.get("REQUEST_METHOD", "GET")
+    method = str(environ.get("REQUEST_METHOD", "GET"))
     parts = [p for p in environ.get("PATH_INFO", "/").split("/") if p]
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     has_key = len(parts) > 1
     if not parts:
         return "ListBuckets"
     if has_key:
-        return {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(
-            method, method
-        )
+        return {
+            "GET": "GetObject",
+            "PUT": "PutObject",
+            "HEAD": "HeadObject",
+            "DELETE": "DeleteObject",
+        }.get(method, method)
     if method == "GET":
         return "ListObjectsV2" if "list-type" in query else "ListObjects"
-    return {"PUT": "CreateBucket", "HEAD": "HeadBucket", "DELETE": "DeleteBucket", "POST": "DeleteObjects"}.get(
-        method, method
-    )
+    return {
+        "PUT": "CreateBucket",
+        "HEAD": "HeadBucket",
+        "DELETE": "DeleteBucket",
+        "POST": "DeleteObjects",
+    }.get(method, method)
 
 
 class CallCounter:
