@@ -1,0 +1,108 @@
+"""AwsApi against the sandbox: one retry layer, counted attempts, no retried ambiguous creates."""
+
+from __future__ import annotations
+
+import botocore.exceptions
+import pytest
+
+from controller.aws import AwsApi, AwsSettings, CallRecorder
+from controller.aws.ratelimit import TokenBucket
+
+
+@pytest.fixture
+def api(sandbox):
+    sleeps: list[float] = []
+    api = AwsApi(
+        AwsSettings(region="us-east-1", endpoint_url=sandbox.endpoint, rate_limits=None),
+        CallRecorder(),
+        sleep=sleeps.append,
+    )
+    api.sleeps = sleeps  # type: ignore[attr-defined]
+    return api
+
+
+def test_every_attempt_is_counted_once(api, sandbox):
+    api.call("ssm", "PutParameter", Name="/p", Value="v", Type="String")
+    api.call("ssm", "GetParameter", Name="/p")
+    assert api.recorder.by_operation() == {"ssm:PutParameter": 1, "ssm:GetParameter": 1}
+    assert api.recorder.writes() == 1
+    assert api.recorder.reads() == 1
+    assert sandbox.admin.call_counts("ssm") == {"PutParameter": 1, "GetParameter": 1}
+
+
+def test_throttled_reads_are_retried_with_backoff_and_counted(api, sandbox):
+    api.call("ssm", "PutParameter", Name="/p", Value="v", Type="String")
+    sandbox.admin.set_faults(
+        [{"service": "ssm", "operation": "GetParameter", "throttle_rate": 0.5}], seed=7
+    )
+    for _ in range(10):
+        assert api.call("ssm", "GetParameter", Name="/p")["Parameter"]["Value"] == "v"
+    attempts = sandbox.admin.call_counts("ssm")["GetParameter"]
+    assert attempts > 10  # some were throttled and tried again
+    assert api.recorder.retries() == attempts - 10
+    assert len(api.sleeps) == attempts - 10
+    assert all(delay >= 1.0 for delay in api.sleeps)  # the sandbox sends Retry-After: 1
+
+
+def test_retries_stop_after_max_attempts(sandbox):
+    api = AwsApi(
+        AwsSettings(region="us-east-1", endpoint_url=sandbox.endpoint, max_attempts=3),
+        sleep=lambda s: None,
+    )
+    sandbox.admin.set_faults([{"service": "ssm", "error_rate": 1.0}])
+    with pytest.raises(botocore.exceptions.ClientError):
+        api.call("ssm", "DescribeParameters")
+    assert sandbox.admin.call_counts("ssm")["DescribeParameters"] == 3
+
+
+def test_a_create_whose_response_was_lost_is_not_retried(api, sandbox):
+    """The server acted; a retry could duplicate it. The caller's next observation decides."""
+    sandbox.admin.set_faults(
+        [{"service": "ssm", "operation": "CreateDocument", "lost_response_rate": 1.0}]
+    )
+    with pytest.raises(botocore.exceptions.ConnectionClosedError):
+        api.call(
+            "ssm",
+            "CreateDocument",
+            Name="doc",
+            DocumentType="Command",
+            Content='{"schemaVersion": "2.2", "mainSteps": []}',
+        )
+    assert sandbox.admin.call_counts("ssm")["CreateDocument"] == 1
+    assert api.recorder.retries() == 0
+
+
+def test_a_throttled_create_is_retried_because_aws_did_not_act(api, sandbox):
+    sandbox.admin.set_faults(
+        [{"service": "ssm", "operation": "PutParameter", "throttle_rate": 0.6}], seed=3
+    )
+    for index in range(5):
+        api.call("ssm", "PutParameter", Name=f"/n{index}", Value="v", Type="String")
+    sandbox.admin.set_faults([])
+    names = {p["Name"] for p in api.items("ssm", "DescribeParameters")}
+    assert names == {f"/n{i}" for i in range(5)}
+
+
+def test_pages_follow_tokens_until_the_end(api, sandbox):
+    for index in range(23):
+        api.call("ssm", "PutParameter", Name=f"/page/{index:02}", Value="v", Type="String")
+    sandbox.admin.reset_calls()
+    names = [p["Name"] for p in api.items("ssm", "DescribeParameters", MaxResults=10)]
+    assert len(names) == 23
+    assert sandbox.admin.call_counts("ssm")["DescribeParameters"] == 3
+
+
+def test_token_bucket_waits_when_the_burst_is_spent():
+    now = [0.0]
+    waited: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        now[0] += seconds
+
+    bucket = TokenBucket(rate=2.0, burst=5, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        assert bucket.acquire() == 0.0
+    assert bucket.acquire() == pytest.approx(0.5)
+    assert bucket.acquire() == pytest.approx(0.5)
+    assert sum(waited) == pytest.approx(1.0)
