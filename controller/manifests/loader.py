@@ -1,0 +1,101 @@
+"""Load a desired-state directory and validate it as a whole.
+
+Nothing is applied from a revision with any error, so this collects every error - per document,
+per kind (unique names) and across documents (each kind's ``check_set``) - and raises them
+together. Bad input of any sort surfaces as InvalidDesiredState, never as another exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.manifests.document import Manifest, parse_document
+from controller.manifests.errors import InvalidDesiredState, ManifestError
+from controller.manifests.registry import kinds
+from controller.manifests.source import discover, read_file
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """A valid revision: every manifest, how many files it came from and a digest to report."""
+
+    directory: Path
+    manifests: tuple[Manifest, ...]
+    files: int
+    digest: str
+
+    def of_kind(self, kind: str) -> list[Manifest]:
+        """Manifests of ``kind`` sorted by name (empty for a known kind with none)."""
+        return sorted((m for m in self.manifests if m.kind == kind), key=lambda m: m.name)
+
+    def get(self, kind: str, name: str) -> Manifest | None:
+        return next((m for m in self.manifests if m.kind == kind and m.name == name), None)
+
+
+def load_desired_state(directory: str | Path) -> DesiredState:
+    """Read every manifest under ``directory``; raise InvalidDesiredState listing all errors."""
+    root = Path(directory)
+    if not root.is_dir():
+        what = "does not exist" if not root.exists() else "is not a directory"
+        raise InvalidDesiredState(
+            [ManifestError(str(root), None, f"desired-state directory {what}")]
+        )
+    paths = discover(root)
+    if not paths:
+        raise InvalidDesiredState(
+            [
+                ManifestError(
+                    str(root), None, "holds no *.yaml or *.yml files (hidden ones are skipped)"
+                )
+            ]
+        )
+
+    errors: list[ManifestError] = []
+    manifests: list[Manifest] = []
+    digest = hashlib.sha256()
+    for path in paths:
+        relative = path.relative_to(root).as_posix()
+        contents = read_file(path, str(root / relative))
+        digest.update(f"{relative}\0{len(contents.content)}\0".encode())
+        digest.update(contents.content)
+        errors.extend(contents.errors)
+        for document in contents.documents:
+            manifest, problems = parse_document(document)
+            errors.extend(problems)
+            if manifest is not None:
+                manifests.append(manifest)
+
+    if not manifests and not errors:
+        errors.append(
+            ManifestError(str(root), None, "holds no manifests (every document is empty)")
+        )
+    errors.extend(_duplicate_names(manifests))
+    by_kind: dict[str, list[Manifest]] = defaultdict(list)
+    for manifest in manifests:
+        by_kind[manifest.kind].append(manifest)
+    for info in kinds().values():
+        if info.check_set is not None:
+            errors.extend(info.check_set(by_kind))
+    if errors:
+        raise InvalidDesiredState(errors)
+    return DesiredState(root, tuple(manifests), len(paths), digest.hexdigest())
+
+
+def _duplicate_names(manifests: Sequence[Manifest]) -> list[ManifestError]:
+    errors: list[ManifestError] = []
+    first: dict[tuple[str, str], Manifest] = {}
+    for manifest in manifests:  # already in file order, then document order
+        other = first.setdefault((manifest.kind, manifest.name), manifest)
+        if other is not manifest:
+            errors.append(
+                manifest.error(
+                    ("metadata", "name"),
+                    f"{manifest.ref} is already defined at {other.where_is(('metadata', 'name'))};"
+                    " names must be unique per kind",
+                )
+            )
+    return errors

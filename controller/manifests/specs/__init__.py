@@ -1,0 +1,1 @@
+"""One module per kind. Each calls ``register_kind`` at import; the registry imports them all."""
