@@ -8,8 +8,10 @@ slow scrape never waits for a reconcile and vice versa.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,6 +28,55 @@ MAX_DISCARD_BYTES = 16 * 1024 * 1024  # beyond this an oversized body is cut off
 BUILTIN_PATHS = ("/metrics", "/healthz", "/readyz")
 
 log = get_logger(__name__)
+
+
+class Headers(Mapping[str, str]):
+    """Request headers with case-insensitive names, as HTTP defines them (keys come out lower)."""
+
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        self._items: dict[str, str] = {}
+        for key, value in items:
+            self._items.setdefault(key.lower(), value)
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key.lower()]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class _Server(ThreadingHTTPServer):
+    """Tracks open connections so that stop() also ends idle keep-alive ones at once."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            open_now = list(self._connections)
+        for conn in open_now:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
 
 class _Route:
@@ -52,8 +103,7 @@ class ObservabilityServer:
         self._routes_lock = threading.Lock()
         handler_class = _make_handler(self, request_timeout)
         # Bound now, so a port clash fails at construction, not in the background thread.
-        self._httpd = ThreadingHTTPServer((host, port), handler_class)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((host, port), handler_class)
         self._thread: threading.Thread | None = None
 
     @property
@@ -79,7 +129,8 @@ class ObservabilityServer:
     ) -> None:
         """Mount ``handler`` at exactly ``method path``; bodies over ``max_body_bytes`` get 413.
 
-        The handler runs on a server thread and must be thread-safe. An exception in it is
+        The handler receives case-insensitive :class:`Headers` and the whole body (plain or
+        chunked). It runs on a server thread, so it must be thread-safe; an exception in it is
         logged and answered with 500.
         """
         method = method.upper()
@@ -108,7 +159,7 @@ class ObservabilityServer:
             raise RuntimeError("server already started")
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.2},
+            kwargs={"poll_interval": 0.1},
             name=f"observability-http-{self.port}",
             daemon=True,
         )
@@ -117,12 +168,13 @@ class ObservabilityServer:
         return self
 
     def stop(self) -> None:
-        """Stop accepting, wait for the serving thread, release the port."""
+        """Stop accepting, wait for the serving thread, close open connections, release the port."""
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
             self._thread = None
         self._httpd.server_close()
+        self._httpd.close_connections()
 
     def __enter__(self) -> ObservabilityServer:
         return self.start()
@@ -191,31 +243,65 @@ def _make_handler(
             return _text(HTTPStatus.SERVICE_UNAVAILABLE, "not ready\n")
 
         def _mounted(self, route: _Route) -> tuple[int, Mapping[str, str], bytes]:
+            body: bytes | None
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                try:
+                    body = self._read_chunked(route.max_body_bytes)
+                except ValueError:
+                    self.close_connection = True
+                    return _text(HTTPStatus.BAD_REQUEST, "bad chunked body\n")
+            else:
+                try:
+                    length = int(self.headers.get("Content-Length", "0") or "0")
+                except ValueError:
+                    length = -1
+                if length < 0:
+                    self.close_connection = True
+                    return _text(HTTPStatus.BAD_REQUEST, "bad Content-Length\n")
+                if length > route.max_body_bytes:
+                    self._discard(min(length, MAX_DISCARD_BYTES))
+                    body = None
+                else:
+                    body = self.rfile.read(length) if length else b""
+                    if len(body) != length:
+                        self.close_connection = True
+                        return _text(HTTPStatus.BAD_REQUEST, "incomplete body\n")
+            if body is None:
+                # Never buffered: discarded in bounded chunks, so that the client reads the 413
+                # instead of a connection reset from closing on unread data.
                 self.close_connection = True
-                return _text(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted\n")
-            raw_length = self.headers.get("Content-Length", "0") or "0"
-            try:
-                length = int(raw_length)
-            except ValueError:
-                self.close_connection = True
-                return _text(HTTPStatus.BAD_REQUEST, "bad Content-Length\n")
-            if length < 0:
-                self.close_connection = True
-                return _text(HTTPStatus.BAD_REQUEST, "bad Content-Length\n")
-            if length > route.max_body_bytes:
-                # Never buffered; discarded in chunks (bounded) so the client gets to read the
-                # 413 instead of a connection reset from closing on unread data.
-                self.close_connection = True
-                self._discard(min(length, MAX_DISCARD_BYTES))
                 return _text(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large\n")
-            body = self.rfile.read(length) if length else b""
-            if len(body) != length:
-                self.close_connection = True
-                return _text(HTTPStatus.BAD_REQUEST, "incomplete body\n")
-            headers = {key: value for key, value in self.headers.items()}
-            status, out_headers, out_body = route.handler(headers, body)
+            status, out_headers, out_body = route.handler(Headers(self.headers.items()), body)
             return int(status), out_headers, out_body
+
+        def _read_chunked(self, cap: int) -> bytes | None:
+            """The de-chunked body, or None (body discarded) when it exceeds ``cap``."""
+            body = bytearray()
+            total = 0
+            while True:
+                line = self.rfile.readline(1024)
+                if not line.endswith(b"\n"):
+                    raise ValueError("chunk size line")
+                size = int(line.split(b";", 1)[0].strip() or b"x", 16)  # ValueError if not hex
+                if size < 0:
+                    raise ValueError("chunk size")
+                if size == 0:
+                    while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers are ignored
+                    return bytes(body) if total <= cap else None
+                total += size
+                if total > MAX_DISCARD_BYTES:
+                    raise ValueError("body far over the cap")
+                if total > cap:
+                    body.clear()
+                    self._discard(size)
+                else:
+                    chunk = self.rfile.read(size)
+                    if len(chunk) != size:
+                        raise ValueError("truncated chunk")
+                    body += chunk
+                if self.rfile.readline(8) not in (b"\r\n", b"\n"):
+                    raise ValueError("chunk terminator")
 
         def _discard(self, remaining: int) -> None:
             try:
