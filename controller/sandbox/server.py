@@ -30,6 +30,7 @@ EXTENSION_MODULES = (
     "controller.sandbox.workspaces",
     "controller.sandbox.tagging",
     "controller.sandbox.fleet",
+    "controller.sandbox.agent",
 )
 
 calls = CallCounter()
