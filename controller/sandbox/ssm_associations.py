@@ -554,12 +554,25 @@ def describe_instance_associations_status(call: Call) -> dict[str, Any]:
     return _page("InstanceAssociationStatusInfos", page, token)
 
 
-def associations_on(account_id: str, region: str, instance_id: str) -> list[Association]:
+def targets_index(account_id: str, region: str) -> dict[str, set[str]]:
+    """Association id -> the ids of the instances it targets now (one pass for bulk reads)."""
+    return {
+        association.association_id: {
+            i.instance_id for i in targeted(account_id, region, association.spec)
+        }
+        for association in list(store(account_id, region).associations.values())
+    }
+
+
+def associations_on(
+    account_id: str, region: str, instance_id: str, index: dict[str, set[str]] | None = None
+) -> list[Association]:
     """The associations that currently target an instance."""
+    index = index if index is not None else targets_index(account_id, region)
     return [
         association
         for association in list(store(account_id, region).associations.values())
-        if any(i.instance_id == instance_id for i in targeted(account_id, region, association.spec))
+        if instance_id in index.get(association.association_id, set())
     ]
 
 
@@ -599,10 +612,12 @@ def _instance_status_info(association: Association, instance_id: str) -> dict[st
 # --- compliance ----------------------------------------------------------------------------------
 
 
-def compliance_items(account_id: str, region: str, instance_id: str) -> list[dict[str, Any]]:
+def compliance_items(
+    account_id: str, region: str, instance_id: str, index: dict[str, set[str]] | None = None
+) -> list[dict[str, Any]]:
     """Association compliance of one instance, as State Manager reports it (SyncCompliance AUTO)."""
     items = []
-    for association in associations_on(account_id, region, instance_id):
+    for association in associations_on(account_id, region, instance_id, index):
         spec = association.spec
         run = association.runs.get(instance_id)
         if run is None or spec.get("SyncCompliance") == "MANUAL":
@@ -694,10 +709,11 @@ def list_compliance_items(call: Call) -> dict[str, Any]:
                 "InvalidResourceId", f"The resource ID {resource_ids[0]} isn't valid."
             )
     ids = resource_ids or sorted(instances)
+    index = targets_index(call.account_id, call.region)
     rows = [
         item
         for instance_id in ids
-        for item in compliance_items(call.account_id, call.region, instance_id)
+        for item in compliance_items(call.account_id, call.region, instance_id, index)
         if _passes(item, params.get("Filters") or [], _ITEM_FILTER_KEYS)
     ]
     page, token = ssm_documents.paginate(
@@ -710,8 +726,9 @@ def list_compliance_items(call: Call) -> dict[str, Any]:
 def list_resource_compliance_summaries(call: Call) -> dict[str, Any]:
     params = call.params
     rows = []
+    index = targets_index(call.account_id, call.region)
     for instance_id in sorted(fleet_state(call.account_id, call.region).instances):
-        items = compliance_items(call.account_id, call.region, instance_id)
+        items = compliance_items(call.account_id, call.region, instance_id, index)
         if not items:
             continue
         summary = _summary(instance_id, items)

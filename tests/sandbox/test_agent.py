@@ -353,6 +353,15 @@ def test_run_due_everywhere_covers_every_region(sandbox, acme):
     assert association_store(ACCOUNT, REGION).associations  # the state it ran from is the sandbox's
 
 
+def test_agent_loop_starts_and_stops_cleanly():
+    loop = agent_module.AgentLoop(interval=3600)
+    loop.start()
+    thread = loop._thread
+    assert thread is not None and thread.is_alive()
+    loop.stop()
+    assert not thread.is_alive()
+
+
 # --- admin API and scenario ----------------------------------------------------------------------
 
 
