@@ -16,7 +16,7 @@ from pathlib import Path
 from controller.manifests.document import Manifest, parse_document
 from controller.manifests.errors import InvalidDesiredState, ManifestError
 from controller.manifests.registry import kinds
-from controller.manifests.source import discover, read_file
+from controller.manifests.source import SourceDocument, discover, read_file
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ def load_desired_state(directory: str | Path) -> DesiredState:
 
     errors: list[ManifestError] = []
     manifests: list[Manifest] = []
+    identities: list[_Identity] = []
     digest = hashlib.sha256()
     for path in paths:
         relative = path.relative_to(root).as_posix()
@@ -64,6 +65,9 @@ def load_desired_state(directory: str | Path) -> DesiredState:
         digest.update(contents.content)
         errors.extend(contents.errors)
         for document in contents.documents:
+            identity = _identity(document)
+            if identity is not None:
+                identities.append(identity)
             manifest, problems = parse_document(document)
             errors.extend(problems)
             if manifest is not None:
@@ -73,7 +77,7 @@ def load_desired_state(directory: str | Path) -> DesiredState:
         errors.append(
             ManifestError(str(root), None, "holds no manifests (every document is empty)")
         )
-    errors.extend(_duplicate_names(manifests))
+    errors.extend(_duplicate_names(identities))
     by_kind: dict[str, list[Manifest]] = defaultdict(list)
     for manifest in manifests:
         by_kind[manifest.kind].append(manifest)
@@ -85,17 +89,40 @@ def load_desired_state(directory: str | Path) -> DesiredState:
     return DesiredState(root, tuple(manifests), len(paths), digest.hexdigest())
 
 
-def _duplicate_names(manifests: Sequence[Manifest]) -> list[ManifestError]:
+@dataclass(frozen=True)
+class _Identity:
+    kind: str
+    name: str
+    file: str
+    line: int
+
+
+def _identity(document: SourceDocument) -> _Identity | None:
+    """Kind and name of any document that states them, valid or not, so that duplicates are
+    reported in the same run as the documents' other errors."""
+    kind = document.data.get("kind")
+    metadata = document.data.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(kind, str) or not isinstance(name, str):
+        return None
+    return _Identity(kind, name, document.file, document.line_of(("metadata", "name")))
+
+
+def _duplicate_names(identities: Sequence[_Identity]) -> list[ManifestError]:
     errors: list[ManifestError] = []
-    first: dict[tuple[str, str], Manifest] = {}
-    for manifest in manifests:  # already in file order, then document order
-        other = first.setdefault((manifest.kind, manifest.name), manifest)
-        if other is not manifest:
+    first: dict[tuple[str, str], _Identity] = {}
+    for identity in identities:  # in file order, then document order
+        other = first.setdefault((identity.kind, identity.name), identity)
+        if other is not identity:
             errors.append(
-                manifest.error(
-                    ("metadata", "name"),
-                    f"{manifest.ref} is already defined at {other.where_is(('metadata', 'name'))};"
-                    " names must be unique per kind",
+                ManifestError(
+                    identity.file,
+                    identity.line,
+                    f"{identity.kind}/{identity.name} is already defined at {other.file}:"
+                    f"{other.line}; names must be unique per kind",
+                    identity.kind,
+                    identity.name[:80],
+                    "metadata.name",
                 )
             )
     return errors

@@ -19,8 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from controller.manifests.errors import ManifestError
 
@@ -164,17 +170,16 @@ class _AliasNode(Node):
         self.target = target
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader whose composer refuses to nest deeper than MAX_DEPTH (it recurses per level)
-    and keeps each alias use as its own node, so expansion can be counted and located."""
+class _ComposerMixin(Composer):
+    """PyYAML's composer, refusing to nest deeper than MAX_DEPTH (it recurses per level) and
+    keeping each alias use as its own node, so expansion can be counted and located."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
+    byte_positions = False  # does a ReaderError's position count bytes (libyaml) or characters?
+    _depth = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
-        if self.check_event(AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
+        if self.check_event(AliasEvent):  # type: ignore[attr-defined]
+            event = self.peek_event()  # type: ignore[attr-defined]
             target = super().compose_node(parent, index)
             if target is None:
                 return None
@@ -182,18 +187,58 @@ class _Loader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise _TooDeep(self.peek_event().start_mark.line + 1)  # type: ignore[no-untyped-call]
+                raise _TooDeep(self.peek_event().start_mark.line + 1)  # type: ignore[attr-defined]
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
 
+class _PyLoader(_ComposerMixin, Reader, Scanner, Parser, SafeConstructor, Resolver):
+    """Pure-Python events: the fallback when PyYAML was built without libyaml."""
+
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+
+
+_LOADERS: list[type[_ComposerMixin]] = [_PyLoader]
+
+if yaml.__with_libyaml__:  # PyYAML wheels ship libyaml: events an order of magnitude faster
+    from yaml._yaml import CParser
+
+    class _CLoader(_ComposerMixin, CParser, SafeConstructor, Resolver):
+        """libyaml's events, our composer: same nodes, a fraction of the time."""
+
+        byte_positions = True
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+    _LOADERS.insert(0, _CLoader)
+
+LOADER: type[_ComposerMixin] = _LOADERS[0]
+"""The loader in use; tests run the reader with every entry of ``_LOADERS``."""
+
+
 def _parse(text: str, display: str, result: FileContents) -> None:
+    loader_class = LOADER
+
+    def reader_error(exc: yaml.reader.ReaderError) -> ManifestError:
+        before = text.encode()[: exc.position] if loader_class.byte_positions else None
+        newlines = before.count(b"\n") if before is not None else text[: exc.position].count("\n")
+        return ManifestError(display, newlines + 1, _reader_message(exc))
+
     try:
-        loader = _Loader(text)
+        loader: Any = loader_class(text)  # type: ignore[call-arg]
     except yaml.reader.ReaderError as exc:
-        line = text[: exc.position].count("\n") + 1
-        result.errors.append(ManifestError(display, line, _reader_message(exc)))
+        result.errors.append(reader_error(exc))
         return
     try:
         for index, node in enumerate(_nodes(loader)):
@@ -202,11 +247,11 @@ def _parse(text: str, display: str, result: FileContents) -> None:
         result.errors.append(ManifestError(display, exc.line, _too_deep()))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        at = mark.line + 1 if mark is not None else None
-        result.errors.append(ManifestError(display, at, _yaml_message(exc)))
+        last_line = text.count("\n") + (0 if text.endswith("\n") else 1)
+        at = min(mark.line + 1, max(last_line, 1)) if mark is not None else None
+        result.errors.append(ManifestError(display, at, _yaml_message(exc, text)))
     except yaml.reader.ReaderError as exc:
-        at = text[: exc.position].count("\n") + 1
-        result.errors.append(ManifestError(display, at, _reader_message(exc)))
+        result.errors.append(reader_error(exc))
     except yaml.YAMLError as exc:
         result.errors.append(ManifestError(display, None, f"YAML error: {exc}"))
     except RecursionError:
@@ -215,14 +260,14 @@ def _parse(text: str, display: str, result: FileContents) -> None:
         loader.dispose()
 
 
-def _nodes(loader: _Loader) -> Iterator[Node]:
+def _nodes(loader: Any) -> Iterator[Node]:
     while loader.check_node():
         node = loader.get_node()
         if node is not None:
             yield node
 
 
-def _document(node: Node, index: int, display: str, loader: _Loader, result: FileContents) -> None:
+def _document(node: Node, index: int, display: str, loader: Any, result: FileContents) -> None:
     if isinstance(node, _AliasNode):
         node = node.target
     line = node.start_mark.line + 1
@@ -262,7 +307,7 @@ class _Fatal(Exception):
 class _Converter:
     """Nodes to plain data, recording lines, refusing duplicate keys and counting alias output."""
 
-    def __init__(self, loader: _Loader) -> None:
+    def __init__(self, loader: Any) -> None:
         self.loader = loader
         self.lines: dict[FieldPath, int] = {}
         self.issues: list[SourceIssue] = []
@@ -393,12 +438,14 @@ def _too_deep() -> str:
     return f"nesting is deeper than {MAX_DEPTH} levels, the limit for a manifest"
 
 
-def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
+def _yaml_message(exc: yaml.MarkedYAMLError, text: str) -> str:
     problem = exc.problem or "invalid YAML"
     message = f"YAML syntax error: {problem}"
     if exc.context:
         message += f" ({exc.context})"
-    if "'\\t'" in problem or "\t" in problem:
+    mark = exc.problem_mark
+    lines = text.splitlines()
+    if mark is not None and mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]:
         message += "; tabs are not allowed for indentation in YAML, use spaces"
     return message
 

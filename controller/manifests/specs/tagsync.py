@@ -8,6 +8,7 @@ spec, and not claimed by two TagSyncs that may select the same WorkSpace.
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Literal, get_args
 
@@ -332,36 +333,54 @@ class TagSyncSpec(SpecModel):
 
 
 def check_tag_syncs(by_kind: Mapping[str, Sequence[Manifest]]) -> list[ManifestError]:
-    """Two TagSyncs that may select one WorkSpace must not both own a key they write."""
+    """Two TagSyncs that may select one WorkSpace must not both own a key they write.
+
+    Candidates are found through a directory index, so many per-directory TagSyncs are not
+    compared pair by pair; one without directoryIds is compared with every earlier one."""
     errors: list[ManifestError] = []
     ordered = sorted(by_kind.get(KIND, ()), key=lambda m: (m.source.file, m.source.line))
+    by_directory: dict[str, list[int]] = defaultdict(list)
+    any_directory: list[int] = []
     for position, later in enumerate(ordered):
-        mine: TagSyncSpec = later.spec
-        for earlier in ordered[:position]:
-            theirs: TagSyncSpec = earlier.spec
-            if not mine.workspaces.may_overlap(theirs.workspaces):
-                continue
-            overlap = (
-                f"{earlier.ref} ({earlier.where}) selects WorkSpaces this TagSync may select too;"
-                " give the key one owner, or make directoryIds or bundleIds disjoint"
+        selector: WorkspaceSelector = later.spec.workspaces
+        candidates: Iterable[int] = range(position)
+        if selector.directory_ids:
+            shared = {i for d in selector.directory_ids for i in by_directory.get(d, ())}
+            candidates = sorted(shared.union(any_directory))
+        for index in candidates:
+            earlier = ordered[index]
+            if selector.may_overlap(earlier.spec.workspaces):
+                errors.extend(_key_conflicts(earlier, later))
+        for directory in set(selector.directory_ids):
+            by_directory[directory].append(position)
+        if not selector.directory_ids:
+            any_directory.append(position)
+    return errors
+
+
+def _key_conflicts(earlier: Manifest, later: Manifest) -> list[ManifestError]:
+    mine: TagSyncSpec = later.spec
+    theirs: TagSyncSpec = earlier.spec
+    errors: list[ManifestError] = []
+    overlap = (
+        f"{earlier.ref} ({earlier.where}) selects WorkSpaces this TagSync may select too;"
+        " give the key one owner, or make directoryIds or bundleIds disjoint"
+    )
+    my_fixed = mine.fixed_keys()
+    for key, path in my_fixed.items():
+        if theirs.owns_key(key):
+            errors.append(later.spec_error(path, f"tag key {key!r} is also written by {overlap}"))
+    for key in theirs.fixed_keys():
+        if key in my_fixed or not mine.owns_key(key):
+            continue
+        index = next(i for i, p in enumerate(mine.copy_tags.include) if glob_match(key, p))
+        errors.append(
+            later.spec_error(
+                ("copyTags", "include", index),
+                f"pattern {mine.copy_tags.include[index]!r} copies tag key {key!r}, which"
+                f" is also written by {overlap}",
             )
-            my_fixed = mine.fixed_keys()
-            for key, path in my_fixed.items():
-                if theirs.owns_key(key):
-                    errors.append(
-                        later.spec_error(path, f"tag key {key!r} is also written by {overlap}")
-                    )
-            for key in theirs.fixed_keys():
-                if key in my_fixed or not mine.owns_key(key):
-                    continue
-                index = next(i for i, p in enumerate(mine.copy_tags.include) if glob_match(key, p))
-                errors.append(
-                    later.spec_error(
-                        ("copyTags", "include", index),
-                        f"pattern {mine.copy_tags.include[index]!r} copies tag key {key!r}, which"
-                        f" is also written by {overlap}",
-                    )
-                )
+        )
     return errors
 
 
