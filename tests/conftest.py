@@ -53,3 +53,11 @@ def sandbox(sandbox_server: Sandbox) -> SandboxHandle:
     admin = SandboxClient(sandbox_server.endpoint)
     admin.reset()
     return SandboxHandle(endpoint=sandbox_server.endpoint, admin=admin)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _redacting_logs() -> None:
+    """Every log line in the suite goes through the production pipeline (with redaction)."""
+    from controller.observability.logging import configure_logging
+
+    configure_logging("json", "info")

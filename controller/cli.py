@@ -1,0 +1,336 @@
+"""``fleet-controller``: validate | plan | apply | run | export | sandbox.
+
+Exit codes follow CI conventions: 0 success, 1 error (invalid desired state, AWS failure, an
+operation that failed), and with ``plan --detailed-exitcode`` 2 when there are changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+import yaml
+
+from controller.aws import AwsApi, AwsSettings, CallRecorder
+from controller.engine.loop import LoopSettings, ReconcileLoop
+from controller.engine.plan import Operation, Plan
+from controller.engine.prune import PruneSettings
+from controller.engine.reconcile import Reconciler, ReconcileSettings
+from controller.engine.render import render_json, render_markdown, render_text
+from controller.kinds import all_kinds
+from controller.manifests import DesiredState, InvalidDesiredState, load_desired_state
+from controller.observability.http import ObservabilityServer
+from controller.observability.logging import configure_logging
+from controller.observability.metrics import Metrics
+from controller.observability.redaction import redact_text
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+log = structlog.get_logger("fleet_controller.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fleet-controller",
+        description="Keep an Amazon WorkSpaces fleet managed by SSM in the state declared in git.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
+    common.add_argument("--log-level", default=os.environ.get("FLEET_LOG_LEVEL", "info"))
+
+    aws = argparse.ArgumentParser(add_help=False)
+    aws.add_argument(
+        "--controller-id",
+        default=os.environ.get("FLEET_CONTROLLER_ID", "fleet-controller"),
+        help="value of the fleet-controller/owner tag on everything this controller creates",
+    )
+    aws.add_argument("--region", help="AWS region (default: boto3's configuration)")
+    aws.add_argument("--profile", help="AWS profile (default: boto3's configuration)")
+    aws.add_argument(
+        "--endpoint-url", help="AWS endpoint (default: boto3's, e.g. AWS_ENDPOINT_URL)"
+    )
+    aws.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="start the embedded sandbox with a simulated fleet and run against it",
+    )
+    aws.add_argument("--sandbox-workspaces", type=int, default=50, metavar="N")
+    aws.add_argument("--sandbox-scenario", type=Path, metavar="FILE")
+
+    pruning = argparse.ArgumentParser(add_help=False)
+    pruning.add_argument(
+        "--prune", action="store_true", help="delete owned resources no manifest declares"
+    )
+    pruning.add_argument("--max-deletes", type=int, default=5, metavar="N")
+
+    validate = commands.add_parser("validate", parents=[common], help="check desired state offline")
+    validate.add_argument("directory", type=Path)
+
+    plan = commands.add_parser(
+        "plan", parents=[common, aws, pruning], help="show what would change"
+    )
+    plan.add_argument("directory", type=Path)
+    plan.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    plan.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when nothing changes, 2 when something would, 1 on error",
+    )
+
+    apply = commands.add_parser("apply", parents=[common, aws, pruning], help="plan, then apply")
+    apply.add_argument("directory", type=Path)
+    apply.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+
+    run = commands.add_parser("run", parents=[common, aws, pruning], help="reconcile in a loop")
+    run.add_argument("directory", type=Path)
+    run.add_argument("--interval", type=float, default=300.0, metavar="SECONDS")
+    run.add_argument("--jitter", type=float, default=0.1, metavar="FRACTION")
+    run.add_argument("--mode", choices=["enforce", "observe"], default="enforce")
+    run.add_argument("--metrics-host", default="0.0.0.0")
+    run.add_argument("--metrics-port", type=int, default=9100)
+    run.add_argument("--iterations", type=int, help="stop after N reconciles (default: never)")
+
+    export = commands.add_parser("export", parents=[common, aws], help="live state as YAML")
+    export.add_argument("--output", type=Path, help="file to write (default: stdout)")
+
+    sandbox = commands.add_parser("sandbox", parents=[common], help="run the local AWS sandbox")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=4566)
+    sandbox.add_argument("--workspaces", type=int, default=50)
+    sandbox.add_argument("--scenario", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_format, args.log_level)
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "validate": cmd_validate,
+        "plan": cmd_plan,
+        "apply": cmd_apply,
+        "run": cmd_run,
+        "export": cmd_export,
+        "sandbox": cmd_sandbox,
+    }
+    try:
+        return handlers[args.command](args)
+    except InvalidDesiredState as invalid:
+        _print_invalid(invalid)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_ERROR
+    except Exception as error:
+        message = redact_text(f"{type(error).__name__}: {error}")
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _print_invalid(invalid: InvalidDesiredState) -> None:
+    count = len(invalid.errors)
+    print(f"desired state is invalid ({count} error{'s' if count != 1 else ''}):", file=sys.stderr)
+    for error in invalid.errors:
+        print(f"  {error}", file=sys.stderr)
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    desired = load_desired_state(args.directory)
+    counts = ", ".join(
+        f"{len(desired.of_kind(k.kind))} {k.kind}" for k in all_kinds() if desired.of_kind(k.kind)
+    )
+    print(f"{args.directory}: valid ({counts or 'no documents'})")
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    desired = load_desired_state(args.directory)
+    with controller_session(args, desired) as (reconciler, _):
+        plan = reconciler.plan(desired)
+    sys.stdout.write(_render(plan, args.format, sys.stdout))
+    if args.detailed_exitcode and plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    desired = load_desired_state(args.directory)
+    with controller_session(args, desired) as (reconciler, _):
+        plan = reconciler.plan(desired)
+        sys.stdout.write(_render(plan, args.format, sys.stdout))
+        if not plan.has_changes:
+            return EXIT_ERROR if plan.refused else EXIT_OK
+        stop = threading.Event()
+        with _stop_on_signals(stop.set):
+            result = reconciler.apply(plan, stop=stop, progress=_progress_printer(sys.stderr))
+    print(
+        f"Applied {len(result.applied)} of {len(plan.operations)} operation(s); "
+        f"{len(result.failed)} failed, {len(result.skipped)} not started.",
+    )
+    for operation, error in result.failed:
+        print(f"  failed: {operation.title}: {error}", file=sys.stderr)
+    return EXIT_OK if result.ok and not result.skipped and not plan.refused else EXIT_ERROR
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    directory: Path = args.directory
+    first = load_desired_state(directory)  # fail fast on a broken start
+    with controller_session(args, first) as (reconciler, metrics):
+        loop = ReconcileLoop(
+            source=lambda: load_desired_state(directory),
+            reconciler=reconciler,
+            metrics=metrics,
+            settings=LoopSettings(
+                interval_seconds=args.interval,
+                jitter_fraction=args.jitter,
+                enforce=args.mode == "enforce",
+                max_iterations=args.iterations,
+            ),
+        )
+        server = ObservabilityServer(
+            metrics, ready=lambda: loop.ready, host=args.metrics_host, port=args.metrics_port
+        ).start()
+        log.info("serving metrics", url=f"{server.url}/metrics", mode=args.mode)
+        try:
+            with _stop_on_signals(loop.request_stop):
+                loop.run()
+        finally:
+            server.stop()
+    log.info("stopped")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with controller_session(args, None) as (reconciler, _):
+        ctx = reconciler.context()
+        documents: list[dict[str, Any]] = []
+        for kind in all_kinds():
+            documents += kind.export(reconciler.aws, ctx)
+    text = redact_text(yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True))
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from controller.sandbox.main import run_sandbox
+
+    run_sandbox(host=args.host, port=args.port, workspaces=args.workspaces, scenario=args.scenario)
+    return EXIT_OK
+
+
+# -- plumbing ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def controller_session(
+    args: argparse.Namespace, desired: DesiredState | None
+) -> Iterator[tuple[Reconciler, Metrics]]:
+    """An AwsApi, metrics and a Reconciler, against AWS or an embedded sandbox."""
+    embedded = None
+    settings = AwsSettings(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
+    if args.sandbox:
+        from controller.embedded import EmbeddedSandbox
+
+        embedded = EmbeddedSandbox(
+            workspaces=args.sandbox_workspaces,
+            scenario=args.sandbox_scenario,
+            registration_parameter=_first_publish_parameter(desired),
+        )
+        settings.endpoint_url = embedded.start()
+        settings.region = settings.region or embedded.region
+        settings.rate_limits = None  # the sandbox has no API limits to stay under
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "sandbox")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sandbox")
+        log.info("embedded sandbox started", endpoint=settings.endpoint_url)
+    metrics = Metrics(controller_id=args.controller_id, process_metrics=True)
+    recorder = CallRecorder()
+    recorder.subscribe(
+        lambda service, operation, outcome: metrics.record_aws_call(
+            "default", service, operation, outcome.value
+        ),
+        lambda service, operation: metrics.record_aws_retry("default", service, operation),
+    )
+    try:
+        reconciler = Reconciler(
+            AwsApi(settings, recorder),
+            ReconcileSettings(
+                controller_id=args.controller_id,
+                prune=PruneSettings(
+                    enabled=getattr(args, "prune", False),
+                    max_deletes=getattr(args, "max_deletes", 5),
+                ),
+            ),
+            metrics,
+        )
+        yield reconciler, metrics
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _first_publish_parameter(desired: DesiredState | None) -> str | None:
+    if desired is None:
+        return None
+    for manifest in desired.of_kind("Activation"):
+        return str(manifest.spec.publish.parameter_name)
+    return None
+
+
+def _render(plan: Plan, fmt: str, stream: TextIO) -> str:
+    if fmt == "markdown":
+        return render_markdown(plan)
+    if fmt == "json":
+        return render_json(plan)
+    colour = stream.isatty() and "NO_COLOR" not in os.environ
+    return render_text(plan, colour=colour)
+
+
+def _progress_printer(stream: TextIO) -> Callable[[int, int, Operation, str | None], None]:
+    """On a terminal, one self-overwriting progress line; elsewhere the log says enough."""
+    if not stream.isatty():
+        return lambda index, total, operation, error: None
+
+    def show(index: int, total: int, operation: Operation, error: str | None) -> None:
+        status = "failed" if error else "ok"
+        line = f"[{index}/{total}] {operation.action.value} {operation.title} {status}"
+        stream.write("\r\033[K" + line[:150] + ("\n" if index == total else ""))
+        stream.flush()
+
+    return show
+
+
+@contextmanager
+def _stop_on_signals(request_stop: Callable[[], None]) -> Iterator[None]:
+    """SIGTERM/SIGINT ask for a clean stop: the operation in flight finishes first."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        log.info("stop requested", signal=signal.Signals(signum).name)
+        request_stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The embedded sandbox behind ``--sandbox``: a local AWS endpoint with a simulated fleet.
+
+It starts the sandbox in-process, applies a scenario (WorkSpaces in two directories with tags),
+points the fleet's WorkSpaces at the parameter the example Activation publishes to, and keeps a
+background "fleet tick": WorkSpaces register as soon as an activation is published and due
+associations run, the way a real fleet would catch up on its own.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controller.sandbox.client import AdminApiError, SandboxClient
+
+DEFAULT_SCENARIO = "demo.yaml"
+
+
+@dataclass
+class EmbeddedSandbox:
+    workspaces: int = 50
+    scenario: Path | None = None
+    registration_parameter: str | None = None
+    tick_seconds: float = 2.0
+    region: str = "us-east-1"
+    endpoint: str = ""
+    _server: Any = field(default=None, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def start(self) -> str:
+        from controller.sandbox.server import Sandbox
+
+        self._server = Sandbox()
+        self.endpoint = self._server.start()
+        admin = SandboxClient(self.endpoint, region=self.region)
+        admin.post("scenario", self._scenario())
+        if self.registration_parameter:
+            admin.post("fleet/registration", {"parameterName": self.registration_parameter})
+        self._thread = threading.Thread(
+            target=self._tick_forever, args=(admin,), name="sandbox-fleet", daemon=True
+        )
+        self._thread.start()
+        return self.endpoint
+
+    def _scenario(self) -> dict[str, Any]:
+        if self.scenario is not None:
+            data = yaml.safe_load(self.scenario.read_text(encoding="utf-8")) or {}
+        else:
+            text = resources.files("controller.sandbox").joinpath("scenarios", DEFAULT_SCENARIO)
+            data = yaml.safe_load(text.read_text(encoding="utf-8"))
+            _scale(data, self.workspaces)
+        if not isinstance(data, dict):
+            raise ValueError("a sandbox scenario is a mapping of sections")
+        return data
+
+    def _tick_forever(self, admin: SandboxClient) -> None:
+        while not self._stop.wait(self.tick_seconds):
+            for path in ("fleet/boot", "agent/run"):
+                try:
+                    admin.post(path, {})
+                except (AdminApiError, OSError):
+                    continue  # a route this sandbox lacks, or it is shutting down
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._server is not None:
+            self._server.stop()
+
+
+def _scale(scenario: dict[str, Any], total: int) -> None:
+    """Spread ``total`` WorkSpaces over the demo scenario's groups in their given proportions."""
+    groups = scenario.get("workspaces") or []
+    weights = [int(group.get("count", 1)) for group in groups]
+    if not groups or sum(weights) == 0:
+        return
+    assigned = 0
+    for index, group in enumerate(groups):
+        if index == len(groups) - 1:
+            group["count"] = max(0, total - assigned)
+        else:
+            group["count"] = total * weights[index] // sum(weights)
+            assigned += group["count"]

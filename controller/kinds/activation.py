@@ -1,0 +1,438 @@
+"""Hybrid activations: rotated before they expire, their ID and code published as a SecureString.
+
+Activations cannot be updated, and their code is returned only once, at create. So every reason to
+change one (its spec changed, it expires within ``renewBefore``, its registrations near the limit,
+it is gone) is a rotation: create a new one and publish it in the same step, then delete the old
+one after ``gracePeriod``. The published parameter's description names the activation it holds, so
+observing never decrypts a code: the only code the controller ever holds is the one it just created.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from controller.aws import AwsApi, error_code
+from controller.engine.ownership import (
+    MANIFEST_TAG,
+    OWNER_TAG,
+    RESERVED_PREFIX,
+    is_owned,
+    manifest_of,
+    owner_tags,
+)
+from controller.engine.plan import Action, FieldChange, Finding, KindPlan, Operation, Severity
+from controller.kinds.base import Context, Kind
+from controller.manifests import Manifest
+from controller.observability.metrics import Metrics
+from controller.observability.redaction import register_secret
+
+KIND = "Activation"
+_DESCRIPTION = re.compile(r"^fleet-controller: activation (?P<id>[0-9a-fA-F-]{36})\b")
+
+
+@dataclass(frozen=True)
+class LiveActivation:
+    activation_id: str
+    iam_role: str
+    registration_limit: int
+    registrations_count: int
+    expiration: datetime
+    created: datetime
+    expired: bool
+    description: str | None = None
+    default_instance_name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PublishedParameter:
+    name: str
+    exists: bool
+    owned: bool = False
+    activation_id: str | None = None  # from the parameter's description
+    published_at: datetime | None = None  # the parameter's LastModifiedDate
+
+
+@dataclass
+class ActivationLive:
+    activations: list[LiveActivation]
+    parameters: dict[str, PublishedParameter]
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    """What apply sends to CreateActivation and where it publishes the result (no secret here)."""
+
+    manifest: str
+    iam_role: str
+    registration_limit: int
+    valid_for: timedelta
+    description: str | None
+    default_instance_name: str | None
+    tags: dict[str, str]
+    parameter_name: str
+    parameter_exists: bool
+    kms_key_id: str | None
+
+
+def _tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in tags or []}
+
+
+class ActivationKind(Kind[ActivationLive]):
+    kind = KIND
+    apply_order = 10
+
+    # -- observe ---------------------------------------------------------------------------------
+    def observe(self, aws: AwsApi, desired: list[Manifest], ctx: Context) -> ActivationLive:
+        activations = [
+            LiveActivation(
+                activation_id=item["ActivationId"],
+                iam_role=item.get("IamRole", ""),
+                registration_limit=int(item.get("RegistrationLimit", 1)),
+                registrations_count=int(item.get("RegistrationsCount", 0)),
+                expiration=item["ExpirationDate"],
+                created=item.get("CreatedDate", item["ExpirationDate"]),
+                expired=bool(item.get("Expired", False)),
+                description=item.get("Description") or None,
+                default_instance_name=item.get("DefaultInstanceName") or None,
+                tags=_tag_dict(item.get("Tags")),
+            )
+            for item in aws.items("ssm", "DescribeActivations", MaxResults=50)
+        ]
+        names = sorted({m.spec.publish.parameter_name for m in desired})
+        return ActivationLive(activations, self._observe_parameters(aws, names, ctx))
+
+    def _observe_parameters(
+        self, aws: AwsApi, names: list[str], ctx: Context
+    ) -> dict[str, PublishedParameter]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(names), 50):
+            chunk = names[start : start + 50]
+            filters = [{"Key": "Name", "Option": "Equals", "Values": chunk}]
+            for described in aws.items("ssm", "DescribeParameters", ParameterFilters=filters):
+                found[described["Name"]] = described
+        parameters: dict[str, PublishedParameter] = {}
+        for name in names:
+            item = found.get(name)
+            if item is None:
+                parameters[name] = PublishedParameter(name, exists=False)
+                continue
+            tags = _tag_dict(
+                aws.call("ssm", "ListTagsForResource", ResourceType="Parameter", ResourceId=name)[
+                    "TagList"
+                ]
+            )
+            match = _DESCRIPTION.match(item.get("Description") or "")
+            parameters[name] = PublishedParameter(
+                name,
+                exists=True,
+                owned=is_owned(tags, ctx.controller_id),
+                activation_id=match.group("id") if match else None,
+                published_at=item.get("LastModifiedDate"),
+            )
+        return parameters
+
+    # -- diff (pure) -----------------------------------------------------------------------------
+    def diff(self, desired: list[Manifest], live: ActivationLive, ctx: Context) -> KindPlan:
+        plan = KindPlan()
+        mine = [a for a in live.activations if is_owned(a.tags, ctx.controller_id)]
+        declared = {m.name for m in desired}
+        for manifest in desired:
+            served = [a for a in mine if manifest_of(a.tags, KIND) == manifest.name]
+            self._diff_one(manifest, served, live.parameters, ctx, plan)
+        for activation in mine:
+            name = manifest_of(activation.tags, KIND)
+            if name is not None and name not in declared:
+                plan.operations.append(
+                    Operation(
+                        KIND,
+                        name,
+                        Action.DELETE,
+                        activation.activation_id,
+                        reason="no manifest declares it any more",
+                        prune=True,
+                        payload=activation.activation_id,
+                    )
+                )
+        return plan
+
+    def _diff_one(
+        self,
+        manifest: Manifest,
+        served: list[LiveActivation],
+        parameters: dict[str, PublishedParameter],
+        ctx: Context,
+        plan: KindPlan,
+    ) -> None:
+        spec = manifest.spec
+        parameter = parameters[spec.publish.parameter_name]
+        if parameter.exists and not parameter.owned:
+            plan.findings.append(
+                Finding(
+                    KIND,
+                    manifest.name,
+                    Severity.ERROR,
+                    f"parameter {parameter.name} exists and is not owned by this controller "
+                    f"({OWNER_TAG} tag missing or different): refusing to overwrite it",
+                )
+            )
+            return
+        current = next(
+            (a for a in served if a.activation_id == parameter.activation_id),
+            None,
+        )
+        desired_tags = {**spec.tags, **owner_tags(ctx.controller_id, KIND, manifest.name)}
+        changes, reason = self._rotation(manifest, current, desired_tags, parameter, ctx)
+        if reason:
+            plan.operations.append(
+                Operation(
+                    KIND,
+                    manifest.name,
+                    Action.REPLACE if current else Action.CREATE,
+                    current.activation_id if current else "(new)",
+                    changes=tuple(changes),
+                    reason=reason,
+                    payload=CreateRequest(
+                        manifest=manifest.name,
+                        iam_role=spec.iam_role,
+                        registration_limit=spec.registration_limit,
+                        valid_for=spec.valid_for,
+                        description=spec.description,
+                        default_instance_name=spec.default_instance_name,
+                        tags=desired_tags,
+                        parameter_name=parameter.name,
+                        parameter_exists=parameter.exists,
+                        kms_key_id=spec.publish.kms_key_id,
+                    ),
+                )
+            )
+        for activation in served:
+            if activation is current:
+                continue
+            if current is None or activation.created > current.created:
+                plan.operations.append(
+                    Operation(
+                        KIND,
+                        manifest.name,
+                        Action.DELETE,
+                        activation.activation_id,
+                        reason="created but never published (its code was lost): cleaning up",
+                        payload=activation.activation_id,
+                    )
+                )
+                continue
+            published_at = parameter.published_at or current.created
+            retire_at = published_at + spec.grace_period
+            if ctx.now >= retire_at:
+                plan.operations.append(
+                    Operation(
+                        KIND,
+                        manifest.name,
+                        Action.DELETE,
+                        activation.activation_id,
+                        reason=f"replaced by {current.activation_id}; grace period over",
+                        payload=activation.activation_id,
+                    )
+                )
+            else:
+                plan.findings.append(
+                    Finding(
+                        KIND,
+                        manifest.name,
+                        Severity.INFO,
+                        f"previous activation {activation.activation_id} is retired at "
+                        f"{retire_at.isoformat(timespec='seconds')} (grace period)",
+                    )
+                )
+
+    def _rotation(
+        self,
+        manifest: Manifest,
+        current: LiveActivation | None,
+        desired_tags: dict[str, str],
+        parameter: PublishedParameter,
+        ctx: Context,
+    ) -> tuple[list[FieldChange], str]:
+        """Field changes and the reason to rotate (empty reason: keep the current activation)."""
+        spec = manifest.spec
+        if current is None:
+            if parameter.activation_id:
+                return [], f"published activation {parameter.activation_id} no longer exists"
+            return [], "no activation is published"
+        changes = [
+            FieldChange(name, before, after)
+            for name, before, after in (
+                ("iamRole", current.iam_role, spec.iam_role),
+                ("registrationLimit", current.registration_limit, spec.registration_limit),
+                ("description", current.description, spec.description),
+                (
+                    "defaultInstanceName",
+                    current.default_instance_name,
+                    spec.default_instance_name,
+                ),
+                ("validFor", _lifetime(current), _format_duration(spec.valid_for)),
+            )
+            if before != after
+        ]
+        changes += [
+            FieldChange(f"tags.{key}", current.tags.get(key), desired_tags.get(key))
+            for key in sorted(set(current.tags) | set(desired_tags))
+            if current.tags.get(key) != desired_tags.get(key)
+        ]
+        if changes:
+            return changes, "the spec changed and activations are immutable"
+        if current.expired or ctx.now >= current.expiration:
+            return [], f"expired at {current.expiration.isoformat(timespec='seconds')}"
+        if ctx.now >= current.expiration - spec.renew_before:
+            return [], (
+                f"expires at {current.expiration.isoformat(timespec='seconds')}, "
+                f"within renewBefore ({_format_duration(spec.renew_before)})"
+            )
+        threshold = math.ceil(
+            current.registration_limit * spec.rotate_at_registration_percent / 100
+        )
+        if current.registrations_count >= threshold:
+            return [], (
+                f"{current.registrations_count} of {current.registration_limit} registrations used "
+                f"(rotates at {spec.rotate_at_registration_percent}%)"
+            )
+        return [], ""
+
+    # -- apply -----------------------------------------------------------------------------------
+    def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> None:
+        if operation.action is Action.DELETE:
+            try:
+                aws.call("ssm", "DeleteActivation", ActivationId=operation.payload)
+            except Exception as error:
+                if error_code(error) != "InvalidActivation":  # already gone: the goal is met
+                    raise
+            return
+        self._create_and_publish(aws, operation.payload, ctx)
+
+    def _create_and_publish(self, aws: AwsApi, request: CreateRequest, ctx: Context) -> None:
+        expiry = ctx.now + request.valid_for
+        params: dict[str, Any] = {
+            "IamRole": request.iam_role,
+            "RegistrationLimit": request.registration_limit,
+            "ExpirationDate": expiry,
+            "Tags": [{"Key": k, "Value": v} for k, v in sorted(request.tags.items())],
+        }
+        if request.description:
+            params["Description"] = request.description
+        if request.default_instance_name:
+            params["DefaultInstanceName"] = request.default_instance_name
+        created = aws.call("ssm", "CreateActivation", **params)
+        activation_id, code = created["ActivationId"], created["ActivationCode"]
+        register_secret(code)
+        value = json.dumps(
+            {
+                "id": activation_id,
+                "code": code,
+                "region": ctx.region,
+                "expiry": expiry.isoformat(timespec="seconds"),
+            }
+        )
+        put: dict[str, Any] = {
+            "Name": request.parameter_name,
+            "Value": value,
+            "Type": "SecureString",
+            "Description": (
+                f"fleet-controller: activation {activation_id} for {KIND}/{request.manifest}, "
+                f"expires {expiry.isoformat(timespec='seconds')}"
+            ),
+        }
+        if request.kms_key_id:
+            put["KeyId"] = request.kms_key_id
+        if request.parameter_exists:
+            put["Overwrite"] = True  # AWS refuses Tags together with Overwrite
+        else:
+            put["Tags"] = [
+                {"Key": k, "Value": v}
+                for k, v in owner_tags(ctx.controller_id, KIND, request.manifest).items()
+            ]
+        aws.call("ssm", "PutParameter", **put)
+
+    # -- status ----------------------------------------------------------------------------------
+    def report(
+        self, desired: list[Manifest], live: ActivationLive, metrics: Metrics, ctx: Context
+    ) -> None:
+        expiry: dict[tuple[str, ...], float] = {}
+        registrations: dict[tuple[str, ...], float] = {}
+        limits: dict[tuple[str, ...], float] = {}
+        by_id = {a.activation_id: a for a in live.activations}
+        for manifest in desired:
+            parameter = live.parameters.get(manifest.spec.publish.parameter_name)
+            current = by_id.get(parameter.activation_id or "") if parameter else None
+            if current is None:
+                continue
+            key = (manifest.name,)
+            expiry[key] = current.expiration.timestamp()
+            registrations[key] = current.registrations_count
+            limits[key] = current.registration_limit
+        metrics.set_family(metrics.activation_expiry_timestamp_seconds, ctx.target, expiry)
+        metrics.set_family(metrics.activation_registrations, ctx.target, registrations)
+        metrics.set_family(metrics.activation_registration_limit, ctx.target, limits)
+        owned = [a for a in live.activations if is_owned(a.tags, ctx.controller_id)]
+        metrics.managed_resources.labels(target=ctx.target, kind=KIND).set(len(owned))
+
+    # -- export ----------------------------------------------------------------------------------
+    def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
+        documents = []
+        live = self.observe(aws, [], ctx)
+        for index, activation in enumerate(
+            sorted(live.activations, key=lambda a: a.created), start=1
+        ):
+            if activation.expired:
+                continue
+            name = manifest_of(activation.tags, KIND) or f"activation-{index}"
+            spec: dict[str, Any] = {
+                "iamRole": activation.iam_role,
+                "registrationLimit": activation.registration_limit,
+                "validFor": _lifetime(activation),
+                "publish": {"parameterName": f"/fleet-controller/activations/{name}"},
+            }
+            if activation.description:
+                spec["description"] = activation.description
+            if activation.default_instance_name:
+                spec["defaultInstanceName"] = activation.default_instance_name
+            user_tags = {
+                k: v for k, v in activation.tags.items() if not k.startswith(RESERVED_PREFIX)
+            }
+            if user_tags:
+                spec["tags"] = user_tags
+            documents.append(
+                {
+                    "apiVersion": "fleet-controller/v1alpha1",
+                    "kind": KIND,
+                    "metadata": {"name": name},
+                    "spec": spec,
+                }
+            )
+        return documents
+
+
+def _lifetime(activation: LiveActivation) -> str:
+    """The validFor an activation was created with, to the minute (rounding absorbs clock skew)."""
+    seconds = (activation.expiration - activation.created).total_seconds()
+    minutes = max(1, round(seconds / 60))
+    return _format_duration(timedelta(minutes=minutes))
+
+
+def _format_duration(value: timedelta) -> str:
+    """The canonical spelling used in manifests: 1d12h, 30m, ..."""
+    total = int(value.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, total = divmod(total, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+__all__ = ["KIND", "MANIFEST_TAG", "ActivationKind"]

@@ -1,0 +1,416 @@
+"""TagSync: WorkSpaces tags and attributes copied onto the matching SSM managed instances.
+
+Tags on a WorkSpace do not follow it into SSM, so State Manager cannot target by them until someone
+copies them. The controller owns exactly the keys a TagSync spec can produce: it writes a key only
+when its value differs, removes an owned key no longer desired, and never touches other keys.
+
+Reads are bulk: DescribeWorkspaces (25 a page), DescribeInstanceInformation (50 a page) and one
+tagging-API GetResources walk for the tags of both (100 a page). When the tagging API is denied,
+tags are read per resource instead (and WorkSpaces' one-per-call DescribeTags is slow: 2 calls/s).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.aws import AwsApi, is_access_denied
+from controller.engine.ownership import OWNER_TAG, WORKSPACE_ID_TAG, is_owned
+from controller.engine.plan import Action, FieldChange, Finding, KindPlan, Operation, Severity
+from controller.kinds.base import Context, Kind
+from controller.kinds.matching import LiveInstance, LiveWorkspace, Matches, match_instances
+from controller.manifests import Manifest
+from controller.observability.metrics import Metrics
+
+KIND = "TagSync"
+MAX_INSTANCE_TAGS = 50
+ONBOARDING_STATES = frozenset({"AVAILABLE"})  # a WorkSpace in these states should be registered
+
+
+@dataclass
+class TagSyncLive:
+    workspaces: list[LiveWorkspace]
+    instances: list[LiveInstance]
+    tag_source: str = "tagging-api"
+
+
+@dataclass(frozen=True)
+class TagChange:
+    instance_id: str
+    add: dict[str, str] = field(default_factory=dict)
+    remove: tuple[str, ...] = ()
+
+
+def selects(manifest: Manifest, workspace: LiveWorkspace) -> bool:
+    scope = manifest.spec.workspaces
+    if scope.directory_ids and workspace.directory_id not in scope.directory_ids:
+        return False
+    if scope.bundle_ids and workspace.bundle_id not in scope.bundle_ids:
+        return False
+    return workspace.state in scope.states
+
+
+def desired_tags(manifest: Manifest, workspace: LiveWorkspace) -> dict[str, str]:
+    """The tags one TagSync wants on the instance of one WorkSpace."""
+    spec = manifest.spec
+    tags: dict[str, str] = {WORKSPACE_ID_TAG: workspace.workspace_id}
+    for source, target in spec.produced_keys_for(list(workspace.tags)).items():
+        tags[target] = workspace.tags[source]
+    attributes = spec.attributes
+    for attribute, value in (
+        (attributes.user_name, workspace.user_name),
+        (attributes.bundle_id, workspace.bundle_id),
+        (attributes.directory_id, workspace.directory_id),
+        (attributes.running_mode, workspace.running_mode),
+        (attributes.compute_type, workspace.compute_type),
+        (attributes.operating_system, workspace.operating_system),
+        (attributes.computer_name, workspace.computer_name),
+        (attributes.ip_address, workspace.ip_address),
+    ):
+        if attribute:
+            tags[attribute] = value
+    tags.update(spec.static_tags)
+    return tags
+
+
+class TagSyncKind(Kind[TagSyncLive]):
+    kind = KIND
+    apply_order = 20
+
+    # -- observe ---------------------------------------------------------------------------------
+    def observe(self, aws: AwsApi, desired: list[Manifest], ctx: Context) -> TagSyncLive:
+        workspaces = self._describe_workspaces(aws, desired)
+        instances = list(
+            aws.items(
+                "ssm",
+                "DescribeInstanceInformation",
+                Filters=[{"Key": "ResourceType", "Values": ["ManagedInstance"]}],
+                MaxResults=50,
+            )
+        )
+        try:
+            workspace_tags, instance_tags = self._tags_in_bulk(aws, ctx)
+            source = "tagging-api"
+        except Exception as error:
+            if not is_access_denied(error):
+                raise
+            workspace_tags = {w["WorkspaceId"]: self._workspace_tags(aws, w) for w in workspaces}
+            instance_tags = {i["InstanceId"]: self._instance_tags(aws, i) for i in instances}
+            source = "per-resource"
+        return TagSyncLive(
+            workspaces=[
+                _workspace(w, workspace_tags.get(w["WorkspaceId"], {})) for w in workspaces
+            ],
+            instances=[_instance(i, instance_tags.get(i["InstanceId"], {})) for i in instances],
+            tag_source=source,
+        )
+
+    def _describe_workspaces(self, aws: AwsApi, desired: list[Manifest]) -> list[dict[str, Any]]:
+        """All WorkSpaces, or only the selected directories' when every TagSync names them."""
+        directories: set[str] = set()
+        for manifest in desired:
+            if not manifest.spec.workspaces.directory_ids:
+                return list(aws.items("workspaces", "DescribeWorkspaces", Limit=25))
+            directories.update(manifest.spec.workspaces.directory_ids)
+        found: list[dict[str, Any]] = []
+        for directory in sorted(directories):
+            found += aws.items("workspaces", "DescribeWorkspaces", DirectoryId=directory, Limit=25)
+        return found
+
+    def _tags_in_bulk(
+        self, aws: AwsApi, ctx: Context
+    ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+        workspace_tags: dict[str, dict[str, str]] = {}
+        instance_tags: dict[str, dict[str, str]] = {}
+        for item in aws.items(
+            "resourcegroupstaggingapi",
+            "GetResources",
+            ResourceTypeFilters=["workspaces:workspace", "ssm:managed-instance"],
+            ResourcesPerPage=100,
+        ):
+            arn: str = item["ResourceARN"]
+            tags = {tag["Key"]: tag["Value"] for tag in item.get("Tags", [])}
+            resource = arn.rsplit("/", 1)[-1]
+            if ":workspace/" in arn:
+                workspace_tags[resource] = tags
+            elif ":managed-instance/" in arn:
+                instance_tags[resource] = tags
+        return workspace_tags, instance_tags
+
+    def _workspace_tags(self, aws: AwsApi, workspace: dict[str, Any]) -> dict[str, str]:
+        response = aws.call("workspaces", "DescribeTags", ResourceId=workspace["WorkspaceId"])
+        return {tag["Key"]: tag.get("Value", "") for tag in response.get("TagList", [])}
+
+    def _instance_tags(self, aws: AwsApi, instance: dict[str, Any]) -> dict[str, str]:
+        response = aws.call(
+            "ssm",
+            "ListTagsForResource",
+            ResourceType="ManagedInstance",
+            ResourceId=instance["InstanceId"],
+        )
+        return {tag["Key"]: tag["Value"] for tag in response.get("TagList", [])}
+
+    # -- diff (pure) -----------------------------------------------------------------------------
+    def diff(self, desired: list[Manifest], live: TagSyncLive, ctx: Context) -> KindPlan:
+        plan = KindPlan()
+        matches = self._match(desired, live)
+        wanted, owners, conflicts = self._desired_by_instance(desired, live, matches)
+        for instance_id, keys in sorted(conflicts.items()):
+            plan.findings.append(
+                Finding(
+                    KIND,
+                    ", ".join(sorted(owners[instance_id])),
+                    Severity.ERROR,
+                    f"{instance_id}: TagSyncs disagree on {', '.join(sorted(keys))}; left unchanged",
+                )
+            )
+        instances = {i.instance_id: i for i in live.instances}
+        for instance_id, tags in sorted(wanted.items()):
+            instance = instances[instance_id]
+            names = sorted(owners[instance_id])
+            operation = self._tag_operation(desired, names, instance, tags, plan)
+            if operation is not None:
+                plan.operations.append(operation)
+        self._not_onboarded(desired, live, matches, plan)
+        self._stale(desired, matches, ctx, plan)
+        return plan
+
+    def _match(self, desired: list[Manifest], live: TagSyncLive) -> Matches:
+        order = tuple(desired[0].spec.match.order) if desired else ("computerName", "ipAddress")
+        return match_instances(live.workspaces, live.instances, order)
+
+    def _desired_by_instance(
+        self, desired: list[Manifest], live: TagSyncLive, matches: Matches
+    ) -> tuple[dict[str, dict[str, str]], dict[str, set[str]], dict[str, set[str]]]:
+        wanted: dict[str, dict[str, str]] = {}
+        owners: dict[str, set[str]] = {}
+        conflicts: dict[str, set[str]] = {}
+        for manifest in desired:
+            for workspace in live.workspaces:
+                instance = matches.by_workspace.get(workspace.workspace_id)
+                if instance is None or not selects(manifest, workspace):
+                    continue
+                tags = wanted.setdefault(instance.instance_id, {})
+                owners.setdefault(instance.instance_id, set()).add(manifest.name)
+                for key, value in desired_tags(manifest, workspace).items():
+                    if key in tags and tags[key] != value:
+                        conflicts.setdefault(instance.instance_id, set()).add(key)
+                    tags[key] = value
+        for instance_id, keys in conflicts.items():
+            for key in keys:
+                wanted[instance_id].pop(key, None)
+        return wanted, owners, conflicts
+
+    def _tag_operation(
+        self,
+        desired: list[Manifest],
+        names: list[str],
+        instance: LiveInstance,
+        tags: dict[str, str],
+        plan: KindPlan,
+    ) -> Operation | None:
+        governing = [m for m in desired if m.name in names]
+        add = {k: v for k, v in tags.items() if instance.tags.get(k) != v}
+        remove = tuple(
+            sorted(
+                key
+                for key in instance.tags
+                if key not in tags
+                and any(m.spec.owns_key(key) for m in governing)
+                and key != WORKSPACE_ID_TAG
+            )
+        )
+        if not add and not remove:
+            return None
+        after = (set(instance.tags) - set(remove)) | set(add)
+        if len(after) > MAX_INSTANCE_TAGS:
+            plan.findings.append(
+                Finding(
+                    KIND,
+                    ", ".join(names),
+                    Severity.ERROR,
+                    f"{instance.instance_id} would carry {len(after)} tags; SSM allows "
+                    f"{MAX_INSTANCE_TAGS}: left unchanged",
+                )
+            )
+            return None
+        changes = tuple(
+            [FieldChange(f"tags.{k}", instance.tags.get(k), v) for k, v in sorted(add.items())]
+            + [FieldChange(f"tags.{k}", instance.tags[k], None) for k in remove]
+        )
+        return Operation(
+            KIND,
+            ", ".join(names),
+            Action.UPDATE,
+            instance.instance_id,
+            changes=changes,
+            reason=f"tags of WorkSpace {tags[WORKSPACE_ID_TAG]}",
+            payload=TagChange(instance.instance_id, add, remove),
+        )
+
+    def _not_onboarded(
+        self, desired: list[Manifest], live: TagSyncLive, matches: Matches, plan: KindPlan
+    ) -> None:
+        for manifest in desired:
+            missing = sorted(
+                w.workspace_id
+                for w in live.workspaces
+                if selects(manifest, w)
+                and w.state in ONBOARDING_STATES
+                and w.workspace_id not in matches.by_workspace
+            )
+            if missing:
+                plan.findings.append(
+                    Finding(
+                        KIND,
+                        manifest.name,
+                        Severity.WARNING,
+                        f"{len(missing)} WorkSpace(s) have no managed instance (not onboarded)",
+                        count=len(missing),
+                        examples=tuple(missing[:5]),
+                    )
+                )
+
+    def _stale(
+        self, desired: list[Manifest], matches: Matches, ctx: Context, plan: KindPlan
+    ) -> None:
+        stale = stale_instances(matches, ctx.controller_id)
+        if not stale:
+            return
+        name = desired[0].name if len(desired) == 1 else "*"
+        plan.findings.append(
+            Finding(
+                KIND,
+                name,
+                Severity.WARNING,
+                f"{len(stale)} managed instance(s) match no WorkSpace (stale)",
+                count=len(stale),
+                examples=tuple(i.instance_id for i in stale[:5]),
+            )
+        )
+        for instance in stale:
+            if not is_owned(instance.tags, ctx.controller_id):
+                continue  # only deregister what this controller's activations registered
+            plan.operations.append(
+                Operation(
+                    KIND,
+                    name,
+                    Action.DELETE,
+                    instance.instance_id,
+                    changes=(FieldChange("pingStatus", instance.ping_status, None),),
+                    reason="stale: no WorkSpace matches it (deregister)",
+                    prune=True,
+                    payload=instance.instance_id,
+                )
+            )
+
+    # -- apply -----------------------------------------------------------------------------------
+    def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> None:
+        if operation.action is Action.DELETE:
+            aws.call("ssm", "DeregisterManagedInstance", InstanceId=operation.payload)
+            return
+        change: TagChange = operation.payload
+        if change.add:
+            aws.call(
+                "ssm",
+                "AddTagsToResource",
+                ResourceType="ManagedInstance",
+                ResourceId=change.instance_id,
+                Tags=[{"Key": k, "Value": v} for k, v in sorted(change.add.items())],
+            )
+        if change.remove:
+            aws.call(
+                "ssm",
+                "RemoveTagsFromResource",
+                ResourceType="ManagedInstance",
+                ResourceId=change.instance_id,
+                TagKeys=list(change.remove),
+            )
+
+    # -- status ----------------------------------------------------------------------------------
+    def report(
+        self, desired: list[Manifest], live: TagSyncLive, metrics: Metrics, ctx: Context
+    ) -> None:
+        matches = self._match(desired, live)
+        not_onboarded: dict[tuple[str, ...], float] = {}
+        for manifest in desired:
+            not_onboarded[(manifest.name,)] = sum(
+                1
+                for w in live.workspaces
+                if selects(manifest, w)
+                and w.state in ONBOARDING_STATES
+                and w.workspace_id not in matches.by_workspace
+            )
+        stale_count = len(stale_instances(matches, ctx.controller_id))
+        stale = {(m.name,): float(stale_count) for m in desired[:1]}
+        pings = Counter(i.ping_status for i in live.instances)
+        metrics.set_family(metrics.workspaces_not_onboarded, ctx.target, not_onboarded)
+        metrics.set_family(metrics.stale_instances, ctx.target, stale)
+        metrics.set_managed_instances(ctx.target, pings)
+        metrics.managed_resources.labels(target=ctx.target, kind=KIND).set(
+            len(matches.by_workspace)
+        )
+
+    # -- export ----------------------------------------------------------------------------------
+    def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
+        """One TagSync per directory, copying every tag key seen on its WorkSpaces."""
+        workspaces = list(aws.items("workspaces", "DescribeWorkspaces", Limit=25))
+        tags, _ = self._tags_in_bulk(aws, ctx)
+        keys_by_directory: dict[str, set[str]] = {}
+        for workspace in workspaces:
+            keys = keys_by_directory.setdefault(workspace["DirectoryId"], set())
+            keys.update(tags.get(workspace["WorkspaceId"], {}))
+        return [
+            {
+                "apiVersion": "fleet-controller/v1alpha1",
+                "kind": KIND,
+                "metadata": {"name": f"directory-{directory.lower().replace('_', '-')}"},
+                "spec": {
+                    "workspaces": {"directoryIds": [directory]},
+                    "copyTags": {"include": sorted(keys) or ["*"]},
+                },
+            }
+            for directory, keys in sorted(keys_by_directory.items())
+        ]
+
+
+def stale_instances(matches: Matches, controller_id: str) -> list[LiveInstance]:
+    """Unmatched instances this fleet put there: registered by our activation or joined before."""
+    return [
+        i
+        for i in matches.unmatched_instances
+        if is_owned(i.tags, controller_id) or WORKSPACE_ID_TAG in i.tags
+    ]
+
+
+def _workspace(item: dict[str, Any], tags: dict[str, str]) -> LiveWorkspace:
+    properties = item.get("WorkspaceProperties", {}) or {}
+    return LiveWorkspace(
+        workspace_id=item["WorkspaceId"],
+        directory_id=item.get("DirectoryId", ""),
+        bundle_id=item.get("BundleId", ""),
+        state=item.get("State", ""),
+        user_name=item.get("UserName", ""),
+        computer_name=item.get("ComputerName", ""),
+        ip_address=item.get("IpAddress", ""),
+        running_mode=properties.get("RunningMode", ""),
+        compute_type=properties.get("ComputeTypeName", ""),
+        operating_system=properties.get("OperatingSystemName", ""),
+        tags=tags,
+    )
+
+
+def _instance(item: dict[str, Any], tags: dict[str, str]) -> LiveInstance:
+    return LiveInstance(
+        instance_id=item["InstanceId"],
+        computer_name=item.get("ComputerName", ""),
+        ip_address=item.get("IPAddress", ""),
+        ping_status=item.get("PingStatus", ""),
+        registration_date=item["RegistrationDate"],
+        activation_id=item.get("ActivationId", ""),
+        tags=tags,
+    )
+
+
+__all__ = ["KIND", "OWNER_TAG", "TagSyncKind", "desired_tags", "selects"]
