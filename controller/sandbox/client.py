@@ -25,8 +25,14 @@ class SandboxClient:
         self.region = region
         self.account = account
 
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        query = {"region": self.region}
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        query: dict[str, str] | None = None,
+    ) -> Any:
+        query = {**(query or {}), "region": self.region}
         if self.account:
             query["account"] = self.account
         url = f"{self.endpoint}/_sandbox/{path.lstrip('/')}?{urlencode(query)}"
@@ -42,8 +48,8 @@ class SandboxClient:
                 detail = json.loads(detail).get("error", detail)
             raise AdminApiError(error.code, detail) from None
 
-    def get(self, path: str) -> Any:
-        return self.request("GET", path)
+    def get(self, path: str, **query: str) -> Any:
+        return self.request("GET", path, query=query)
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.request("POST", path, body or {})

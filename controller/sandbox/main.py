@@ -19,6 +19,7 @@ from typing import Any, TextIO
 import yaml
 
 from controller.sandbox import admin
+from controller.sandbox.agent import AgentLoop
 from controller.sandbox.fleet import (
     AutoRegistrar,
     WorkspaceGroup,
@@ -49,6 +50,7 @@ def run_sandbox(
     sandbox = Sandbox(host, port)
     endpoint = sandbox.start()
     registrar: AutoRegistrar | None = None
+    agents: AgentLoop | None = None
     restore = _install_signal_handlers(stop)
     try:
         account, region = admin.DEFAULT_ACCOUNT_ID, admin.DEFAULT_REGION
@@ -61,6 +63,8 @@ def run_sandbox(
         if auto_register_seconds > 0:
             registrar = AutoRegistrar(auto_register_seconds)
             registrar.start()
+            agents = AgentLoop(auto_register_seconds)  # due associations run on their own
+            agents.start()
         elapsed = time.perf_counter() - started
         print(f"sandbox listening on {endpoint} (ready in {elapsed:.2f}s)", file=out)
         print(f"export AWS_ENDPOINT_URL={endpoint}", file=out)
@@ -75,6 +79,8 @@ def run_sandbox(
     finally:
         if registrar is not None:
             registrar.stop()
+        if agents is not None:
+            agents.stop()
         sandbox.stop()
         restore()
         print("sandbox stopped", file=out)
