@@ -55,7 +55,6 @@ class PublishedParameter:
     exists: bool
     owned: bool = False
     activation_id: str | None = None  # from the parameter's description
-    published_at: datetime | None = None  # the parameter's LastModifiedDate
 
 
 @dataclass
@@ -134,7 +133,6 @@ class ActivationKind(Kind[ActivationLive]):
                 exists=True,
                 owned=is_owned(tags, ctx.controller_id),
                 activation_id=match.group("id") if match else None,
-                published_at=item.get("LastModifiedDate"),
             )
         return parameters
 
@@ -227,8 +225,9 @@ class ActivationKind(Kind[ActivationLive]):
                     )
                 )
                 continue
-            published_at = parameter.published_at or current.created
-            retire_at = published_at + spec.grace_period
+            # Created and published in one step, so the current one's creation is when it was
+            # published (AWS's clock, like the activations' own dates).
+            retire_at = current.created + spec.grace_period
             if ctx.now >= retire_at:
                 plan.operations.append(
                     Operation(

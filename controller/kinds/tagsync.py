@@ -26,6 +26,7 @@ from controller.observability.metrics import Metrics
 KIND = "TagSync"
 MAX_INSTANCE_TAGS = 50
 ONBOARDING_STATES = frozenset({"AVAILABLE"})  # a WorkSpace in these states should be registered
+GONE_STATES = frozenset({"TERMINATING", "TERMINATED"})  # its instance is stale, whatever it says
 
 
 @dataclass
@@ -178,7 +179,8 @@ class TagSyncKind(Kind[TagSyncLive]):
 
     def _match(self, desired: list[Manifest], live: TagSyncLive) -> Matches:
         order = tuple(desired[0].spec.match.order) if desired else ("computerName", "ipAddress")
-        return match_instances(live.workspaces, live.instances, order)
+        existing = [w for w in live.workspaces if w.state not in GONE_STATES]
+        return match_instances(existing, live.instances, order)
 
     def _desired_by_instance(
         self, desired: list[Manifest], live: TagSyncLive, matches: Matches
