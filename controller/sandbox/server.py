@@ -24,6 +24,7 @@ EXTENSION_MODULES = (
     "controller.sandbox.ssm_tags",
     "controller.sandbox.scenario",
     "controller.sandbox.ssm_activations",
+    "controller.sandbox.ssm_settings",
     "controller.sandbox.ssm_instances",
     "controller.sandbox.ssm_associations",
     "controller.sandbox.ssm_documents",

@@ -211,7 +211,8 @@ def register_instance(
                 f"activation {activation_id} has reached its registration limit "
                 f"({activation.registration_limit})",
             )
-        if len(fleet.instances) >= STANDARD_TIER_INSTANCE_LIMIT:
+        standard = fleet.activation_tier == "standard"
+        if standard and len(fleet.instances) >= STANDARD_TIER_INSTANCE_LIMIT:
             raise RegistrationError(
                 "instance_limit",
                 f"the standard tier allows {STANDARD_TIER_INSTANCE_LIMIT} hybrid managed "

@@ -111,6 +111,10 @@ class FleetState:
 
     activations: dict[str, Activation] = field(default_factory=dict)
     instances: dict[str, ManagedInstance] = field(default_factory=dict)
+    activation_tier: str = (
+        "standard"  # the SSM service setting /ssm/managed-instance/activation-tier
+    )
+    activation_tier_modified: datetime | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 

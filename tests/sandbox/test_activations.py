@@ -182,3 +182,46 @@ def test_delete_removes_the_activation_and_unknown_ids_are_invalid(sandbox):
 def test_activations_are_per_region(sandbox):
     activate(sandbox.client("ssm"))
     assert sandbox.client("ssm", region="eu-west-1").describe_activations()["ActivationList"] == []
+
+
+def test_standard_tier_stops_at_1000_instances_and_advanced_lifts_it(sandbox):
+    """The sandbox enforces the standard tier's 1,000 hybrid instances until the tier is raised."""
+    import json
+
+    ssm = sandbox.client("ssm")
+    setting = ssm.get_service_setting(SettingId="/ssm/managed-instance/activation-tier")
+    assert setting["ServiceSetting"]["SettingValue"] == "standard"
+    created = ssm.create_activation(IamRole="SSMServiceRole", RegistrationLimit=1000)
+    ssm.put_parameter(
+        Name="/tier/activation",
+        Type="SecureString",
+        Value=json.dumps(
+            {
+                "id": created["ActivationId"],
+                "code": created["ActivationCode"],
+                "region": "us-east-1",
+            }
+        ),
+    )
+    sandbox.admin.post("fleet/workspaces", {"count": 1001})
+    sandbox.admin.post("fleet/registration", {"parameterName": "/tier/activation"})
+    results = sandbox.admin.post("fleet/boot", {})["results"]
+    assert sum(1 for r in results if r.get("instanceId")) == 1000
+    second = ssm.create_activation(IamRole="SSMServiceRole", RegistrationLimit=10)
+    ssm.put_parameter(
+        Name="/tier/activation",
+        Type="SecureString",
+        Overwrite=True,
+        Value=json.dumps(
+            {"id": second["ActivationId"], "code": second["ActivationCode"], "region": "us-east-1"}
+        ),
+    )
+    [refused] = sandbox.admin.post("fleet/boot", {})["results"]
+    assert "standard tier" in refused["reason"]
+    ssm.update_service_setting(
+        SettingId="/ssm/managed-instance/activation-tier", SettingValue="advanced"
+    )
+    [registered] = sandbox.admin.post("fleet/boot", {})["results"]
+    assert registered["instanceId"].startswith("mi-")
+    with pytest.raises(ssm.exceptions.ServiceSettingNotFound):
+        ssm.get_service_setting(SettingId="/ssm/not/a/setting")
