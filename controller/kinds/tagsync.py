@@ -20,7 +20,7 @@ from controller.engine.ownership import OWNER_TAG, WORKSPACE_ID_TAG, is_owned
 from controller.engine.plan import Action, FieldChange, Finding, KindPlan, Operation, Severity
 from controller.kinds.base import Context, Kind
 from controller.kinds.matching import LiveInstance, LiveWorkspace, Matches, match_instances
-from controller.manifests import Manifest
+from controller.manifests import Manifest, tag_key_problem, tag_value_problem
 from controller.observability.metrics import Metrics
 
 KIND = "TagSync"
@@ -156,7 +156,7 @@ class TagSyncKind(Kind[TagSyncLive]):
     def diff(self, desired: list[Manifest], live: TagSyncLive, ctx: Context) -> KindPlan:
         plan = KindPlan()
         matches = self._match(desired, live)
-        wanted, owners, conflicts = self._desired_by_instance(desired, live, matches)
+        wanted, owners, conflicts, refused = self._desired_by_instance(desired, live, matches)
         for instance_id, keys in sorted(conflicts.items()):
             plan.findings.append(
                 Finding(
@@ -164,6 +164,12 @@ class TagSyncKind(Kind[TagSyncLive]):
                     ", ".join(sorted(owners[instance_id])),
                     Severity.ERROR,
                     f"{instance_id}: TagSyncs disagree on {', '.join(sorted(keys))}; left unchanged",
+                )
+            )
+        for (name, key, problem), count in sorted(refused.items()):
+            plan.findings.append(
+                Finding(
+                    KIND, name, Severity.WARNING, f"{count} instance(s): {key}: {problem}; skipped"
                 )
             )
         instances = {i.instance_id: i for i in live.instances}
@@ -184,10 +190,18 @@ class TagSyncKind(Kind[TagSyncLive]):
 
     def _desired_by_instance(
         self, desired: list[Manifest], live: TagSyncLive, matches: Matches
-    ) -> tuple[dict[str, dict[str, str]], dict[str, set[str]], dict[str, set[str]]]:
+    ) -> tuple[
+        dict[str, dict[str, str]],
+        dict[str, set[str]],
+        dict[str, set[str]],
+        Counter[tuple[str, str, str]],
+    ]:
+        """Per instance: the tags wanted, the TagSyncs wanting them, keys they disagree on, and
+        tags SSM would refuse (counted per TagSync, key and reason)."""
         wanted: dict[str, dict[str, str]] = {}
         owners: dict[str, set[str]] = {}
         conflicts: dict[str, set[str]] = {}
+        refused: Counter[tuple[str, str, str]] = Counter()
         for manifest in desired:
             for workspace in live.workspaces:
                 instance = matches.by_workspace.get(workspace.workspace_id)
@@ -196,13 +210,17 @@ class TagSyncKind(Kind[TagSyncLive]):
                 tags = wanted.setdefault(instance.instance_id, {})
                 owners.setdefault(instance.instance_id, set()).add(manifest.name)
                 for key, value in desired_tags(manifest, workspace).items():
+                    problem = unwritable(key, value)
+                    if problem:
+                        refused[(manifest.name, key, problem)] += 1
+                        continue
                     if key in tags and tags[key] != value:
                         conflicts.setdefault(instance.instance_id, set()).add(key)
                     tags[key] = value
         for instance_id, keys in conflicts.items():
             for key in keys:
                 wanted[instance_id].pop(key, None)
-        return wanted, owners, conflicts
+        return wanted, owners, conflicts, refused
 
     def _tag_operation(
         self,
@@ -375,6 +393,16 @@ class TagSyncKind(Kind[TagSyncLive]):
             }
             for directory, keys in sorted(keys_by_directory.items())
         ]
+
+
+def unwritable(key: str, value: str) -> str | None:
+    """Why SSM would refuse this tag (a WorkSpace value like ``CORP\\user`` can hold a
+    character SSM tags do not allow), or None."""
+    if key != WORKSPACE_ID_TAG:
+        problem = tag_key_problem(key)
+        if problem:
+            return problem
+    return tag_value_problem(value)
 
 
 def stale_instances(matches: Matches, controller_id: str) -> list[LiveInstance]:

@@ -1,6 +1,7 @@
 """Fault injection: latency, throttling, server errors and dropped connections per operation.
 
-A rule matches a service and operation (``*`` for any) and carries rates in [0, 1]. ``reset`` drops
+A rule matches a service and operation (``*`` for any) and carries rates in [0, 1]. ``deny``
+answers AccessDeniedException, as a missing IAM permission would. ``reset`` drops
 the connection before the sandbox acts; ``lost_response`` lets the sandbox act and then drops the
 connection, the case where a client cannot know whether its write happened.
 """
@@ -27,6 +28,7 @@ class FaultRule:
     error_rate: float = 0.0
     reset_rate: float = 0.0
     lost_response_rate: float = 0.0
+    deny_rate: float = 0.0
 
     def matches(self, call: ApiCall) -> bool:
         return self.service in ("*", call.service) and self.operation in ("*", call.operation)
@@ -38,7 +40,13 @@ class FaultRule:
         if unknown:
             raise ValueError(f"unknown fault field(s): {', '.join(sorted(unknown))}")
         rule = cls(**data)
-        for name in ("throttle_rate", "error_rate", "reset_rate", "lost_response_rate"):
+        for name in (
+            "throttle_rate",
+            "error_rate",
+            "reset_rate",
+            "lost_response_rate",
+            "deny_rate",
+        ):
             if not 0.0 <= float(getattr(rule, name)) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         if rule.latency_ms < 0:
@@ -51,7 +59,7 @@ class Fault:
     """What to do to one request: wait, then answer an error, drop it, or drop its response."""
 
     latency_ms: int = 0
-    kind: str | None = None  # throttle | error | reset | lost_response
+    kind: str | None = None  # throttle | error | deny | reset | lost_response
 
 
 class FaultInjector:
@@ -78,6 +86,7 @@ class FaultInjector:
                     continue
                 latency += rule.latency_ms
                 for kind, rate in (
+                    ("deny", rule.deny_rate),
                     ("throttle", rule.throttle_rate),
                     ("error", rule.error_rate),
                     ("reset", rule.reset_rate),
@@ -89,11 +98,15 @@ class FaultInjector:
 
 
 def error_response(call: ApiCall, kind: str) -> tuple[str, list[tuple[str, str]], bytes]:
-    """The status, headers and body AWS sends for a throttle or a server error."""
+    """The status, headers and body AWS sends for a throttle, a denial or a server error."""
     if kind == "throttle":
         code = _THROTTLE_CODES.get(call.service, "ThrottlingException")
         status = "503 Slow Down" if call.service == "s3" else "400 Bad Request"
         message = "Rate exceeded"
+    elif kind == "deny":
+        code = "AccessDenied" if call.service in ("s3", "sts") else "AccessDeniedException"
+        status = "403 Forbidden" if call.service == "s3" else "400 Bad Request"
+        message = f"User is not authorized to perform: {call.service}:{call.operation}"
     else:
         code = "InternalError" if call.service == "s3" else "InternalServerError"
         status = "500 Internal Server Error"

@@ -54,7 +54,7 @@ class SandboxMiddleware:
         fault = self.faults.decide(call)
         if fault.latency_ms:
             time.sleep(fault.latency_ms / 1000)
-        if fault.kind in ("throttle", "error"):
+        if fault.kind in ("throttle", "error", "deny"):
             self.calls.record(call, fault.kind)
             fault_status, fault_headers, fault_payload = error_response(call, fault.kind)
             start_response(fault_status, fault_headers)

@@ -128,3 +128,39 @@ def test_stale_instances_are_deregistered_only_with_prune(sandbox, converged):
     plan, result = pruning.reconcile(desired)
     assert result.ok
     assert writes(sandbox) == {"ssm:DeregisterManagedInstance": 2}
+
+
+def test_tags_are_read_per_resource_when_the_tagging_api_is_denied(sandbox, tmp_path):
+    desired = load(copy_example(tmp_path / "desired"))
+    make_fleet(sandbox, finance=3, engineering=2)
+    reconciler = controller(sandbox)
+    reconciler.reconcile(desired)
+    boot(sandbox)
+    sandbox.admin.set_faults([{"service": "resourcegroupstaggingapi", "deny_rate": 1.0}])
+    sandbox.admin.reset_calls()
+    plan, result = reconciler.reconcile(desired)
+    assert result.ok and len(plan.operations) == 5
+    reads = sandbox.admin.call_counts()
+    assert reads["GetResources"] == 1  # denied once, then per-resource reads
+    assert reads["DescribeTags"] == 5 and reads["ListTagsForResource"] == 5 + 1  # + the parameter
+    sandbox.admin.reset_calls()
+    assert reconciler.plan(desired).operations == []
+    assert writes(sandbox) == {}
+
+
+def test_a_value_ssm_refuses_is_skipped_with_a_finding(sandbox, tmp_path):
+    desired = load(copy_example(tmp_path / "desired"))
+    [workspace] = make_fleet(sandbox, finance=1, engineering=0)
+    sandbox.client("workspaces").create_tags(
+        ResourceId=workspace, Tags=[{"Key": "App-Excel", "Value": "yes; rm -rf"}]
+    )
+    reconciler = controller(sandbox)
+    reconciler.reconcile(desired)
+    boot(sandbox)
+    plan, result = reconciler.reconcile(desired)
+    assert result.ok
+    [operation] = plan.operations
+    assert "tags.App-Excel" not in {c.field for c in operation.changes}
+    assert "tags.CostCenter" in {c.field for c in operation.changes}
+    [finding] = [f for f in plan.findings if "App-Excel" in f.message]
+    assert "characters SSM does not allow" in finding.message
