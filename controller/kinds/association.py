@@ -1,0 +1,625 @@
+"""State Manager associations, and the detection document package associations run.
+
+Every unnecessary UpdateAssociation re-runs the association on its whole fleet at once, so the
+diff compares the normalised desired request with the normalised live association field by field
+(AWS's defaults filled in, parameter lists as lists, targets and their values sorted, one cron
+spelling) and sends an update only when they differ; then it sends every field (UpdateAssociation
+nulls what is omitted) with the AssociationVersion it compared against.
+
+Stagger groups give members daily slots ``start + k * every``. A member keeps the slot its live
+schedule is in; members without one take the lowest free slots in name order; a removed member's
+slot is simply free. So adding an application never reschedules (or re-runs) the others.
+
+Status comes from ListAssociations' Overview (every association in one paginated read) and, for
+non-compliant instances, from the compliance summaries (one filtered read, then one item read per
+non-compliant instance only).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.aws import AwsApi, error_code
+from controller.detection import document as detection
+from controller.engine.ownership import MANIFEST_TAG, is_owned, manifest_of, owner_tags
+from controller.engine.plan import Action, FieldChange, Finding, KindPlan, Operation, Severity
+from controller.kinds.base import Context, Kind
+from controller.manifests import Manifest
+from controller.manifests.document import name_problem
+from controller.manifests.specs.association import (
+    AssociationSpec,
+    StaggerGroup,
+    normalize_expression,
+)
+from controller.observability.metrics import Metrics
+
+KIND = "Association"
+STATUSES = ("Success", "Failed", "Pending")
+COMPARED = (
+    "Name",
+    "DocumentVersion",
+    "Parameters",
+    "Targets",
+    "ScheduleExpression",
+    "MaxConcurrency",
+    "MaxErrors",
+    "ComplianceSeverity",
+    "SyncCompliance",
+    "ApplyOnlyAtCronInterval",
+)
+_DEFAULTS: dict[str, Any] = {
+    "DocumentVersion": "$DEFAULT",
+    "ComplianceSeverity": "UNSPECIFIED",
+    "SyncCompliance": "AUTO",
+    "ApplyOnlyAtCronInterval": False,
+    "Parameters": {},
+}
+
+
+@dataclass
+class LiveAssociation:
+    association_id: str
+    name: str | None
+    version: str
+    document: str
+    schedule: str | None
+    overview: dict[str, Any]
+    tags: dict[str, str] = field(default_factory=dict)
+    request: dict[str, Any] | None = None  # normalised, from DescribeAssociation (owned only)
+
+
+@dataclass
+class DetectionDocument:
+    name: str
+    exists: bool
+    owned: bool = False
+    hash: str | None = None
+    document_type: str | None = None
+
+
+@dataclass
+class AssociationLive:
+    document: DetectionDocument
+    associations: list[LiveAssociation]
+    noncompliant: dict[str, set[str]] = field(default_factory=dict)  # association id -> instances
+
+
+@dataclass(frozen=True)
+class DocumentChange:
+    name: str
+    create: bool
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Write:
+    request: dict[str, Any]
+    association_id: str | None = None
+    association_version: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    tags_only: bool = False
+
+
+def normalize(request: dict[str, Any]) -> dict[str, Any]:
+    """The fields the diff compares, in one normal form (AWS's defaults where absent)."""
+    out: dict[str, Any] = {}
+    for key in COMPARED:
+        value = request.get(key)
+        if value is None:
+            value = _DEFAULTS.get(key)
+        if key == "Parameters":
+            value = {k: [str(v) for v in values] for k, values in sorted((value or {}).items())}
+        elif key == "Targets":
+            value = sorted(
+                ({"Key": t["Key"], "Values": sorted(t.get("Values") or [])} for t in value or []),
+                key=lambda t: t["Key"],
+            )
+        elif key == "ScheduleExpression" and value is not None:
+            value = normalize_expression(value)
+        out[key] = value
+    return out
+
+
+def assign_slots(
+    group: StaggerGroup, members: list[str], live_schedules: dict[str, str | None]
+) -> dict[str, int]:
+    """Existing members keep their live slot; the rest take the lowest free slots, in order."""
+    assigned: dict[str, int] = {}
+    for name in members:
+        slot = group.slot_of(live_schedules.get(name))
+        if slot is not None and slot not in assigned.values():
+            assigned[name] = slot
+    free = [slot for slot in range(group.slots) if slot not in assigned.values()]
+    for name in members:
+        if name not in assigned and free:
+            assigned[name] = free.pop(0)
+    return assigned
+
+
+def desired_request(manifest: Manifest, ctx: Context, schedule: str | None) -> dict[str, Any]:
+    spec: AssociationSpec = manifest.spec
+    request: dict[str, Any] = {"AssociationName": manifest.name}
+    if spec.package is not None:
+        resolved = spec.resolved
+        assert resolved is not None, "package references are resolved when the state loads"
+        request["Name"] = detection.document_name(ctx.controller_id)
+        request["DocumentVersion"] = "$DEFAULT"
+        request["Parameters"] = detection.association_parameters(
+            action=spec.package.action,
+            package=resolved.package,
+            version="" if spec.package.version == "latest" else spec.package.version,
+            installation_type=spec.package.installation_type,
+            additional_arguments=dict(spec.package.additional_arguments),
+            rules=resolved.rules,
+        )
+    else:
+        assert spec.document is not None
+        request["Name"] = spec.document.name
+        request["DocumentVersion"] = spec.document.version
+        request["Parameters"] = spec.document.parameter_lists()
+    request["Targets"] = spec.targets.targets()
+    if schedule is not None:
+        request["ScheduleExpression"] = schedule
+    if spec.max_concurrency is not None:
+        request["MaxConcurrency"] = spec.max_concurrency
+    if spec.max_errors is not None:
+        request["MaxErrors"] = spec.max_errors
+    request["ComplianceSeverity"] = spec.compliance_severity
+    request["SyncCompliance"] = spec.sync_compliance
+    request["ApplyOnlyAtCronInterval"] = spec.apply_only_at_cron_interval
+    return request
+
+
+def _tags(items: list[dict[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in items or []}
+
+
+def _package_of(request: dict[str, Any] | None, detector: str) -> str:
+    if not request or request.get("Name") != detector:
+        return ""
+    names = (request.get("Parameters") or {}).get("name") or [""]
+    return str(names[0])
+
+
+class AssociationKind(Kind[AssociationLive]):
+    kind = KIND
+    apply_order = 40
+
+    # -- observe ---------------------------------------------------------------------------------
+    def observe(self, aws: AwsApi, desired: list[Manifest], ctx: Context) -> AssociationLive:
+        document = self._detection_document(aws, ctx)
+        declared = {m.name for m in desired}
+        associations: list[LiveAssociation] = []
+        for item in aws.items("ssm", "ListAssociations", MaxResults=50):
+            live = LiveAssociation(
+                association_id=item["AssociationId"],
+                name=item.get("AssociationName"),
+                version=str(item.get("AssociationVersion", "1")),
+                document=item.get("Name", ""),
+                schedule=item.get("ScheduleExpression"),
+                overview=item.get("Overview") or {},
+            )
+            associations.append(live)
+            if live.name is None or name_problem(live.name) is not None:
+                continue  # the controller names every association after a manifest
+            live.tags = _tags(
+                aws.call(
+                    "ssm",
+                    "ListTagsForResource",
+                    ResourceType="Association",
+                    ResourceId=live.association_id,
+                ).get("TagList")
+            )
+            if is_owned(live.tags, ctx.controller_id) and live.name in declared:
+                described = aws.call(
+                    "ssm", "DescribeAssociation", AssociationId=live.association_id
+                )["AssociationDescription"]
+                live.version = str(described.get("AssociationVersion", live.version))
+                live.request = normalize(described)
+        owned_ids = {a.association_id for a in associations if is_owned(a.tags, ctx.controller_id)}
+        return AssociationLive(document, associations, self._noncompliant(aws, owned_ids))
+
+    def _detection_document(self, aws: AwsApi, ctx: Context) -> DetectionDocument:
+        name = detection.document_name(ctx.controller_id)
+        try:
+            described = aws.call("ssm", "DescribeDocument", Name=name)["Document"]
+        except Exception as error:
+            if error_code(error) == "InvalidDocument":
+                return DetectionDocument(name, exists=False)
+            raise
+        return DetectionDocument(
+            name,
+            exists=True,
+            owned=is_owned(_tags(described.get("Tags")), ctx.controller_id),
+            hash=described.get("Hash"),
+            document_type=described.get("DocumentType"),
+        )
+
+    def _noncompliant(self, aws: AwsApi, owned_ids: set[str]) -> dict[str, set[str]]:
+        """Association id -> instances whose last run of it failed (State Manager compliance)."""
+        found: dict[str, set[str]] = defaultdict(set)
+        if not owned_ids:
+            return found
+        filters = [
+            {"Key": "ComplianceType", "Values": ["Association"], "Type": "EQUAL"},
+            {"Key": "Status", "Values": ["NON_COMPLIANT"], "Type": "EQUAL"},
+        ]
+        instances = [
+            item["ResourceId"]
+            for item in aws.items("ssm", "ListResourceComplianceSummaries", Filters=filters)
+        ]
+        for instance_id in instances:
+            for item in aws.items(
+                "ssm",
+                "ListComplianceItems",
+                ResourceIds=[instance_id],
+                ResourceTypes=["ManagedInstance"],
+                Filters=filters,
+            ):
+                if item.get("Id") in owned_ids:
+                    found[item["Id"]].add(instance_id)
+        return found
+
+    # -- diff (pure) -----------------------------------------------------------------------------
+    def diff(self, desired: list[Manifest], live: AssociationLive, ctx: Context) -> KindPlan:
+        plan = KindPlan()
+        document_ok = self._diff_document(desired, live.document, ctx, plan)
+        mine = [a for a in live.associations if is_owned(a.tags, ctx.controller_id)]
+        by_name = {a.name: a for a in mine}
+        schedules = self._schedules(desired, by_name)
+        declared = {m.name for m in desired}
+        for manifest in desired:
+            spec: AssociationSpec = manifest.spec
+            if spec.package is not None and not document_ok:
+                continue
+            current = by_name.get(manifest.name)
+            if current is None and any(
+                a.name == manifest.name and a not in mine for a in live.associations
+            ):
+                plan.findings.append(
+                    Finding(
+                        KIND,
+                        manifest.name,
+                        Severity.ERROR,
+                        f"an association named {manifest.name} exists and is not owned by this"
+                        " controller: refusing to create a second one or change it",
+                    )
+                )
+                continue
+            request = desired_request(manifest, ctx, schedules.get(manifest.name))
+            tags = owner_tags(ctx.controller_id, KIND, manifest.name)
+            self._diff_one(manifest, request, tags, current, plan)
+            if current is not None:
+                plan.findings += self._health(manifest, current, live, ctx)
+        for association in mine:
+            if association.name not in declared:
+                plan.operations.append(
+                    Operation(
+                        KIND,
+                        manifest_of(association.tags, KIND) or str(association.name),
+                        Action.DELETE,
+                        association.association_id,
+                        reason="no manifest declares it any more",
+                        prune=True,
+                        payload=Write({}, association.association_id),
+                    )
+                )
+        return plan
+
+    def _diff_document(
+        self, desired: list[Manifest], document: DetectionDocument, ctx: Context, plan: KindPlan
+    ) -> bool:
+        """Plan the detection document; False when package associations cannot use it."""
+        if not any(m.spec.package is not None for m in desired):
+            return True
+        tags = owner_tags(ctx.controller_id, KIND, "detection-document")
+        if document.exists and not document.owned:
+            plan.findings.append(
+                Finding(
+                    KIND,
+                    "detection-document",
+                    Severity.ERROR,
+                    f"document {document.name} exists and is not owned by this controller:"
+                    " package associations are left unchanged",
+                )
+            )
+            return False
+        if not document.exists:
+            plan.operations.append(
+                Operation(
+                    KIND,
+                    "detection-document",
+                    Action.CREATE,
+                    document.name,
+                    changes=(FieldChange("hash", None, detection.content_hash()),),
+                    reason="package associations run this document",
+                    payload=DocumentChange(document.name, True, tags),
+                )
+            )
+        elif document.hash != detection.content_hash():
+            plan.operations.append(
+                Operation(
+                    KIND,
+                    "detection-document",
+                    Action.UPDATE,
+                    document.name,
+                    changes=(FieldChange("hash", document.hash, detection.content_hash()),),
+                    reason="this controller version ships a different evaluator",
+                    payload=DocumentChange(document.name, False, tags),
+                )
+            )
+        return True
+
+    def _schedules(
+        self, desired: list[Manifest], live: dict[str | None, LiveAssociation]
+    ) -> dict[str, str | None]:
+        schedules: dict[str, str | None] = {}
+        groups: dict[str, tuple[StaggerGroup, list[str]]] = {}
+        for manifest in desired:
+            spec: AssociationSpec = manifest.spec
+            if spec.schedule is None:
+                schedules[manifest.name] = None
+            elif spec.schedule.expression is not None:
+                schedules[manifest.name] = spec.schedule.expression
+            elif spec.stagger_group is not None:
+                group = spec.stagger_group
+                groups.setdefault(group.name, (group, []))[1].append(manifest.name)
+        for group, members in groups.values():
+            current = {name: live[name].schedule if name in live else None for name in members}
+            for name, slot in assign_slots(group, sorted(members), current).items():
+                schedules[name] = group.expression(slot)
+        return schedules
+
+    def _diff_one(
+        self,
+        manifest: Manifest,
+        request: dict[str, Any],
+        tags: dict[str, str],
+        current: LiveAssociation | None,
+        plan: KindPlan,
+    ) -> None:
+        if current is None:
+            plan.operations.append(
+                Operation(
+                    KIND,
+                    manifest.name,
+                    Action.CREATE,
+                    "(new)",
+                    changes=tuple(
+                        FieldChange(key, None, value)
+                        for key, value in normalize(request).items()
+                        if value not in (None, {}, [])
+                    ),
+                    reason="no association with this name",
+                    payload=Write(request, tags=tags),
+                )
+            )
+            return
+        wanted, have = normalize(request), current.request or {}
+        changes = [
+            FieldChange(key, have.get(key), wanted[key])
+            for key in COMPARED
+            if have.get(key) != wanted[key]
+        ]
+        if changes:
+            plan.operations.append(
+                Operation(
+                    KIND,
+                    manifest.name,
+                    Action.UPDATE,
+                    current.association_id,
+                    changes=tuple(changes),
+                    reason="the association differs from its manifest (an update re-runs it)",
+                    payload=Write(request, current.association_id, current.version, tags),
+                )
+            )
+        elif current.tags.get(MANIFEST_TAG) != tags[MANIFEST_TAG]:
+            plan.operations.append(
+                Operation(
+                    KIND,
+                    manifest.name,
+                    Action.UPDATE,
+                    current.association_id,
+                    changes=(
+                        FieldChange(
+                            f"tags.{MANIFEST_TAG}",
+                            current.tags.get(MANIFEST_TAG),
+                            tags[MANIFEST_TAG],
+                        ),
+                    ),
+                    reason="repairing the manifest tag (no association update)",
+                    payload=Write({}, current.association_id, tags=tags, tags_only=True),
+                )
+            )
+
+    def _health(
+        self, manifest: Manifest, current: LiveAssociation, live: AssociationLive, ctx: Context
+    ) -> list[Finding]:
+        counts = current.overview.get("AssociationStatusAggregatedCount") or {}
+        total = sum(int(v) for v in counts.values())
+        if not total:
+            return []
+        failed = int(counts.get("Failed", 0))
+        summary = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
+        package = _package_of(current.request, detection.document_name(ctx.controller_id))
+        noncompliant = sorted(live.noncompliant.get(current.association_id, set()))
+        what = f"package {package}" if package else f"document {current.document}"
+        message = f"install health of {what}: {summary} of {total} instance(s)"
+        if noncompliant:
+            message += f"; {len(noncompliant)} non-compliant (detection says not installed)"
+        return [
+            Finding(
+                KIND,
+                manifest.name,
+                Severity.WARNING if failed or noncompliant else Severity.INFO,
+                message,
+                count=failed or len(noncompliant),
+                examples=tuple(noncompliant[:5]),
+            )
+        ]
+
+    # -- apply -----------------------------------------------------------------------------------
+    def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> None:
+        payload = operation.payload
+        if isinstance(payload, DocumentChange):
+            self._apply_document(aws, payload)
+            return
+        write: Write = payload
+        if operation.action is Action.DELETE:
+            try:
+                aws.call("ssm", "DeleteAssociation", AssociationId=write.association_id)
+            except Exception as error:
+                if error_code(error) != "AssociationDoesNotExist":
+                    raise
+            return
+        tag_list = [{"Key": k, "Value": v} for k, v in sorted(write.tags.items())]
+        if write.tags_only:
+            aws.call(
+                "ssm",
+                "AddTagsToResource",
+                ResourceType="Association",
+                ResourceId=write.association_id,
+                Tags=tag_list,
+            )
+            return
+        if write.association_id is None:
+            aws.call("ssm", "CreateAssociation", **write.request, Tags=tag_list)
+            return
+        aws.call(
+            "ssm",
+            "UpdateAssociation",
+            AssociationId=write.association_id,
+            AssociationVersion=write.association_version,
+            **write.request,
+        )
+
+    def _apply_document(self, aws: AwsApi, change: DocumentChange) -> None:
+        content = detection.document_content()
+        if change.create:
+            aws.call(
+                "ssm",
+                "CreateDocument",
+                Name=change.name,
+                Content=content,
+                DocumentType="Command",
+                DocumentFormat="JSON",
+                Tags=[{"Key": k, "Value": v} for k, v in sorted(change.tags.items())],
+            )
+            return
+        updated = aws.call(
+            "ssm",
+            "UpdateDocument",
+            Name=change.name,
+            Content=content,
+            DocumentFormat="JSON",
+            DocumentVersion="$LATEST",
+        )
+        aws.call(
+            "ssm",
+            "UpdateDocumentDefaultVersion",
+            Name=change.name,
+            DocumentVersion=updated["DocumentDescription"]["DocumentVersion"],
+        )
+
+    # -- status ----------------------------------------------------------------------------------
+    def report(
+        self, desired: list[Manifest], live: AssociationLive, metrics: Metrics, ctx: Context
+    ) -> None:
+        detector = detection.document_name(ctx.controller_id)
+        mine = {
+            a.name: a for a in live.associations if is_owned(a.tags, ctx.controller_id) and a.name
+        }
+        instances: dict[tuple[str, ...], float] = {}
+        noncompliant: dict[str, set[str]] = defaultdict(set)
+        for manifest in desired:
+            current = mine.get(manifest.name)
+            if current is None:
+                continue
+            spec: AssociationSpec = manifest.spec
+            package = spec.resolved.package if spec.resolved is not None else ""
+            package = package or _package_of(current.request, detector)
+            counts = current.overview.get("AssociationStatusAggregatedCount") or {}
+            for status in STATUSES:
+                instances[(manifest.name, package, status)] = float(counts.get(status, 0))
+            if package:
+                noncompliant[package] |= live.noncompliant.get(current.association_id, set())
+        metrics.set_family(metrics.association_instances, ctx.target, instances)
+        metrics.set_family(
+            metrics.package_noncompliant_instances,
+            ctx.target,
+            {(package,): float(len(ids)) for package, ids in noncompliant.items()},
+        )
+        metrics.managed_resources.labels(target=ctx.target, kind=KIND).set(len(mine))
+
+    # -- export ----------------------------------------------------------------------------------
+    def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
+        """Owned associations as manifests (best effort: a package association names the
+        Distributor package; a stagger group is exported as its cron expression)."""
+        live = self.observe(aws, [], ctx)
+        detector = detection.document_name(ctx.controller_id)
+        documents: list[dict[str, Any]] = []
+        for association in live.associations:
+            if not is_owned(association.tags, ctx.controller_id) or not association.name:
+                continue
+            described = aws.call(
+                "ssm", "DescribeAssociation", AssociationId=association.association_id
+            )["AssociationDescription"]
+            documents.append(_export_one(association.name, normalize(described), detector))
+        return documents
+
+
+def _export_one(name: str, request: dict[str, Any], detector: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    parameters: dict[str, list[str]] = request["Parameters"]
+    if request["Name"] == detector:
+        first = {k: (v[0] if v else "") for k, v in parameters.items()}
+        package: dict[str, Any] = {
+            "name": first.get("name", ""),
+            "version": first.get("version") or "latest",
+            "action": first.get("action", "Install"),
+            "installationType": first.get("installationType", "Uninstall and reinstall"),
+        }
+        try:
+            arguments = json.loads(first.get("additionalArguments") or "{}")
+        except ValueError:
+            arguments = {}
+        if isinstance(arguments, dict) and arguments:
+            package["additionalArguments"] = arguments
+        spec["package"] = package
+    else:
+        spec["document"] = {
+            "name": request["Name"],
+            "version": request["DocumentVersion"],
+            "parameters": parameters,
+        }
+    tags: dict[str, list[str]] = {}
+    targets: dict[str, Any] = {}
+    for target in request["Targets"]:
+        if target["Key"].startswith("tag:"):
+            tags[target["Key"][4:]] = target["Values"]
+        elif target["Key"] == "InstanceIds":
+            targets["instanceIds"] = target["Values"]
+    if tags:
+        targets["tags"] = tags
+    spec["targets"] = targets
+    if request.get("ScheduleExpression"):
+        spec["schedule"] = {"expression": request["ScheduleExpression"]}
+    for key, field_name in (("MaxConcurrency", "maxConcurrency"), ("MaxErrors", "maxErrors")):
+        if request.get(key):
+            spec[field_name] = request[key]
+    spec["complianceSeverity"] = request["ComplianceSeverity"]
+    spec["syncCompliance"] = request["SyncCompliance"]
+    if request["ApplyOnlyAtCronInterval"]:
+        spec["applyOnlyAtCronInterval"] = True
+    return {
+        "apiVersion": "fleet-controller/v1alpha1",
+        "kind": KIND,
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+__all__ = ["KIND", "AssociationKind", "assign_slots", "desired_request", "normalize"]
