@@ -424,6 +424,24 @@ def _find(call: Call) -> Association:
     raise ServiceError("ValidationException", "Specify AssociationId, or Name and InstanceId.")
 
 
+@operation("ssm", "StartAssociationsOnce")
+def start_associations_once(call: Call) -> dict[str, Any]:
+    """Run the associations once, now, on all their targets (what a new default package version
+    needs, since AWS does not re-run an association when a package it installs changes)."""
+    associations = store(call.account_id, call.region)
+    with associations.lock:
+        found = [
+            associations.associations.get(association_id)
+            for association_id in call.params["AssociationIds"]
+        ]
+        if any(association is None for association in found):
+            raise _missing()
+        for association in found:
+            assert association is not None
+            association.request_run()
+    return {}
+
+
 @operation("ssm", "DescribeAssociation")
 def describe_association(call: Call) -> dict[str, Any]:
     association = _find(call)

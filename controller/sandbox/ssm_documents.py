@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from controller.sandbox import scenario
 from controller.sandbox.clock import clock
 from controller.sandbox.extension import Call, ServiceError, operation
 from controller.sandbox.ssm_tags import check_tag_keys, tag_target
@@ -940,3 +941,17 @@ def amazon_documents() -> dict[str, StoredDocument]:
 def iter_documents(account_id: str, region: str) -> Iterable[StoredDocument]:
     yield from amazon_documents().values()
     yield from store(account_id, region).documents.values()
+
+
+@scenario.section("buckets")
+def _scenario_buckets(section: Any, account_id: str, region: str) -> None:
+    """``buckets: [name, ...]``: S3 buckets that exist from the start (e.g. for package artifacts)."""
+    from moto.s3.models import s3_backends
+    from moto.utilities.utils import get_partition
+
+    if not isinstance(section, list) or not all(isinstance(b, str) for b in section):
+        raise ValueError("'buckets' is a list of bucket names")
+    backend = s3_backends[account_id][get_partition(region)]
+    for bucket in section:
+        if bucket not in backend.buckets:
+            backend.create_bucket(bucket, region)
