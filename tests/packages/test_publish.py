@@ -39,7 +39,7 @@ def published(sandbox, tmp_path):
     sandbox.admin.post("agent/effects", {"package": "Acme", "effects": ACME_EFFECTS})
     reconciler = controller(sandbox)
     sandbox.admin.reset_calls()
-    plan, result = reconciler.reconcile(load(root))
+    _plan, result = reconciler.reconcile(load(root))
     assert result.ok, result.failed
     first = writes(sandbox)
     assert first == {
@@ -112,7 +112,7 @@ def test_the_26th_version_never_happens_old_versions_are_pruned(sandbox, publish
     keep = 3
     for change in range(keep + 3):
         package_dir(root, keep=keep, version=f"1.0.{change + 1}", payload=b"v%d" % change)
-        plan, result = reconciler.reconcile(load(root))
+        _plan, result = reconciler.reconcile(load(root))
         assert result.ok, result.failed
         assert len(_versions(sandbox)) <= keep
     versions = _versions(sandbox)
@@ -128,7 +128,7 @@ def test_lowering_keep_versions_prunes_without_a_new_version(sandbox, published)
     assert len(_versions(sandbox)) == 3
     package_dir(root, keep=1, version="1.0.2", payload=b"v1")
     sandbox.admin.reset_calls()
-    plan, result = reconciler.reconcile(load(root))
+    plan, _result = reconciler.reconcile(load(root))
     assert [op.reason for op in plan.operations] == ["2 version(s) beyond keepVersions 1"]
     assert writes(sandbox) == {"ssm:DeleteDocument": 2}
     assert [v["VersionName"] for v in _versions(sandbox)] == ["1.0.2"]
@@ -158,7 +158,7 @@ def test_keep_versions_25_stays_under_the_aws_limit(sandbox, published):
     root, reconciler, _ = published
     for change in range(26):
         package_dir(root, keep=25, version=f"2.0.{change}", payload=b"w%d" % change)
-        plan, result = reconciler.reconcile(load(root))
+        _plan, result = reconciler.reconcile(load(root))
         assert result.ok, result.failed
     versions = _versions(sandbox)
     assert len(versions) == 25
