@@ -41,6 +41,10 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 
 USER 10001:10001
 WORKDIR /var/lib/fleet-controller
+# The only paths the controller writes (the clone under its home, temporary files): declared as
+# volumes so a read-only root filesystem works as is (`docker run --read-only`, ECS bind mounts
+# inherit the directories' owner and mode from here; Kubernetes mounts emptyDirs instead).
+VOLUME ["/var/lib/fleet-controller", "/tmp"]
 EXPOSE 9100
 
 # /healthz answers while the process serves; no curl in the image, so Python's urllib asks.
