@@ -1,26 +1,47 @@
-"""The long-running loop: load the desired state, reconcile, wait an interval with jitter, repeat.
+"""The long-running loop: keep the last good revision, reconcile it, wait an interval, repeat.
 
-An invalid revision is never applied: the loop keeps reconciling the last good one, sets the
-validity metric to 0 and logs every error. A stop request (SIGTERM) lets the current operation
-finish and then ends the loop.
+Two parts, because one desired-state source feeds many targets:
+
+* ``DesiredStateTracker`` fetches and validates revisions. An invalid revision is never applied:
+  the tracker keeps the last good one, sets the validity metric to 0 and logs every error; a
+  source it cannot reach (network, credentials) keeps the last good one too.
+* ``ReconcileLoop`` reconciles one target with the tracker's last good revision every interval
+  (with jitter), or at once when its ``wake`` event is set (a new revision, a webhook, a lease
+  just acquired). Repeated wakes while a pass runs coalesce into one more pass.
+
+With leases, a loop only reconciles while its ``WriteGuard`` says this replica may write to the
+target, and checks it again before every operation it applies.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
 
 import structlog
+from prometheus_client import Gauge
 
 from controller.engine.reconcile import Reconciler
-from controller.manifests import DesiredState, InvalidDesiredState
-from controller.observability.metrics import Metrics
+from controller.observability.metrics import Metrics, metric_families
+from controller.observability.redaction import redact_text
+from controller.source.base import (
+    DesiredStateSource,
+    InvalidRevision,
+    Revision,
+    SourceUnavailable,
+)
 
 log = structlog.get_logger("fleet_controller.loop")
 
-DesiredStateSource = Callable[[], DesiredState]
+# Per-target series that stay exported by a replica that does not hold the target's lease: the
+# lease itself and a constant. Everything else describes what the holder saw, and a replica that
+# stopped looking must not keep exporting it (a stale drift gauge would page for ever).
+_KEPT_WHEN_NOT_HOLDER = frozenset({"fleet_leader", "fleet_managed_instance_quota"})
 
 
 @dataclass
@@ -31,78 +52,192 @@ class LoopSettings:
     max_iterations: int | None = None  # for tests and one-shot runs
 
 
+class Refresh(StrEnum):
+    NEW = "new"  # a valid revision other than the one enforced so far
+    SAME = "same"  # the revision enforced so far
+    INVALID = "invalid"  # a revision that did not validate (nothing changes)
+    UNAVAILABLE = "unavailable"  # the source could not be read (nothing changes)
+
+
+class DesiredStateTracker:
+    """The last good revision of one source, and the controller-wide desired-state metrics."""
+
+    def __init__(self, source: DesiredStateSource, metrics: Metrics) -> None:
+        self.source = source
+        self.metrics = metrics
+        self.last_good: Revision | None = None
+        self._reported_invalid: str | None = None
+        self._lock = threading.Lock()
+        self.fetched_at = Gauge(
+            "fleet_desired_state_fetch_timestamp_seconds",
+            "Unix time of the last successful read of the desired-state source (valid or not).",
+            registry=metrics.registry,
+        )
+
+    def refresh(self) -> Refresh:
+        """Fetch and validate the newest revision; never raises for a bad or unreachable source."""
+        with self._lock:
+            try:
+                revision = self.source.fetch()
+            except InvalidRevision as invalid:
+                self.fetched_at.set(time.time())
+                self._invalid(invalid)
+                return Refresh.INVALID
+            except SourceUnavailable as error:
+                log.error(
+                    "desired-state source unavailable: keeping the last good revision",
+                    source=self.source.description,
+                    error=redact_text(str(error)),
+                    revision=self.last_good.id if self.last_good else None,
+                )
+                return Refresh.UNAVAILABLE
+            self.fetched_at.set(time.time())
+            self._reported_invalid = None
+            self.metrics.set_desired_state(True, revision.id)
+            if self.last_good is not None and self.last_good.id == revision.id:
+                return Refresh.SAME
+            log.info(
+                "desired state loaded",
+                revision=revision.id,
+                previous=self.last_good.id if self.last_good else None,
+                manifests=len(revision.desired.manifests),
+                files=revision.desired.files,
+            )
+            self.last_good = revision
+            return Refresh.NEW
+
+    def _invalid(self, invalid: InvalidRevision) -> None:
+        self.metrics.set_desired_state(False)
+        name = invalid.revision or "(working copy)"
+        keeping = self.last_good.id if self.last_good else None
+        if self._reported_invalid == name:
+            log.warning("desired state still invalid", revision=name, keeping=keeping)
+            return
+        self._reported_invalid = name
+        for error in invalid.errors:
+            log.error("invalid desired state", revision=name, error=str(error))
+        if self.last_good is None:
+            log.error("no valid desired state yet: nothing is reconciled", revision=name)
+        else:
+            log.warning("keeping the last good desired state", revision=name, keeping=keeping)
+
+    def current(self) -> Revision | None:
+        return self.last_good
+
+
+class WriteGuard(Protocol):
+    """Whether this replica may write to a target now (it holds the lease with margin)."""
+
+    def may_write(self) -> bool: ...
+
+
+class _WriteGate(threading.Event):
+    """The ``stop`` handed to ``Reconciler.apply``: set when the loop stops OR the lease is gone.
+
+    ``apply`` checks ``stop.is_set()`` before every operation, so a replica whose lease lapses
+    starts no further operation; the one in flight finishes (as with SIGTERM).
+    """
+
+    def __init__(self, stop: threading.Event, guard: WriteGuard) -> None:
+        super().__init__()
+        self._stop = stop
+        self._guard = guard
+
+    def is_set(self) -> bool:
+        if self._stop.is_set():
+            return True
+        if not self._guard.may_write():
+            log.warning("lease not held with margin: no further operation is started")
+            return True
+        return False
+
+
 class ReconcileLoop:
+    """Reconciles one target with the tracker's last good revision, every interval or on wake."""
+
     def __init__(
         self,
-        source: DesiredStateSource,
+        desired: Callable[[], Revision | None],
         reconciler: Reconciler,
         metrics: Metrics,
         settings: LoopSettings,
         stop: threading.Event | None = None,
         wake: threading.Event | None = None,
+        guard: WriteGuard | None = None,
     ) -> None:
-        self.source = source
+        self.desired = desired
         self.reconciler = reconciler
         self.metrics = metrics
         self.settings = settings
         self.stop = stop or threading.Event()
-        self.wake = wake or threading.Event()  # set to reconcile now (webhooks, tests)
-        self.last_good: DesiredState | None = None
+        self.wake = wake or threading.Event()  # set to reconcile now (webhooks, leases, tests)
+        self.guard = guard
+        self.target = reconciler.settings.target
         self.completed = 0
+        self.passes = 0
+        self.last_revision: str | None = None
+        self._reported = False  # whether this replica exports the target's status series
         self._random = random.Random()
 
     def run(self) -> None:
-        iterations = 0
         while not self.stop.is_set():
             self.run_once()
-            iterations += 1
+            self.passes += 1
             if (
                 self.settings.max_iterations is not None
-                and iterations >= self.settings.max_iterations
+                and self.passes >= self.settings.max_iterations
             ):
                 return
             self._wait()
 
     def run_once(self) -> None:
-        desired = self._load()
-        if desired is None:
+        if not self.may_write():
+            if self._reported:
+                forget_target_status(self.metrics, self.target)
+                self._reported = False
+                log.info("not the lease holder: stopped reporting", target=self.target)
             return
+        revision = self.desired()
+        if revision is None:
+            return
+        stop = self.stop if self.guard is None else _WriteGate(self.stop, self.guard)
         try:
             plan, result = self.reconciler.reconcile(
-                desired, enforce=self.settings.enforce, stop=self.stop
+                revision.desired, enforce=self.settings.enforce, stop=stop
             )
         except Exception as error:
-            log.error("reconcile failed", error=f"{type(error).__name__}: {error}")
+            log.error(
+                "reconcile failed",
+                target=self.target,
+                revision=revision.id,
+                error=redact_text(f"{type(error).__name__}: {error}"),
+            )
+            self._after_pass()
             return
         self.completed += 1
+        self.last_revision = revision.id
+        self._after_pass()
         log.info(
             "reconciled",
+            target=self.target,
             mode="enforce" if self.settings.enforce else "observe",
             operations=len(plan.operations),
             applied=len(result.applied),
             failed=len(result.failed),
+            skipped=len(result.skipped),
             findings=len(plan.findings),
             refused=len(plan.refused),
-            revision=desired.digest[:12],
+            revision=revision.id,
         )
 
-    def _load(self) -> DesiredState | None:
-        try:
-            desired = self.source()
-        except InvalidDesiredState as invalid:
-            self.metrics.set_desired_state(False)
-            for error in invalid.errors:
-                log.error("invalid desired state", error=str(error))
-            if self.last_good is None:
-                log.error("no valid desired state yet: nothing is reconciled")
-            else:
-                log.warning(
-                    "keeping the last good desired state", revision=self.last_good.digest[:12]
-                )
-            return self.last_good
-        self.metrics.set_desired_state(True, desired.digest[:12])
-        self.last_good = desired
-        return desired
+    def _after_pass(self) -> None:
+        self._reported = True
+        if not self.may_write():  # lost the lease during the pass: what it saw is not ours to say
+            forget_target_status(self.metrics, self.target)
+            self._reported = False
+
+    def may_write(self) -> bool:
+        return self.guard is None or self.guard.may_write()
 
     def _wait(self) -> None:
         jitter = self.settings.jitter_fraction
@@ -117,4 +252,24 @@ class ReconcileLoop:
 
     @property
     def ready(self) -> bool:
-        return self.completed > 0
+        """Ready once it reconciled, or when another replica holds the target."""
+        return self.completed > 0 or not self.may_write()
+
+
+def forget_target_status(metrics: Metrics, target: str) -> None:
+    """Remove the target's status gauges (drift, activations, instances, last success, ...).
+
+    Counters stay (they only ever grow and ``rate()`` copes); the lease gauge stays, at 0.
+    """
+    for family in metric_families(metrics):
+        if not isinstance(family, Gauge) or family._name in _KEPT_WHEN_NOT_HOLDER:
+            continue
+        names = tuple(family._labelnames)
+        if not names or names[0] != "target":
+            continue
+        for labels in list(family._metrics):
+            if labels and labels[0] == target:
+                try:
+                    family.remove(*labels)
+                except KeyError:
+                    continue

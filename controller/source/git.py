@@ -1,0 +1,266 @@
+"""A git branch as the desired-state source, through the ``git`` CLI (no shell, no library).
+
+The repository is cloned once (``git init --bare`` and a first fetch) and fetched on every call.
+The followed ref is resolved to one commit, exactly that commit's tree is exported (``git archive``)
+into a directory of its own, and the desired state is loaded from there: what is validated and
+what is reconciled are the same bytes, whatever lands on the branch in between.
+
+Credentials come from the environment as git itself reads them: ``GIT_SSH_COMMAND`` (a deploy
+key), a credential helper, or a token in the URL (``https://x-access-token:TOKEN@host/repo``). A
+URL token is registered as a secret so it is redacted from every log line and error, and the URL
+is only ever shown without its user part.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import threading
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
+from typing import IO
+from urllib.parse import urlsplit, urlunsplit
+
+import structlog
+
+from controller.manifests import InvalidDesiredState, ManifestError, load_desired_state
+from controller.observability.redaction import MIN_SECRET_LENGTH, redact_text, register_secret
+from controller.source.base import InvalidRevision, Revision, SourceUnavailable
+
+log = structlog.get_logger("fleet_controller.source.git")
+
+FOLLOWED_REF = "refs/fleet-controller/followed"
+"""Where the fetched commit is kept locally; one ref of our own, so nothing else is ever touched."""
+
+# A token used as the user name (https://TOKEN@github.com/...) is long; a plain user name is not.
+_TOKEN_AS_USER_MIN_LENGTH = 20
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+def display_url(url: str) -> str:
+    """The URL without its user part (user names, passwords and tokens never reach a log)."""
+    parts = urlsplit(url)
+    if parts.scheme and parts.netloc and "@" in parts.netloc:
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=f"***@{host}"))
+    return url
+
+
+def register_url_credentials(url: str) -> None:
+    """Register a token carried in the URL as a secret, so it is redacted everywhere."""
+    parts = urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return
+    if parts.password and len(parts.password) >= MIN_SECRET_LENGTH:
+        register_secret(parts.password)
+    elif parts.username and len(parts.username) >= _TOKEN_AS_USER_MIN_LENGTH:
+        register_secret(parts.username)
+
+
+def check_relative_path(path: str) -> str:
+    """The desired-state path inside the repository, normalised ('.' for the root)."""
+    pure = PurePosixPath(path.strip() or ".")
+    if pure.is_absolute() or ".." in pure.parts:
+        raise ValueError(f"--git-path must be relative to the repository root: {path!r}")
+    text = pure.as_posix()
+    return "." if text in ("", ".") else text
+
+
+class GitSource:
+    """Follows ``ref`` of ``url``; each fetch returns the desired state at ``path`` of its head."""
+
+    def __init__(
+        self,
+        url: str,
+        ref: str = "main",
+        path: str = ".",
+        workdir: Path | None = None,
+        timeout_seconds: float = 120.0,
+        git: str = "git",
+    ) -> None:
+        if not ref or ref.startswith("-") or any(c.isspace() for c in ref):
+            raise ValueError(f"not a usable git ref: {ref!r}")
+        register_url_credentials(url)
+        self.url = url
+        self.ref = ref
+        self.path = check_relative_path(path)
+        self.timeout_seconds = timeout_seconds
+        self.git = git
+        self.description = f"{display_url(url)}@{ref}:{self.path}"
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="fleet-controller-git-"))
+        self.repository = self.workdir / "repository.git"
+        self.trees = self.workdir / "trees"
+        self._lock = threading.Lock()
+        self._cloned = False
+        self._good: Revision | None = None  # its tree stays on disk (kinds may read files in it)
+        self._last_invalid: InvalidRevision | None = None
+
+    # -- the one public operation ----------------------------------------------------------------
+
+    def fetch(self) -> Revision:
+        with self._lock:
+            self._ensure_clone()
+            self._run(
+                "fetch", "--quiet", "--no-tags", "--force", "origin", f"+{self.ref}:{FOLLOWED_REF}"
+            )
+            sha = self._run(
+                "rev-parse", "--verify", "--quiet", f"{FOLLOWED_REF}^{{commit}}"
+            ).strip()
+            if not _SHA.match(sha):
+                raise SourceUnavailable(f"{self.description}: the ref resolved to {sha!r}")
+            if self._good is not None and self._good.id == sha:
+                return self._good
+            if self._last_invalid is not None and self._last_invalid.revision == sha:
+                raise self._last_invalid
+            revision = self._load(sha)
+            self._good = revision
+            self._last_invalid = None
+            self._prune_trees(keep=sha)
+            return revision
+
+    @property
+    def current(self) -> Revision | None:
+        """The last valid revision this source returned."""
+        return self._good
+
+    def close(self) -> None:
+        with self._lock:
+            if self._own_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- steps -------------------------------------------------------------------------------------
+
+    def _ensure_clone(self) -> None:
+        if self._cloned:
+            return
+        self.trees.mkdir(parents=True, exist_ok=True)
+        if not (self.repository / "HEAD").is_file():
+            self.repository.mkdir(parents=True, exist_ok=True)
+            self._run("init", "--quiet", "--bare", str(self.repository), in_repository=False)
+        remotes = self._run("remote").split()
+        if "origin" in remotes:
+            self._run("remote", "set-url", "origin", self.url)  # --git-dir reused after a change
+        else:
+            self._run("remote", "add", "origin", self.url)
+        log.info("following git repository", source=self.description, workdir=str(self.workdir))
+        self._cloned = True
+
+    def _load(self, sha: str) -> Revision:
+        """Export exactly ``sha``'s tree at ``path`` and validate it."""
+        tree_root = self.trees / sha
+        shutil.rmtree(tree_root, ignore_errors=True)
+        tree_root.mkdir(parents=True)
+        where = f"{sha}:" if self.path == "." else f"{sha}:{self.path}"
+        kind = self._run("cat-file", "-t", where, check=False).strip()
+        if kind != "tree":
+            shutil.rmtree(tree_root, ignore_errors=True)
+            invalid = InvalidRevision(
+                sha,
+                [
+                    ManifestError(
+                        self.path, None, f"is not a directory in commit {sha[:12]} of {self.ref}"
+                    )
+                ],
+            )
+            self._last_invalid = invalid
+            raise invalid
+        try:
+            self._export(where, tree_root)
+        except (tarfile.TarError, OSError) as error:
+            shutil.rmtree(tree_root, ignore_errors=True)
+            refused = InvalidRevision(
+                sha,
+                [ManifestError(self.path, None, f"cannot be exported from {sha[:12]}: {error}")],
+            )
+            self._last_invalid = refused
+            raise refused from None
+        try:
+            desired = load_desired_state(tree_root)
+        except InvalidDesiredState as invalid:
+            shutil.rmtree(tree_root, ignore_errors=True)
+            located = InvalidRevision(sha, [self._relative(e, tree_root) for e in invalid.errors])
+            self._last_invalid = located
+            raise located from None
+        return Revision(sha, desired)
+
+    def _export(self, tree_ish: str, destination: Path) -> None:
+        with tempfile.TemporaryFile(dir=self.workdir) as archive:
+            self._run("archive", "--format=tar", tree_ish, stdout=archive)
+            archive.seek(0)
+            with tarfile.open(fileobj=archive, mode="r:") as tar:
+                # The "data" filter refuses absolute paths, links out of the tree and devices: a
+                # commit is untrusted input until it validated.
+                tar.extractall(destination, filter="data")
+
+    def _relative(self, error: ManifestError, tree_root: Path) -> ManifestError:
+        """Errors name files as they are in the repository (``desired-state/fleet.yaml``)."""
+        root = str(tree_root)
+        if error.file == root:
+            return replace(error, file=self.path)
+        if not error.file.startswith(root + os.sep):
+            return error
+        inner = Path(error.file).relative_to(tree_root).as_posix()
+        return replace(error, file=inner if self.path == "." else f"{self.path}/{inner}")
+
+    def _prune_trees(self, keep: str) -> None:
+        for entry in self.trees.iterdir():
+            if entry.name != keep:
+                shutil.rmtree(entry, ignore_errors=True)
+
+    # -- running git ---------------------------------------------------------------------------------
+
+    def _run(
+        self,
+        *args: str,
+        in_repository: bool = True,
+        check: bool = True,
+        stdout: IO[bytes] | None = None,
+    ) -> str:
+        command = [self.git]
+        if in_repository:
+            command += ["--git-dir", str(self.repository)]
+        command += list(args)
+        env = {
+            **os.environ,
+            "GIT_TERMINAL_PROMPT": "0",  # never wait for a password on a terminal nobody watches
+            "LC_ALL": "C",
+        }
+        try:
+            completed = subprocess.run(
+                command,
+                stdout=stdout if stdout is not None else subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                timeout=self.timeout_seconds,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise SourceUnavailable(
+                f"git {args[0]} of {self.description} timed out after {self.timeout_seconds:.0f}s"
+            ) from None
+        except OSError as error:
+            raise SourceUnavailable(f"cannot run {self.git}: {error}") from None
+        if check and completed.returncode != 0:
+            raise SourceUnavailable(
+                f"git {args[0]} of {self.description} failed: {self._clean(completed.stderr)}"
+            )
+        if stdout is not None:
+            return ""
+        return bytes(completed.stdout).decode("utf-8", "replace")
+
+    def _clean(self, stderr: bytes) -> str:
+        text = stderr.decode("utf-8", "replace").strip()
+        text = text.replace(self.url, display_url(self.url))
+        with contextlib.suppress(ValueError):
+            parts = urlsplit(self.url)
+            if parts.netloc and "@" in parts.netloc:
+                text = text.replace(parts.netloc.rsplit("@", 1)[0] + "@", "***@")
+        lines = [line for line in text.splitlines() if line.strip()]
+        return redact_text(" | ".join(lines[-5:]) or "no error output")
