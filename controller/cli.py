@@ -20,14 +20,12 @@ import structlog
 import yaml
 
 from controller.aws import AwsApi, AwsSettings, CallRecorder
-from controller.engine.loop import LoopSettings, ReconcileLoop
 from controller.engine.plan import Operation, Plan
 from controller.engine.prune import PruneSettings
 from controller.engine.reconcile import Reconciler, ReconcileSettings
 from controller.engine.render import render_json, render_markdown, render_text
 from controller.kinds import all_kinds
 from controller.manifests import DesiredState, InvalidDesiredState, load_desired_state
-from controller.observability.http import ObservabilityServer
 from controller.observability.logging import configure_logging
 from controller.observability.metrics import Metrics
 from controller.observability.redaction import redact_text
@@ -92,13 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--format", choices=["text", "markdown", "json"], default="text")
 
     run = commands.add_parser("run", parents=[common, aws, pruning], help="reconcile in a loop")
-    run.add_argument("directory", type=Path)
-    run.add_argument("--interval", type=float, default=300.0, metavar="SECONDS")
-    run.add_argument("--jitter", type=float, default=0.1, metavar="FRACTION")
-    run.add_argument("--mode", choices=["enforce", "observe"], default="enforce")
-    run.add_argument("--metrics-host", default="0.0.0.0")
-    run.add_argument("--metrics-port", type=int, default=9100)
-    run.add_argument("--iterations", type=int, help="stop after N reconciles (default: never)")
+    _add_run_options(run)
 
     export = commands.add_parser("export", parents=[common, aws], help="live state as YAML")
     export.add_argument("--output", type=Path, help="file to write (default: stdout)")
@@ -109,6 +101,64 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--workspaces", type=int, default=50)
     sandbox.add_argument("--scenario", type=Path)
     return parser
+
+
+def _add_run_options(run: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    run.add_argument(
+        "directory", type=Path, nargs="?", help="desired-state directory (or follow --git-url)"
+    )
+    run.add_argument("--interval", type=float, default=300.0, metavar="SECONDS")
+    run.add_argument("--jitter", type=float, default=0.1, metavar="FRACTION")
+    run.add_argument("--mode", choices=["enforce", "observe"], default="enforce")
+    run.add_argument("--metrics-host", default="0.0.0.0")
+    run.add_argument("--metrics-port", type=int, default=9100)
+    run.add_argument(
+        "--iterations", type=int, help="stop after N passes per target (default: never)"
+    )
+    git = run.add_argument_group("git source")
+    git.add_argument(
+        "--git-url",
+        default=env("FLEET_GIT_URL"),
+        help="follow this repository (https, ssh or file URL; GIT_SSH_COMMAND is honoured)",
+    )
+    git.add_argument("--git-ref", default=env("FLEET_GIT_REF", "main"), help="branch or tag")
+    git.add_argument(
+        "--git-path",
+        default=env("FLEET_GIT_PATH", "."),
+        help="desired-state directory inside the repository",
+    )
+    git.add_argument(
+        "--git-dir", type=Path, help="where to keep the clone (default: a temporary directory)"
+    )
+    git.add_argument("--git-timeout", type=float, default=120.0, metavar="SECONDS")
+    hook = run.add_argument_group("webhook (POST /webhook; secret from FLEET_WEBHOOK_SECRET)")
+    hook.add_argument("--webhook-secret-file", type=Path, metavar="FILE")
+    hook.add_argument("--webhook-max-bytes", type=int, default=1024 * 1024, metavar="BYTES")
+    targets = run.add_argument_group("targets")
+    targets_file = env("FLEET_TARGETS")
+    targets.add_argument(
+        "--targets",
+        type=Path,
+        default=Path(targets_file) if targets_file else None,
+        metavar="FILE",
+        help="YAML list of accounts/Regions to reconcile (default: one target, 'default')",
+    )
+    leases = run.add_argument_group("leases (several replicas)")
+    leases.add_argument(
+        "--lease-table",
+        default=env("FLEET_LEASE_TABLE"),
+        metavar="NAME",
+        help="DynamoDB table (partition key 'target', a string) holding per-target leases",
+    )
+    leases.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS")
+    leases.add_argument("--lease-renew-deadline", type=float, default=10.0, metavar="SECONDS")
+    leases.add_argument("--lease-retry-period", type=float, default=2.0, metavar="SECONDS")
+    leases.add_argument(
+        "--replica-id",
+        default=env("FLEET_REPLICA_ID"),
+        help="this replica's name in the lease table (default: hostname and a random suffix)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,29 +234,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    directory: Path = args.directory
-    first = load_desired_state(directory)  # fail fast on a broken start
-    with controller_session(args, first) as (reconciler, metrics):
-        loop = ReconcileLoop(
-            source=lambda: load_desired_state(directory),
-            reconciler=reconciler,
-            metrics=metrics,
-            settings=LoopSettings(
-                interval_seconds=args.interval,
-                jitter_fraction=args.jitter,
-                enforce=args.mode == "enforce",
-                max_iterations=args.iterations,
-            ),
-        )
-        server = ObservabilityServer(
-            metrics, ready=lambda: loop.ready, host=args.metrics_host, port=args.metrics_port
-        ).start()
-        log.info("serving metrics", url=f"{server.url}/metrics", mode=args.mode)
-        try:
-            with _stop_on_signals(loop.request_stop):
-                loop.run()
-        finally:
-            server.stop()
+    from controller.runtime import Service
+
+    with Service.from_args(args) as service, _stop_on_signals(service.request_stop):
+        service.run()
     log.info("stopped")
     return EXIT_OK
 

@@ -80,9 +80,15 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Route:
-    def __init__(self, handler: RouteHandler, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        handler: RouteHandler,
+        max_body_bytes: int,
+        on_too_large: Callable[[], None] | None = None,
+    ) -> None:
         self.handler = handler
         self.max_body_bytes = max_body_bytes
+        self.on_too_large = on_too_large
 
 
 class ObservabilityServer:
@@ -126,8 +132,12 @@ class ObservabilityServer:
         handler: RouteHandler,
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        on_too_large: Callable[[], None] | None = None,
     ) -> None:
         """Mount ``handler`` at exactly ``method path``; bodies over ``max_body_bytes`` get 413.
+
+        ``on_too_large`` is called for each such 413 (the handler never sees those requests), so
+        the route's owner can count them.
 
         The handler receives case-insensitive :class:`Headers` and the whole body (plain or
         chunked). It runs on a server thread, so it must be thread-safe; an exception in it is
@@ -141,7 +151,7 @@ class ObservabilityServer:
         with self._routes_lock:
             if (method, path) in self._routes:
                 raise ValueError(f"route {method} {path} is already mounted")
-            self._routes[(method, path)] = _Route(handler, max_body_bytes)
+            self._routes[(method, path)] = _Route(handler, max_body_bytes, on_too_large)
 
     def route(self, method: str, path: str) -> _Route | None:
         with self._routes_lock:
@@ -270,6 +280,8 @@ def _make_handler(
                 # Never buffered: discarded in bounded chunks, so that the client reads the 413
                 # instead of a connection reset from closing on unread data.
                 self.close_connection = True
+                if route.on_too_large is not None:
+                    route.on_too_large()
                 return _text(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large\n")
             status, out_headers, out_body = route.handler(Headers(self.headers.items()), body)
             return int(status), out_headers, out_body

@@ -1,0 +1,338 @@
+"""``run`` as a service: one desired-state poller, one reconcile loop per target, optional leases.
+
+Threads, and why each exists:
+
+* the poller fetches the source every interval (or at once on a webhook) and wakes every target's
+  loop when a new revision validated, so a push reaches the fleet within one interval;
+* one ``ReconcileLoop`` per target, so a slow or failing account never delays the others;
+* the lease keeper (with ``--lease-table``), which decides which targets this replica may write to.
+
+Stopping (SIGTERM) lets each loop finish the operation in flight, then releases the leases so
+another replica takes over at once instead of after a lease duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+import structlog
+
+from controller.aws import AwsApi, AwsSettings, CallRecorder
+from controller.engine.loop import DesiredStateTracker, LoopSettings, ReconcileLoop, Refresh
+from controller.engine.prune import PruneSettings
+from controller.engine.reconcile import Reconciler, ReconcileSettings
+from controller.ha.keeper import LeaseKeeper, LeaseSettings
+from controller.ha.table import LeaseTable
+from controller.observability.http import ObservabilityServer
+from controller.observability.metrics import DEFAULT_TARGET, Metrics
+from controller.observability.redaction import redact_text
+from controller.source import DesiredStateSource, DirectorySource, GitSource, Revision
+from controller.targets import build_target, count_calls, default_target, load_targets
+from controller.webhook import Webhook, load_secret
+
+log = structlog.get_logger("fleet_controller.runtime")
+
+LEASE_TABLE_LABEL = "_leases"
+"""The ``target`` label of the lease table's own AWS calls (target names cannot start with '_')."""
+REPLICA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+class Runtime:
+    def __init__(
+        self,
+        tracker: DesiredStateTracker,
+        loops: Mapping[str, ReconcileLoop],
+        settings: LoopSettings,
+        keeper: LeaseKeeper | None = None,
+    ) -> None:
+        self.tracker = tracker
+        self.loops = dict(loops)
+        self.settings = settings
+        self.keeper = keeper
+        self.stop = threading.Event()
+        self._source_wake = threading.Event()
+        self._keeper_stop = threading.Event()
+        self._forced = threading.Event()  # a webhook asked for a reconcile, new revision or not
+        self._random = random.Random()
+
+    # -- triggers ----------------------------------------------------------------------------------
+
+    def trigger(self) -> None:
+        """Fetch and reconcile now (the webhook). Calls during one fetch coalesce into one."""
+        self._forced.set()
+        self._source_wake.set()
+
+    def wake_target(self, target: str) -> None:
+        loop = self.loops.get(target)
+        if loop is not None:
+            loop.wake.set()
+
+    def request_stop(self) -> None:
+        self.stop.set()
+        self._source_wake.set()
+        for loop in self.loops.values():
+            loop.request_stop()
+
+    @property
+    def ready(self) -> bool:
+        """A valid revision is known and every target this replica holds has been reconciled."""
+        return self.tracker.current() is not None and all(
+            loop.ready for loop in self.loops.values()
+        )
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Until a stop request, or until every loop ran ``max_iterations`` passes."""
+        keeper_thread = None
+        if self.keeper is not None:
+            keeper_thread = threading.Thread(
+                target=self.keeper.run, args=(self._keeper_stop,), name="leases", daemon=True
+            )
+            keeper_thread.start()
+        poller = threading.Thread(target=self._poll, name="desired-state", daemon=True)
+        poller.start()
+        workers = [
+            threading.Thread(
+                target=self._run_loop, args=(loop,), name=f"target-{name}", daemon=True
+            )
+            for name, loop in self.loops.items()
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            while not self.stop.is_set() and any(w.is_alive() for w in workers):
+                self.stop.wait(0.5)
+        finally:
+            self.request_stop()
+            for worker in workers:
+                worker.join()
+            poller.join(timeout=30)
+            self._keeper_stop.set()
+            if keeper_thread is not None:
+                keeper_thread.join(timeout=30)
+            if self.keeper is not None:
+                self.keeper.stop(release=True)  # no operation is in flight any more
+
+    def _run_loop(self, loop: ReconcileLoop) -> None:
+        try:
+            loop.run()
+        except Exception as error:  # a bug in one target's loop must not end the others
+            log.exception("reconcile loop crashed", target=loop.target, error=str(error))
+
+    def _poll(self) -> None:
+        while not self.stop.is_set():
+            jitter = self.settings.jitter_fraction
+            seconds = self.settings.interval_seconds * (1 + self._random.uniform(-jitter, jitter))
+            self._source_wake.wait(timeout=max(0.0, seconds))
+            self._source_wake.clear()
+            if self.stop.is_set():
+                return
+            forced = self._forced.is_set()
+            self._forced.clear()
+            outcome = self.tracker.refresh()
+            if outcome is Refresh.NEW or forced:
+                for loop in self.loops.values():
+                    loop.wake.set()
+
+
+class Service:
+    """Everything ``run`` starts, built from its command line; closing it tears it all down."""
+
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
+        self.server: ObservabilityServer | None = None
+        self.metrics: Metrics | None = None
+        self._cleanup: list[Callable[[], None]] = []
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Service:
+        service = cls()
+        try:
+            service._build(args)
+        except BaseException:
+            service.close()
+            raise
+        return service
+
+    def run(self) -> None:
+        assert self.runtime is not None
+        self.runtime.run()
+
+    def request_stop(self) -> None:
+        if self.runtime is not None:
+            self.runtime.request_stop()
+
+    def close(self) -> None:
+        while self._cleanup:
+            step = self._cleanup.pop()
+            try:
+                step()
+            except Exception as error:
+                log.warning("shutdown step failed", error=redact_text(str(error)))
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- wiring ------------------------------------------------------------------------------------
+
+    def _build(self, args: argparse.Namespace) -> None:
+        source = self._source(args)
+        self._cleanup.append(source.close)
+        if isinstance(source, DirectorySource):
+            source.fetch()  # a broken directory at start is an error to fix, not to wait out
+        specs = load_targets(args.targets) if args.targets else None
+        names = [spec.name for spec in specs] if specs else [DEFAULT_TARGET]
+        metrics = Metrics(controller_id=args.controller_id, targets=names, process_metrics=True)
+        self.metrics = metrics
+        tracker = DesiredStateTracker(source, metrics)
+        tracker.refresh()
+        base = AwsSettings(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
+        if args.sandbox:
+            self._start_sandbox(args, base, tracker.current())
+        targets = (
+            [build_target(spec, base, metrics) for spec in specs]
+            if specs
+            else [default_target(base, metrics)]
+        )
+        settings = LoopSettings(
+            interval_seconds=args.interval,
+            jitter_fraction=args.jitter,
+            enforce=args.mode == "enforce",
+            max_iterations=args.iterations,
+        )
+        keeper = self._keeper(args, base, names, metrics) if args.lease_table else None
+        prune = PruneSettings(enabled=args.prune, max_deletes=args.max_deletes)
+        loops = {
+            target.name: ReconcileLoop(
+                tracker.current,
+                Reconciler(
+                    target.aws,
+                    ReconcileSettings(
+                        controller_id=args.controller_id, target=target.name, prune=prune
+                    ),
+                    metrics,
+                ),
+                metrics,
+                settings,
+                guard=keeper.guard(target.name) if keeper else None,
+            )
+            for target in targets
+        }
+        runtime = Runtime(tracker, loops, settings, keeper)
+        self.runtime = runtime
+        server = ObservabilityServer(
+            metrics, ready=lambda: runtime.ready, host=args.metrics_host, port=args.metrics_port
+        )
+        self.server = server
+        self._cleanup.append(server.stop)
+        secret = load_secret(args.webhook_secret_file)
+        if secret is not None:
+            Webhook(
+                secret,
+                runtime.trigger,
+                metrics,
+                ref=args.git_ref if args.git_url else None,
+                max_body_bytes=args.webhook_max_bytes,
+            ).mount(server)
+        server.start()
+        log.info(
+            "serving",
+            metrics=f"{server.url}/metrics",
+            webhook=f"{server.url}/webhook" if secret is not None else None,
+            mode=args.mode,
+            source=source.description,
+            targets=names,
+            leases=args.lease_table,
+            replica=keeper.replica_id if keeper else None,
+        )
+
+    def _source(self, args: argparse.Namespace) -> DesiredStateSource:
+        if args.git_url and args.directory is not None:
+            raise ValueError("give either a desired-state directory or --git-url, not both")
+        if args.git_url:
+            return GitSource(
+                args.git_url,
+                ref=args.git_ref,
+                path=args.git_path,
+                workdir=args.git_dir,
+                timeout_seconds=args.git_timeout,
+            )
+        if args.directory is None:
+            raise ValueError("run needs a desired-state directory or --git-url")
+        return DirectorySource(args.directory)
+
+    def _start_sandbox(
+        self, args: argparse.Namespace, base: AwsSettings, first: Revision | None
+    ) -> None:
+        from controller.embedded import EmbeddedSandbox
+
+        embedded = EmbeddedSandbox(
+            workspaces=args.sandbox_workspaces,
+            scenario=args.sandbox_scenario,
+            registration_parameter=_first_publish_parameter(first),
+        )
+        base.endpoint_url = embedded.start()
+        self._cleanup.append(embedded.stop)
+        base.region = base.region or embedded.region
+        base.rate_limits = None  # the sandbox has no API limits to stay under
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "sandbox")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sandbox")
+        log.info("embedded sandbox started", endpoint=base.endpoint_url)
+
+    def _keeper(
+        self, args: argparse.Namespace, base: AwsSettings, names: list[str], metrics: Metrics
+    ) -> LeaseKeeper:
+        settings = LeaseSettings(
+            duration_seconds=args.lease_duration,
+            renew_deadline_seconds=args.lease_renew_deadline,
+            retry_period_seconds=args.lease_retry_period,
+        )
+        retry = settings.retry_period_seconds
+        # Fail fast: a lease call that hangs past the retry period is worth less than the next try.
+        lease_settings = replace(
+            base,
+            max_attempts=2,
+            backoff_base_seconds=min(0.1, retry / 4),
+            backoff_max_seconds=retry / 2,
+            connect_timeout_seconds=max(0.5, retry),
+            read_timeout_seconds=max(1.0, retry * 2),
+            rate_limits=None,
+        )
+        recorder = CallRecorder()
+        count_calls(recorder, metrics, LEASE_TABLE_LABEL)
+        replica_id = args.replica_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        if not REPLICA_ID.match(replica_id):
+            raise ValueError(f"--replica-id must match {REPLICA_ID.pattern}: {replica_id!r}")
+        return LeaseKeeper(
+            LeaseTable(AwsApi(lease_settings, recorder), args.lease_table),
+            replica_id,
+            names,
+            settings,
+            metrics,
+            on_acquired=self._wake,
+            on_lost=self._wake,
+        )
+
+    def _wake(self, target: str) -> None:
+        if self.runtime is not None:
+            self.runtime.wake_target(target)
+
+
+def _first_publish_parameter(revision: Revision | None) -> str | None:
+    if revision is None:
+        return None
+    for manifest in revision.desired.of_kind("Activation"):
+        return str(manifest.spec.publish.parameter_name)
+    return None

@@ -1,0 +1,177 @@
+"""The git source against real repositories: exact commits, invalid revisions, unreachable remotes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from controller.observability.redaction import REDACTED, redact_text
+from controller.source import GitSource, InvalidRevision, SourceUnavailable
+from controller.source.git import display_url
+from tests.runtime.gitrepo import GitRemote, example_files, git
+
+MISSPELT = """apiVersion: fleet-controller/v1alpha1
+kind: TagSync
+metadata:
+  name: broken
+spec:
+  workspaces:
+    directoryIds: [d-1234567890]
+  copyTags:
+    inclde: ["CostCenter"]
+"""
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> GitRemote:
+    repo = GitRemote(tmp_path / "repo")
+    repo.commit({**example_files(), "README.md": "fleet\n"}, "initial desired state")
+    return repo
+
+
+@pytest.fixture
+def source(remote: GitRemote, tmp_path: Path):
+    followed = GitSource(remote.url, ref="main", path="desired-state", workdir=tmp_path / "clone")
+    yield followed
+    followed.close()
+
+
+def test_fetch_returns_the_head_commit_and_its_desired_state(remote, source):
+    revision = source.fetch()
+    assert revision.id == git("rev-parse", "HEAD", cwd=remote.work)
+    kinds = sorted(m.kind for m in revision.desired.manifests)
+    assert kinds == ["Activation", "TagSync", "TagSync"]
+
+
+def test_a_pushed_commit_is_the_next_revision_and_unpushed_work_is_not(remote, source):
+    first = source.fetch()
+    remote.commit({"desired-state/tagsync.yaml": None}, "drop the TagSyncs", push=False)
+    assert source.fetch() is first  # not pushed yet: the same revision, not even re-read
+    remote.push()
+    second = source.fetch()
+    assert second.id == git("rev-parse", "HEAD", cwd=remote.work) != first.id
+    assert [m.kind for m in second.desired.manifests] == ["Activation"]
+
+
+def test_the_revision_is_exactly_its_commits_tree(remote, source):
+    """Later commits never change the files of the revision being enforced."""
+    first = source.fetch()
+    tree = first.desired.directory
+    assert sorted(p.name for p in tree.iterdir()) == ["activation.yaml", "tagsync.yaml"]
+    remote.commit({"desired-state/tagsync.yaml": MISSPELT}, "break it")
+    with pytest.raises(InvalidRevision):
+        source.fetch()
+    # The last good tree is untouched and the invalid one is gone.
+    assert (tree / "tagsync.yaml").read_text() == example_files()["desired-state/tagsync.yaml"]
+    assert sorted(p.name for p in tree.parent.iterdir()) == [first.id]
+
+
+def test_an_invalid_commit_names_its_sha_and_repository_paths(remote, source):
+    source.fetch()
+    bad = remote.commit({"desired-state/broken.yaml": MISSPELT}, "a typo")
+    with pytest.raises(InvalidRevision) as raised:
+        source.fetch()
+    assert raised.value.revision == bad
+    [error] = raised.value.errors
+    assert error.file == "desired-state/broken.yaml"
+    assert error.line == 9
+    assert "inclde" in str(error)
+    # Fetching again finds the same commit and the same verdict without exporting it again.
+    with pytest.raises(InvalidRevision) as again:
+        source.fetch()
+    assert again.value is raised.value
+    assert source.current is not None and source.current.id != bad
+
+
+def test_a_fix_on_top_of_an_invalid_commit_is_loaded(remote, source):
+    source.fetch()
+    remote.commit({"desired-state/broken.yaml": MISSPELT}, "a typo")
+    with pytest.raises(InvalidRevision):
+        source.fetch()
+    fixed = remote.commit({"desired-state/broken.yaml": None}, "revert the typo")
+    assert source.fetch().id == fixed
+
+
+def test_a_commit_without_the_directory_is_invalid(remote, source):
+    source.fetch()
+    gone = remote.commit({"desired-state": None}, "remove the directory")
+    with pytest.raises(InvalidRevision) as raised:
+        source.fetch()
+    assert raised.value.revision == gone
+    assert "desired-state: is not a directory in commit" in str(raised.value.errors[0])
+
+
+def test_a_link_out_of_the_tree_is_refused_not_followed(remote, source):
+    source.fetch()
+    os.symlink("/etc/passwd", remote.work / "desired-state" / "passwd.yaml")
+    remote.commit({}, "a link to a host file")
+    with pytest.raises(InvalidRevision) as raised:
+        source.fetch()
+    assert "cannot be exported" in str(raised.value.errors[0])
+
+
+def test_the_repository_root_can_be_the_desired_state(tmp_path):
+    repo = GitRemote(tmp_path / "repo")
+    files = {name.split("/", 1)[1]: text for name, text in example_files().items()}
+    sha = repo.commit(files, "flat layout")
+    flat = GitSource(repo.url, path=".", workdir=tmp_path / "clone")
+    try:
+        assert flat.fetch().id == sha
+    finally:
+        flat.close()
+
+
+def test_an_unreachable_remote_is_unavailable_and_recovers(remote, source, tmp_path):
+    first = source.fetch()
+    moved = tmp_path / "elsewhere.git"
+    remote.bare.rename(moved)
+    with pytest.raises(SourceUnavailable) as raised:
+        source.fetch()
+    assert "git fetch" in str(raised.value)
+    moved.rename(remote.bare)
+    assert source.fetch() is first
+
+
+def test_a_token_in_the_url_never_appears_in_errors_or_descriptions(tmp_path):
+    token = "ghp_e2eTokenThatMustNotLeak0123456789"
+    url = f"https://x-access-token:{token}@127.0.0.1:9/org/fleet.git"
+    followed = GitSource(url, workdir=tmp_path / "clone", timeout_seconds=20)
+    try:
+        with pytest.raises(SourceUnavailable) as raised:
+            followed.fetch()
+    finally:
+        followed.close()
+    assert token not in str(raised.value)
+    assert token not in followed.description
+    assert display_url(url) == "https://***@127.0.0.1:9/org/fleet.git"
+    assert redact_text(f"leaked {token}") == f"leaked {REDACTED}"
+
+
+def test_a_kept_clone_directory_is_reused(remote, tmp_path):
+    workdir = tmp_path / "kept"
+    first = GitSource(remote.url, path="desired-state", workdir=workdir)
+    sha = first.fetch().id
+    first.close()
+    assert (workdir / "repository.git" / "HEAD").is_file()  # --git-dir is not deleted
+    second = GitSource(remote.url, path="desired-state", workdir=workdir)
+    assert second.fetch().id == sha
+
+
+def test_a_tag_can_be_followed(remote, tmp_path):
+    git("tag", "release-1", cwd=remote.work)
+    git("push", "--quiet", "origin", "refs/tags/release-1", cwd=remote.work)
+    tagged = git("rev-parse", "HEAD", cwd=remote.work)
+    remote.commit({"desired-state/tagsync.yaml": None}, "after the tag")
+    followed = GitSource(remote.url, ref="release-1", path="desired-state", workdir=tmp_path / "t")
+    try:
+        assert followed.fetch().id == tagged
+    finally:
+        followed.close()
+
+
+@pytest.mark.parametrize("path", ["/etc", "../outside", "desired-state/../../x"])
+def test_paths_outside_the_repository_are_refused(path, tmp_path):
+    with pytest.raises(ValueError, match="relative to the repository root"):
+        GitSource("file:///nowhere", path=path, workdir=tmp_path)

@@ -1,0 +1,164 @@
+"""The run orchestration: triggers coalesce, one failing target leaves the others alone, wiring."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from controller.aws import AwsApi, AwsSettings, CallRecorder
+from controller.cli import build_parser, main
+from controller.engine.loop import DesiredStateTracker, LoopSettings, ReconcileLoop
+from controller.engine.reconcile import Reconciler, ReconcileSettings
+from controller.observability.metrics import Metrics
+from controller.runtime import Runtime, Service
+from controller.source import DirectorySource, Revision
+from tests.runtime.helpers import activations_dir, eventually, reconciler, sample
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class SlowSource(DirectorySource):
+    """A directory that takes a while to read, and counts its reads."""
+
+    def __init__(self, directory: Path, seconds: float) -> None:
+        super().__init__(directory)
+        self.seconds = seconds
+        self.fetches = 0
+
+    def fetch(self) -> Revision:
+        self.fetches += 1
+        time.sleep(self.seconds)
+        return super().fetch()
+
+
+def start(runtime: Runtime) -> threading.Thread:
+    thread = threading.Thread(target=runtime.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_burst_of_triggers_coalesces_into_one_more_fetch_and_pass(sandbox, tmp_path):
+    metrics = Metrics()
+    source = SlowSource(activations_dir(tmp_path / "desired", "alpha"), seconds=0.5)
+    tracker = DesiredStateTracker(source, metrics)
+    tracker.refresh()
+    settings = LoopSettings(interval_seconds=600)  # nothing happens on its own during the test
+    loop = ReconcileLoop(tracker.current, reconciler(sandbox.endpoint, metrics), metrics, settings)
+    runtime = Runtime(tracker, {"default": loop}, settings)
+    thread = start(runtime)
+    eventually(lambda: loop.completed == 1)
+    fetches_before = source.fetches
+    for _ in range(20):
+        runtime.trigger()
+        time.sleep(0.01)
+    eventually(lambda: loop.completed >= 2)
+    time.sleep(1.5)  # time for any extra fetch and pass the burst could have caused
+    assert 1 <= source.fetches - fetches_before <= 2
+    assert 2 <= loop.completed <= 3
+    runtime.request_stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def test_one_failing_target_does_not_stop_the_others(sandbox, tmp_path):
+    metrics = Metrics(targets=["healthy", "unreachable"])
+    tracker = DesiredStateTracker(
+        DirectorySource(activations_dir(tmp_path / "d", "alpha")), metrics
+    )
+    tracker.refresh()
+    broken_api = AwsApi(
+        AwsSettings(region="us-east-1", endpoint_url="http://127.0.0.1:9", max_attempts=1),
+        CallRecorder(),
+    )
+    settings = LoopSettings(interval_seconds=0.2, max_iterations=3)
+    loops = {
+        "healthy": ReconcileLoop(
+            tracker.current,
+            reconciler(sandbox.endpoint, metrics, target="healthy"),
+            metrics,
+            settings,
+        ),
+        "unreachable": ReconcileLoop(
+            tracker.current,
+            Reconciler(broken_api, ReconcileSettings(target="unreachable"), metrics),
+            metrics,
+            settings,
+        ),
+    }
+    Runtime(tracker, loops, settings).run()  # returns once every loop ran its passes
+    assert sample(metrics, "fleet_reconciles_total", target="healthy", result="success") == 3
+    assert sample(metrics, "fleet_reconciles_total", target="unreachable", result="error") == 3
+    assert sample(metrics, "fleet_reconciles_total", target="unreachable", result="success") == 0
+
+
+def request(url: str, method: str = "GET", body: bytes = b"") -> int:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.request(method, parts.path, body=body)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def service(sandbox, tmp_path, *extra: str) -> Service:
+    desired = activations_dir(tmp_path / "desired", "alpha")
+    args = build_parser().parse_args(
+        ["run", str(desired), "--endpoint-url", sandbox.endpoint, "--region", "us-east-1",
+         "--metrics-host", "127.0.0.1", "--metrics-port", "0", *extra]
+    )  # fmt: skip
+    return Service.from_args(args)
+
+
+def test_no_webhook_route_without_a_secret(sandbox, tmp_path, monkeypatch):
+    monkeypatch.delenv("FLEET_WEBHOOK_SECRET", raising=False)
+    with service(sandbox, tmp_path) as built:
+        url = built.server.url
+        assert request(f"{url}/webhook", "POST", b"{}") == 404
+        assert request(f"{url}/readyz") == 503  # nothing reconciled yet
+        assert request(f"{url}/healthz") == 200
+
+
+def test_with_a_secret_the_webhook_is_mounted(sandbox, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLEET_WEBHOOK_SECRET", "a-secret-of-sufficient-length")
+    with service(sandbox, tmp_path) as built:
+        assert request(f"{built.server.url}/webhook", "POST", b"{}") == 401
+
+
+def test_run_needs_exactly_one_source(tmp_path, capsys):
+    assert main(["run", "--metrics-port", "0"]) == 1
+    assert "run needs a desired-state directory or --git-url" in capsys.readouterr().err
+    desired = activations_dir(tmp_path / "desired", "alpha")
+    assert main(["run", str(desired), "--git-url", "file:///x", "--metrics-port", "0"]) == 1
+    assert "not both" in capsys.readouterr().err
+
+
+def test_a_bad_targets_file_stops_run_with_its_location(tmp_path, capsys):
+    desired = activations_dir(tmp_path / "desired", "alpha")
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("targets:\n  - name: a\n    region: nowhere\n")
+    assert main(["run", str(desired), "--targets", str(targets), "--metrics-port", "0"]) == 1
+    assert "targets.0.region" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(180)
+def test_run_with_the_embedded_sandbox_still_works(tmp_path):
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
+    done = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "run", str(ROOT / "desired-state"), "--sandbox",
+         "--interval", "0.5", "--iterations", "2", "--metrics-port", "0", "--log-format", "json"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=170, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert '"event": "embedded sandbox started"' in done.stderr
+    reconciled = [line for line in done.stderr.splitlines() if '"event": "reconciled"' in line]
+    assert len(reconciled) == 2
+    assert '"target": "default"' in reconciled[0]

@@ -1,0 +1,139 @@
+"""The webhook over real HTTP: only a correctly signed push to the followed ref triggers."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from pathlib import Path
+
+import pytest
+
+from controller.observability.http import ObservabilityServer
+from controller.observability.metrics import Metrics
+from controller.observability.redaction import REDACTED, redact_text
+from controller.webhook import (
+    Webhook,
+    WebhookSecretError,
+    followed_refs,
+    load_secret,
+    sign,
+)
+
+SECRET = b"a-webhook-secret-long-enough"
+PUSH = json.dumps({"ref": "refs/heads/main", "after": "0" * 40}).encode()
+
+
+class Triggers:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+@pytest.fixture
+def hook():
+    metrics = Metrics()
+    triggers = Triggers()
+    server = ObservabilityServer(metrics, host="127.0.0.1", port=0)
+    Webhook(SECRET, triggers, metrics, ref="main", max_body_bytes=4096).mount(server)
+    with server:
+        yield server, metrics, triggers
+
+
+def post(server: ObservabilityServer, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.request("POST", "/webhook", body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def counted(metrics: Metrics, result: str) -> float:
+    value = metrics.registry.get_sample_value("fleet_webhook_requests_total", {"result": result})
+    return value or 0.0
+
+
+def github(body: bytes, event: str = "push", signature: str | None = None) -> dict[str, str]:
+    headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": "d-1"}
+    headers["X-Hub-Signature-256"] = signature if signature is not None else sign(SECRET, body)
+    return headers
+
+
+def test_a_signed_push_to_the_followed_branch_triggers(hook):
+    server, metrics, triggers = hook
+    status, body = post(server, PUSH, github(PUSH))
+    assert (status, json.loads(body)) == (202, {"result": "accepted"})
+    assert triggers.count == 1 and counted(metrics, "accepted") == 1
+
+
+def test_a_bad_signature_is_rejected_and_counted(hook):
+    server, metrics, triggers = hook
+    forged = sign(b"another-secret-of-some-length", PUSH)
+    assert post(server, PUSH, github(PUSH, signature=forged))[0] == 401
+    tampered = PUSH.replace(b"main", b"evil")
+    assert post(server, tampered, github(PUSH))[0] == 401  # the signature of another body
+    assert post(server, PUSH, github(PUSH, signature="sha256=zz"))[0] == 401
+    assert triggers.count == 0 and counted(metrics, "bad_signature") == 3
+
+
+def test_a_missing_signature_is_rejected_and_counted(hook):
+    server, metrics, triggers = hook
+    headers = github(PUSH)
+    del headers["X-Hub-Signature-256"]
+    assert post(server, PUSH, headers)[0] == 401
+    assert triggers.count == 0 and counted(metrics, "missing_signature") == 1
+
+
+def test_an_oversized_body_is_rejected_unread_and_counted(hook):
+    server, metrics, triggers = hook
+    big = json.dumps({"ref": "refs/heads/main", "pad": "x" * 10_000}).encode()
+    assert post(server, big, github(big))[0] == 413  # correctly signed, but over the cap
+    assert triggers.count == 0 and counted(metrics, "too_large") == 1
+
+
+def test_other_events_and_other_branches_are_ignored(hook):
+    server, metrics, triggers = hook
+    ping = b'{"zen": "Keep it logically awesome."}'
+    assert post(server, ping, github(ping, event="ping"))[0] == 202
+    other = json.dumps({"ref": "refs/heads/feature"}).encode()
+    assert post(server, other, github(other))[0] == 202
+    assert triggers.count == 0 and counted(metrics, "ignored") == 2
+
+
+def test_a_signed_body_that_is_not_json_is_a_bad_request(hook):
+    server, metrics, triggers = hook
+    assert post(server, b"not json", github(b"not json"))[0] == 400
+    assert triggers.count == 0 and counted(metrics, "bad_request") == 1
+
+
+def test_every_result_is_exported_from_the_start(hook):
+    _, metrics, _ = hook
+    for result in ("accepted", "ignored", "missing_signature", "bad_signature", "too_large"):
+        assert counted(metrics, result) == 0
+        assert (
+            metrics.registry.get_sample_value("fleet_webhook_requests_total", {"result": result})
+            is not None
+        )
+
+
+def test_followed_refs():
+    assert followed_refs("main") == {"main", "refs/heads/main", "refs/tags/main"}
+    assert followed_refs("refs/heads/release") == {"refs/heads/release"}
+    assert followed_refs(None) is None
+
+
+def test_the_secret_comes_from_a_file_or_the_environment_and_is_redacted(tmp_path: Path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-a-kubernetes-secret-file\n")
+    assert load_secret(secret_file, {}) == b"from-a-kubernetes-secret-file"
+    assert redact_text("x from-a-kubernetes-secret-file") == f"x {REDACTED}"
+    env = {"FLEET_WEBHOOK_SECRET": "from-the-environment-variable"}
+    assert load_secret(None, env) == b"from-the-environment-variable"
+    assert load_secret(None, {}) is None
+    with pytest.raises(WebhookSecretError, match="at least 16 characters"):
+        load_secret(None, {"FLEET_WEBHOOK_SECRET": "short"})
+    with pytest.raises(WebhookSecretError, match="cannot read"):
+        load_secret(tmp_path / "missing", {})
