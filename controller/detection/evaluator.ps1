@@ -134,11 +134,13 @@ function Test-RegistryRule($Rule) {
     try {
         $check = Get-Field $Rule 'check'
         if ($check -eq 'exists' -and $null -eq $valueName) { return New-Result $true "$what (key found)" }
+        $lookup = ''
+        if ($null -ne $valueName) { $lookup = [string]$valueName }
         $names = @($handle.GetValueNames())
-        $present = ($valueName -eq '' -and $null -ne $handle.GetValue('')) -or ($names -contains $valueName)
+        $present = ($lookup -eq '' -and $null -ne $handle.GetValue('')) -or ($names -contains $lookup)
         if (-not $present) { return New-Result $false "$what (value missing)" }
         if ($check -eq 'exists') { return New-Result $true "$what (value found)" }
-        $actual = $handle.GetValue([string]$valueName)
+        $actual = $handle.GetValue($lookup)
         $operator = [string](Get-Field $Rule 'operator')
         $expected = Get-Field $Rule 'value'
         if ($check -eq 'string') {
@@ -204,6 +206,7 @@ function Test-ScriptRule($Rule) {
     $digest = -join ($sha.ComputeHash([System.Text.Encoding]::UTF8.GetBytes($body)) | ForEach-Object { $_.ToString('x2') })
     $what = 'script sha256:{0} exits 0 with output' -f $digest.Substring(0, 12)
     $file = Join-Path ([System.IO.Path]::GetTempPath()) ("fleet-detect-{0}.ps1" -f [guid]::NewGuid())
+    $ErrorActionPreference = 'Continue'  # a native command's stderr must not end the evaluator
     try {
         [System.IO.File]::WriteAllText($file, $body, (New-Object System.Text.UTF8Encoding($true)))
         $output = & powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -File $file 2>$null

@@ -414,10 +414,7 @@ class PackageKind(Kind[PackageLive]):
     def report(
         self, desired: list[Manifest], live: PackageLive, metrics: Metrics, ctx: Context
     ) -> None:
-        owned = sum(1 for state in live.packages.values() if state.live.owned)
-        metrics.managed_resources.labels(target=ctx.target, kind=KIND).set(
-            max(owned, len(live.owned))
-        )
+        metrics.managed_resources.labels(target=ctx.target, kind=KIND).set(len(live.owned))
 
     # -- export ----------------------------------------------------------------------------------
     def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
