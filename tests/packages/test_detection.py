@@ -128,3 +128,27 @@ def test_detection_document_is_owned_and_constant(sandbox, tmp_path):
     assert ssm.describe_document(Name=document_name(CONTROLLER_ID))["Document"]["Hash"] == (
         content_hash()
     )
+
+
+def test_an_uninstall_that_leaves_the_app_behind_fails(sandbox, tmp_path):
+    root = tmp_path / "desired"
+    package_dir(root)
+    (root / "remove.yaml").write_text(
+        association_yaml("remove-acme").replace(
+            "package: {name: acme}", "package: {name: acme, action: Uninstall}"
+        )
+    )
+    sandbox.client("s3").create_bucket(Bucket=BUCKET)
+    instance = add_instance(1, {"App": "Acme"})
+    sandbox.admin.post(
+        "agent/state",
+        {"instanceId": instance, **ACME_EFFECTS, "distributorPackages": {"Acme": "1.0.0"}},
+    )
+    sandbox.admin.post("agent/outcome", {"package": "Acme", "outcome": "silent"})
+    _, result = controller(sandbox).reconcile(load(root))
+    assert result.ok, result.failed
+    [run] = run_agents(sandbox)
+    assert run["status"] == "Failed"
+    assert run["steps"][0]["status"] == "Success"  # Distributor believes it is gone
+    assert "detection after Uninstall: the package is still detected" in run["summary"]
+    assert agent_state(sandbox, instance)["distributorPackages"] == {}
