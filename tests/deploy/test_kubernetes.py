@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from controller.cli import build_parser
+from controller.targets import load_targets
 from tests.deploy import rules_sync
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -313,19 +314,18 @@ def test_service_and_service_monitor_reach_the_pods():
     assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
 
 
-def test_targets_config_lists_named_regional_targets():
+def test_targets_config_loads_with_the_real_targets_loader(tmp_path: Path):
     config = objects()["ConfigMap"]
-    mounted = next(
-        v
-        for v in objects()["Deployment"]["spec"]["template"]["spec"]["volumes"]
-        if "configMap" in v
-    )
+    volumes = objects()["Deployment"]["spec"]["template"]["spec"]["volumes"]
+    mounted = next(v for v in volumes if "configMap" in v)
     assert mounted["configMap"]["name"] == config["metadata"]["name"]
-    targets = yaml.safe_load(config["data"]["targets.yaml"])["targets"]
-    assert len({t["name"] for t in targets}) == len(targets) >= 1
-    for target in targets:
-        assert re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", target["region"])
-        assert set(target) <= {"name", "region", "roleArn", "externalId", "sessionName"}
+    args = build_parser().parse_args(container()["args"])
+    assert args.targets.name in config["data"], "--targets names a key of the ConfigMap"
+    path = tmp_path / args.targets.name
+    path.write_text(config["data"][args.targets.name], encoding="utf-8")
+    targets = load_targets(path)
+    assert len(targets) >= 2
+    assert any(t.role_arn for t in targets) and any(not t.role_arn for t in targets)
 
 
 def test_the_deployment_comment_shows_how_to_create_the_secret():
