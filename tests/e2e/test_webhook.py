@@ -1,0 +1,104 @@
+"""The webhook end to end: a signed push makes the running controller fetch and reconcile at once.
+
+The controller's interval is five minutes, so any reconcile after the first one within the test
+was triggered. Rejected requests (bad signature, missing signature, oversized body, another
+event) trigger nothing; a burst of signed pushes coalesces.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from controller.webhook import sign
+from tests.e2e import fleet
+from tests.e2e.harness import Controller, eventually, http_post
+from tests.runtime.gitrepo import GitRemote, git
+from tests.runtime.helpers import activation
+
+pytestmark = pytest.mark.timeout(180)
+
+SECRET = "e2e-webhook-secret-0123456789"
+REGION = "us-east-1"
+INTERVAL = 300.0
+
+
+def push_payload(sha: str) -> bytes:
+    return json.dumps({"ref": "refs/heads/main", "after": sha, "commits": []}).encode()
+
+
+def headers(body: bytes, event: str = "push", signature: str | None = None) -> dict[str, str]:
+    found = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": "e2e",
+        "X-Hub-Signature-256": sign(SECRET.encode(), body) if signature is None else signature,
+    }
+    return {k: v for k, v in found.items() if v}
+
+
+def test_a_signed_push_triggers_a_reconcile_and_bad_requests_do_not(sandbox, tmp_path: Path):
+    remote = GitRemote(tmp_path / "repo")
+    first = remote.commit({"fleet/alpha.yaml": activation("alpha")}, "one activation")
+    controller = Controller(
+        ["--git-url", remote.url, "--git-path", "fleet", "--interval", str(INTERVAL),
+         "--endpoint-url", sandbox.endpoint, "--region", REGION,
+         "--webhook-max-bytes", "65536"],
+        tmp_path,
+        env={"FLEET_WEBHOOK_SECRET": SECRET},
+    )  # fmt: skip
+    webhook = f"{controller.url}/webhook"
+
+    def reconciles() -> float:
+        return controller.value("fleet_reconciles_total", target="default", result="success") or 0
+
+    def webhook_results(result: str) -> float:
+        return controller.value("fleet_webhook_requests_total", result=result) or 0
+
+    try:
+        eventually(lambda: reconciles() == 1, 60, what="the first reconcile")
+        assert controller.revision() == first
+        second = remote.commit({"fleet/bravo.yaml": activation("bravo")}, "a second activation")
+        body = push_payload(second)
+
+        forged = sign(b"not-the-secret-at-all-really", body)
+        assert http_post(webhook, body, headers(body, signature=forged)) == 401
+        assert http_post(webhook, body, headers(body, signature="")) == 401
+        big = json.dumps({"ref": "refs/heads/main", "pad": "x" * 100_000}).encode()
+        assert http_post(webhook, big, headers(big)) == 413
+        ping = b'{"zen": "Design for failure."}'
+        assert http_post(webhook, ping, headers(ping, event="ping")) == 202
+        time.sleep(3)  # ample time for a reconcile, had anything triggered one
+        assert reconciles() == 1
+        assert controller.revision() == first  # not even fetched
+        for result in ("bad_signature", "missing_signature", "too_large", "ignored"):
+            assert webhook_results(result) == 1, result
+        assert not fleet.client(sandbox.endpoint, "ssm", REGION).describe_parameters(
+            ParameterFilters=[{"Key": "Name", "Values": ["/fleet-controller/activations/bravo"]}]
+        )["Parameters"]
+
+        assert http_post(webhook, body, headers(body)) == 202
+        eventually(lambda: reconciles() == 2, 30, what="a reconcile long before the interval")
+        assert controller.revision() == second
+        assert webhook_results("accepted") == 1
+        ssm = fleet.client(sandbox.endpoint, "ssm", REGION)
+        names = {p["Name"] for p in ssm.describe_parameters()["Parameters"]}
+        assert "/fleet-controller/activations/bravo" in names  # the pushed commit is live
+
+        # A burst of ten signed pushes coalesces: far fewer passes than pushes.
+        third = remote.commit({"fleet/charlie.yaml": activation("charlie")}, "a third")
+        body = push_payload(third)
+        before = reconciles()
+        for _ in range(10):
+            assert http_post(webhook, body, headers(body)) == 202
+        eventually(lambda: controller.revision() == third, 30)
+        eventually(lambda: reconciles() > before, 30)
+        time.sleep(3)
+        assert webhook_results("accepted") == 11
+        assert 1 <= reconciles() - before <= 5
+        assert git("rev-parse", "HEAD", cwd=remote.work) == third
+    finally:
+        assert controller.stop() == 0, controller.log()[-3000:]
