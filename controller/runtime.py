@@ -24,8 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import structlog
+from botocore.exceptions import ClientError
 
-from controller.aws import AwsApi, AwsSettings, CallRecorder
+from controller.aws import AwsApi, AwsSettings, CallRecorder, error_code
 from controller.engine.loop import DesiredStateTracker, LoopSettings, ReconcileLoop, Refresh
 from controller.engine.prune import PruneSettings
 from controller.engine.reconcile import Reconciler, ReconcileSettings
@@ -213,6 +214,9 @@ class Service:
             max_iterations=args.iterations,
         )
         keeper = self._keeper(args, base, names, metrics) if args.lease_table else None
+        if keeper is None:  # one replica owns every target: today's behaviour
+            for name in names:
+                metrics.set_leader(name, True)
         prune = PruneSettings(enabled=args.prune, max_deletes=args.max_deletes)
         loops = {
             target.name: ReconcileLoop(
@@ -315,8 +319,10 @@ class Service:
         replica_id = args.replica_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         if not REPLICA_ID.match(replica_id):
             raise ValueError(f"--replica-id must match {REPLICA_ID.pattern}: {replica_id!r}")
+        table = LeaseTable(AwsApi(lease_settings, recorder), args.lease_table)
+        _check_table(table)
         return LeaseKeeper(
-            LeaseTable(AwsApi(lease_settings, recorder), args.lease_table),
+            table,
             replica_id,
             names,
             settings,
@@ -328,6 +334,21 @@ class Service:
     def _wake(self, target: str) -> None:
         if self.runtime is not None:
             self.runtime.wake_target(target)
+
+
+def _check_table(table: LeaseTable) -> None:
+    """A missing lease table is a deployment error: say so at start instead of never leading."""
+    try:
+        table.scan()
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            raise ValueError(
+                f"lease table {table.name!r} does not exist in {table.aws.region} "
+                "(create it with partition key 'target', a string)"
+            ) from None
+        log.warning("lease table not readable yet", error=redact_text(str(error)))
+    except Exception as error:  # the network: the keeper keeps trying
+        log.warning("lease table not readable yet", error=redact_text(str(error)))
 
 
 def _first_publish_parameter(revision: Revision | None) -> str | None:

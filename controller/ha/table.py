@@ -83,8 +83,12 @@ class LeaseTable:
         return _record(answer.get("Item") or {})
 
     def create(self, key: str, holder: str, now: float, duration: float) -> LeaseRecord:
-        """Take a lease nobody holds (no item): succeeds for exactly one of racing writers."""
-        record = LeaseRecord(key, holder, 1, now, now + duration)
+        """Take a lease nobody holds (no item): succeeds for exactly one of racing writers.
+
+        The first version is the wall clock in milliseconds, not 1, so a lease deleted and
+        created again never repeats a (holder, version) an observer may still remember.
+        """
+        record = LeaseRecord(key, holder, max(1, int(now * 1000)), now, now + duration)
         with _conflicts(key):
             self.aws.call(
                 "dynamodb",

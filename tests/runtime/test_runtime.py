@@ -162,3 +162,28 @@ def test_run_with_the_embedded_sandbox_still_works(tmp_path):
     reconciled = [line for line in done.stderr.splitlines() if '"event": "reconciled"' in line]
     assert len(reconciled) == 2
     assert '"target": "default"' in reconciled[0]
+
+
+def test_an_invalid_directory_at_start_stops_run_with_located_errors(tmp_path, capsys):
+    desired = activations_dir(tmp_path / "desired", "alpha")
+    (desired / "alpha.yaml").write_text(
+        (desired / "alpha.yaml").read_text().replace("iamRole", "iamRol")
+    )
+    assert main(["run", str(desired), "--metrics-port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "desired/alpha.yaml:6: Activation/alpha: spec.iamRol" in err
+
+
+def test_a_missing_lease_table_is_an_error_at_start(sandbox, tmp_path, capsys):
+    desired = activations_dir(tmp_path / "desired", "alpha")
+    code = main(
+        ["run", str(desired), "--endpoint-url", sandbox.endpoint, "--region", "us-east-1",
+         "--lease-table", "no-such-table", "--metrics-port", "0"]
+    )  # fmt: skip
+    assert code == 1
+    assert "lease table 'no-such-table' does not exist in us-east-1" in capsys.readouterr().err
+
+
+def test_without_leases_this_replica_leads_every_target(sandbox, tmp_path):
+    with service(sandbox, tmp_path) as built:
+        assert sample(built.metrics, "fleet_leader", target="default") == 1
