@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--prune", action="store_true", help="delete owned resources no manifest declares"
     )
     pruning.add_argument("--max-deletes", type=int, default=5, metavar="N")
+    pruning.add_argument(
+        "--apply-concurrency",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="operations applied at once within a phase (default 4; rate limits still apply)",
+    )
 
     validate = commands.add_parser("validate", parents=[common], help="check desired state offline")
     validate.add_argument("directory", type=Path)
@@ -159,6 +166,13 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         default=env("FLEET_REPLICA_ID"),
         help="this replica's name in the lease table (default: hostname and a random suffix)",
     )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,6 +318,7 @@ def controller_session(
                     enabled=getattr(args, "prune", False),
                     max_deletes=getattr(args, "max_deletes", 5),
                 ),
+                apply_concurrency=getattr(args, "apply_concurrency", 4),
             ),
             metrics,
         )

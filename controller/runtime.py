@@ -224,7 +224,10 @@ class Service:
                 Reconciler(
                     target.aws,
                     ReconcileSettings(
-                        controller_id=args.controller_id, target=target.name, prune=prune
+                        controller_id=args.controller_id,
+                        target=target.name,
+                        prune=prune,
+                        apply_concurrency=args.apply_concurrency,
                     ),
                     metrics,
                 ),

@@ -41,6 +41,9 @@ class Operation:
     changes: tuple[FieldChange, ...] = ()
     reason: str = ""
     prune: bool = False  # deletes something no manifest declares any more: needs --prune
+    # Operations of one kind and action run concurrently, except that a lower stage finishes
+    # before a higher one starts (e.g. a document before the associations that run it).
+    stage: int = 0
     payload: Any = field(default=None, compare=False, repr=False)
 
     @property

@@ -1,8 +1,9 @@
 """One reconcile: observe every kind, diff, guard, order, and (in enforce mode) apply.
 
-Operations are applied one at a time; a failing operation is logged and counted and the rest go
-on, so one bad resource never stalls the fleet. A stop request is honoured between operations,
-never in the middle of one.
+Operations are applied phase by phase (all of one kind's creates, then its updates, ...), a few at
+a time within a phase. A failing operation is logged and counted and the rest go on, and the
+resource backs off exponentially across passes, so one bad resource never stalls the fleet nor is
+hammered. A stop request is honoured between operations, never in the middle of one.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import structlog
 
 from controller.aws import AwsApi
+from controller.engine.backoff import ResourceBackoff
 from controller.engine.plan import Action, Operation, Plan
 from controller.engine.prune import PruneSettings, guard
 from controller.kinds import Kind, all_kinds
@@ -39,6 +42,28 @@ class ReconcileSettings:
     controller_id: str = "default"
     target: str = "default"
     prune: PruneSettings = field(default_factory=PruneSettings)
+    apply_concurrency: int = 4  # operations of one phase in flight at once
+
+
+@dataclass
+class _Counter:
+    total: int
+    done: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _phases(operations: Sequence[Operation], kinds: Sequence[Kind[Any]]) -> list[list[Operation]]:
+    """Consecutive runs of one kind, action and stage: the units that may run concurrently."""
+    order = {kind.kind: kind.apply_order for kind in kinds}
+    phases: list[list[Operation]] = []
+    previous: tuple[int, int, int] | None = None
+    for operation in operations:
+        key = (order.get(operation.kind, 99), _ACTION_ORDER[operation.action], operation.stage)
+        if key != previous:
+            phases.append([])
+            previous = key
+        phases[-1].append(operation)
+    return phases
 
 
 @dataclass
@@ -46,6 +71,7 @@ class ApplyResult:
     applied: list[Operation] = field(default_factory=list)
     failed: list[tuple[Operation, str]] = field(default_factory=list)
     skipped: list[Operation] = field(default_factory=list)  # not started because of a stop request
+    deferred: list[Operation] = field(default_factory=list)  # in backoff after repeated failures
 
     @property
     def ok(self) -> bool:
@@ -63,12 +89,15 @@ class Reconciler:
         metrics: Metrics,
         clock: Callable[[], datetime] = utc_now,
         kinds: Sequence[Kind[Any]] | None = None,
+        backoff: ResourceBackoff | None = None,
     ) -> None:
         self.aws = aws
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
         self.kinds = list(kinds if kinds is not None else all_kinds())
+        self._kinds_by_name = {kind.kind: kind for kind in self.kinds}
+        self.backoff = backoff or ResourceBackoff()
 
     def context(self) -> Context:
         return Context(
@@ -95,7 +124,9 @@ class Reconciler:
             plan.findings += kind_plan.findings
         plan = guard(plan, self.settings.prune, counts)
         order = {kind.kind: kind.apply_order for kind in self.kinds}
-        plan.operations.sort(key=lambda op: (order.get(op.kind, 99), _ACTION_ORDER[op.action]))
+        plan.operations.sort(
+            key=lambda op: (order.get(op.kind, 99), _ACTION_ORDER[op.action], op.stage)
+        )
         self._report_drift(plan.operations)
         return plan
 
@@ -115,44 +146,102 @@ class Reconciler:
         stop: threading.Event | None = None,
         progress: ProgressCallback | None = None,
     ) -> ApplyResult:
+        """Apply the plan phase by phase (a kind's creates, then its updates, ...), each phase
+        with up to ``apply_concurrency`` operations at once. No operation starts once ``stop`` is
+        set; the ones in flight finish. Resources in backoff are deferred to a later pass."""
         ctx = self.context()
-        by_name = {kind.kind: kind for kind in self.kinds}
         result = ApplyResult()
-        total = len(plan.operations)
-        for index, operation in enumerate(plan.operations, start=1):
-            if stop is not None and stop.is_set():
-                result.skipped = plan.operations[index - 1 :]
-                log.info("apply stopped", remaining=len(result.skipped))
-                break
-            error_text: str | None = None
-            try:
-                by_name[operation.kind].apply(self.aws, operation, ctx)
-            except Exception as error:
-                error_text = redact_text(f"{type(error).__name__}: {error}")
+        counter = _Counter(len(plan.operations))
+        with ThreadPoolExecutor(
+            max_workers=self.settings.apply_concurrency, thread_name_prefix="apply"
+        ) as pool:
+            for phase in _phases(plan.operations, self.kinds):
+                runnable = []
+                for operation in phase:
+                    wait = self.backoff.wait_remaining(operation)
+                    if wait > 0:
+                        result.deferred.append(operation)
+                        log.warning(
+                            "operation deferred: backing off after repeated failures",
+                            kind=operation.kind,
+                            name=operation.name,
+                            resource=operation.resource,
+                            retry_in_seconds=round(wait),
+                            failures=self.backoff.failures(operation),
+                        )
+                    else:
+                        runnable.append(operation)
+                futures = [
+                    pool.submit(self._apply_one, op, ctx, stop, result, counter, progress)
+                    for op in runnable
+                ]
+                for future in futures:
+                    future.result()
+                if stop is not None and stop.is_set():
+                    break
+        applied = {id(op) for op in result.applied}
+        failed = {id(op) for op, _ in result.failed}
+        deferred = {id(op) for op in result.deferred}
+        result.skipped = [op for op in plan.operations if id(op) not in applied | failed | deferred]
+        if result.skipped:
+            log.info("apply stopped", remaining=len(result.skipped))
+        return result
+
+    def _apply_one(
+        self,
+        operation: Operation,
+        ctx: Context,
+        stop: threading.Event | None,
+        result: ApplyResult,
+        counter: _Counter,
+        progress: ProgressCallback | None,
+    ) -> None:
+        if stop is not None and stop.is_set():
+            return  # reported as skipped: never started
+        error_text: str | None = None
+        try:
+            self._kinds_by_name[operation.kind].apply(self.aws, operation, ctx)
+        except Exception as error:
+            error_text = redact_text(f"{type(error).__name__}: {error}")
+            delay = self.backoff.failed(operation)
+            with counter.lock:
                 result.failed.append((operation, error_text))
-            else:
+        else:
+            delay = 0.0
+            self.backoff.succeeded(operation)
+            with counter.lock:
                 result.applied.append(operation)
-            outcome = "error" if error_text else "success"
-            self.metrics.apply_operations_total.labels(
-                target=self.settings.target,
+        self.metrics.apply_operations_total.labels(
+            target=self.settings.target,
+            kind=operation.kind,
+            action=operation.action.value,
+            result="error" if error_text else "success",
+        ).inc()
+        if error_text:
+            log.error(
+                "operation failed",
                 kind=operation.kind,
+                name=operation.name,
                 action=operation.action.value,
-                result=outcome,
-            ).inc()
-            event = log.error if error_text else log.info
-            event(
-                "operation applied" if not error_text else "operation failed",
+                resource=operation.resource,
+                reason=operation.reason,
+                error=error_text,
+                retry_in_seconds=round(delay),
+            )
+        else:
+            log.info(
+                "operation applied",
                 kind=operation.kind,
                 name=operation.name,
                 action=operation.action.value,
                 resource=operation.resource,
                 reason=operation.reason,
                 changes=len(operation.changes),
-                error=error_text,
             )
-            if progress is not None:
-                progress(index, total, operation, error_text)
-        return result
+        if progress is not None:
+            with counter.lock:
+                counter.done += 1
+                progress(counter.done, counter.total, operation, error_text)
 
     def reconcile(
         self, desired: DesiredState, enforce: bool = True, stop: threading.Event | None = None
@@ -164,7 +253,9 @@ class Reconciler:
             plan = self.plan(desired)
             result = self.apply(plan, stop) if enforce else ApplyResult()
             if enforce:  # what is still drifted after this apply
-                self._report_drift([op for op, _ in result.failed] + result.skipped)
+                self._report_drift(
+                    [op for op, _ in result.failed] + result.skipped + result.deferred
+                )
         except Exception:
             self.metrics.reconciles_total.labels(target=target, result="error").inc()
             raise

@@ -29,8 +29,11 @@ class FaultRule:
     reset_rate: float = 0.0
     lost_response_rate: float = 0.0
     deny_rate: float = 0.0
+    body_contains: str = ""  # only requests whose body holds this text (one resource's id)
 
-    def matches(self, call: ApiCall) -> bool:
+    def matches(self, call: ApiCall, body: bytes = b"") -> bool:
+        if self.body_contains and self.body_contains.encode() not in body:
+            return False
         return self.service in ("*", call.service) and self.operation in ("*", call.operation)
 
     @classmethod
@@ -78,11 +81,11 @@ class FaultInjector:
         with self._lock:
             return [asdict(rule) for rule in self._rules]
 
-    def decide(self, call: ApiCall) -> Fault:
+    def decide(self, call: ApiCall, body: bytes = b"") -> Fault:
         with self._lock:
             latency = 0
             for rule in self._rules:
-                if not rule.matches(call):
+                if not rule.matches(call, body):
                     continue
                 latency += rule.latency_ms
                 for kind, rate in (

@@ -51,7 +51,7 @@ class SandboxMiddleware:
         if call is None:  # unsigned: moto's own /moto-api/ and friends
             return self._moto(environ, start_response)
 
-        fault = self.faults.decide(call)
+        fault = self.faults.decide(call, body)
         if fault.latency_ms:
             time.sleep(fault.latency_ms / 1000)
         if fault.kind in ("throttle", "error", "deny"):
