@@ -18,83 +18,23 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import shutil
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-from controller.aws import AwsApi, AwsSettings, CallRecorder
-from controller.engine.plan import Action, Plan
-from controller.engine.reconcile import Reconciler, ReconcileSettings
-from controller.kinds.activation import ActivationKind
-from controller.kinds.tagsync import TagChange
-from controller.manifests import DesiredState, load_desired_state
+from benchmarks.fleet import (
+    desired_state,
+    fake_credentials,
+    make_reconciler,
+    onboard,
+    writes_needed,
+)
+from controller.engine.reconcile import Reconciler
+from controller.manifests import DesiredState
 from controller.observability.logging import configure_logging
-from controller.observability.metrics import Metrics
 from controller.sandbox.client import SandboxClient
 from controller.sandbox.server import Sandbox
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "desired-state"
-PARAMETER = "/fleet-controller/activations/workspaces"
-DIRECTORIES = {
-    "d-9067a1b2c3": {"CostCenter": "4100", "LineOfBusiness": "finance", "App-Excel": "true"},
-    "d-9067d4e5f6": {"CostCenter": "5200", "LineOfBusiness": "engineering", "Team": "platform"},
-}
-
-
-def _desired(workdir: Path) -> DesiredState:
-    for name in ("activation.yaml", "tagsync.yaml"):
-        shutil.copy(EXAMPLE / name, workdir / name)
-    return load_desired_state(workdir)
-
-
-def _reconciler(endpoint: str, only_activations: bool = False) -> Reconciler:
-    api = AwsApi(
-        AwsSettings(region="us-east-1", endpoint_url=endpoint, rate_limits=None), CallRecorder()
-    )
-    kinds = [ActivationKind()] if only_activations else None
-    return Reconciler(api, ReconcileSettings(controller_id="benchmark"), Metrics(), kinds=kinds)
-
-
-def _writes_needed(plan: Plan) -> int:
-    """The write calls a perfect controller would make for this plan."""
-    needed = 0
-    for operation in plan.operations:
-        if isinstance(operation.payload, TagChange):
-            needed += bool(operation.payload.add) + bool(operation.payload.remove)
-        elif operation.action in (Action.CREATE, Action.REPLACE):
-            needed += 2  # CreateActivation, then PutParameter to publish it
-        else:
-            needed += 1
-    return needed
-
-
-def _onboard(admin: SandboxClient, reconciler: Reconciler, desired: DesiredState, size: int) -> int:
-    """Create and register the fleet; returns the number of activation rotations it took."""
-    ssm = reconciler.aws
-    if size > 1000:
-        ssm.call(
-            "ssm",
-            "UpdateServiceSetting",
-            SettingId="/ssm/managed-instance/activation-tier",
-            SettingValue="advanced",
-        )
-    half = size // 2
-    for count, (directory, tags) in zip((half, size - half), DIRECTORIES.items(), strict=True):
-        admin.post("fleet/workspaces", {"count": count, "directoryId": directory, "tags": tags})
-    admin.post("fleet/registration", {"parameterName": PARAMETER})
-    rounds = 0
-    registered = 0
-    while registered < size and rounds < 20:
-        reconciler.reconcile(desired)
-        results = admin.post("fleet/boot", {})["results"]
-        registered += sum(1 for r in results if r.get("instanceId"))
-        rounds += 1
-    if registered < size:
-        raise RuntimeError(f"only {registered} of {size} WorkSpaces registered")
-    return rounds
 
 
 def _minimum(size: int, instances: int, activations: int, writes: int) -> dict[str, int]:
@@ -127,7 +67,7 @@ def _measure(
     client_side = recorder.by_operation()
     server_side = Counter({f"{r['service']}:{r['operation']}": r["count"] for r in admin.calls()})
     activations = sum(1 for _ in reconciler.aws.items("ssm", "DescribeActivations", MaxResults=50))
-    expected_writes = _writes_needed(plan)
+    expected_writes = writes_needed(plan)
     minimum = _minimum(size, size, activations, expected_writes)
     total_minimum = sum(minimum.values())
     total = sum(client_side.values())
@@ -146,22 +86,21 @@ def _measure(
 
 def run(sizes: list[int]) -> None:
     configure_logging("json", "warning")
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "benchmark")  # the sandbox accepts any
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "benchmark")
+    fake_credentials()
     with Sandbox() as sandbox:
         admin = SandboxClient(sandbox.endpoint)
         for size in sizes:
             admin.reset()
             with tempfile.TemporaryDirectory() as workdir:
-                desired = _desired(Path(workdir))
-                onboarding = _reconciler(sandbox.endpoint, only_activations=True)
+                desired = desired_state(Path(workdir))
+                onboarding = make_reconciler(sandbox.endpoint, only_activations=True)
                 started = time.perf_counter()
-                rounds = _onboard(admin, onboarding, desired, size)
+                rounds = onboard(admin, onboarding, desired, size)
                 print(
                     f"{size} WorkSpaces: onboarded in {rounds} rounds "
                     f"({time.perf_counter() - started:.1f} s, not measured below)"
                 )
-                reconciler = _reconciler(sandbox.endpoint)
+                reconciler = make_reconciler(sandbox.endpoint)
                 _measure("first apply", admin, reconciler, desired, size)
                 _measure("zero-drift reconcile", admin, reconciler, desired, size)
 

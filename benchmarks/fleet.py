@@ -1,0 +1,85 @@
+"""What the benchmarks share: the example desired state, a sandbox fleet, a controller."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from controller.aws import AwsApi, AwsSettings, CallRecorder
+from controller.engine.plan import Action, Plan
+from controller.engine.reconcile import Reconciler, ReconcileSettings
+from controller.kinds.activation import ActivationKind
+from controller.kinds.tagsync import TagChange
+from controller.manifests import DesiredState, load_desired_state
+from controller.observability.metrics import Metrics
+from controller.sandbox.client import SandboxClient
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "desired-state"
+PARAMETER = "/fleet-controller/activations/workspaces"
+DIRECTORIES = {
+    "d-9067a1b2c3": {"CostCenter": "4100", "LineOfBusiness": "finance", "App-Excel": "true"},
+    "d-9067d4e5f6": {"CostCenter": "5200", "LineOfBusiness": "engineering", "Team": "platform"},
+}
+
+
+def desired_state(workdir: Path) -> DesiredState:
+    for name in ("activation.yaml", "tagsync.yaml"):
+        shutil.copy(EXAMPLE / name, workdir / name)
+    return load_desired_state(workdir)
+
+
+def make_reconciler(
+    endpoint: str, only_activations: bool = False, rate_limits: bool = False
+) -> Reconciler:
+    """A controller against the sandbox; rate limits off unless the benchmark measures them."""
+    settings = AwsSettings(region="us-east-1", endpoint_url=endpoint)
+    if not rate_limits:
+        settings.rate_limits = None
+    api = AwsApi(settings, CallRecorder())
+    kinds = [ActivationKind()] if only_activations else None
+    return Reconciler(api, ReconcileSettings(controller_id="benchmark"), Metrics(), kinds=kinds)
+
+
+def writes_needed(plan: Plan) -> int:
+    """The write calls a perfect controller would make for this plan."""
+    needed = 0
+    for operation in plan.operations:
+        if isinstance(operation.payload, TagChange):
+            needed += bool(operation.payload.add) + bool(operation.payload.remove)
+        elif operation.action in (Action.CREATE, Action.REPLACE):
+            needed += 2  # CreateActivation, then PutParameter to publish it
+        else:
+            needed += 1
+    return needed
+
+
+def onboard(admin: SandboxClient, reconciler: Reconciler, desired: DesiredState, size: int) -> int:
+    """Create and register the fleet; returns the number of activation rotations it took."""
+    ssm = reconciler.aws
+    if size > 1000:
+        ssm.call(
+            "ssm",
+            "UpdateServiceSetting",
+            SettingId="/ssm/managed-instance/activation-tier",
+            SettingValue="advanced",
+        )
+    half = size // 2
+    for count, (directory, tags) in zip((half, size - half), DIRECTORIES.items(), strict=True):
+        admin.post("fleet/workspaces", {"count": count, "directoryId": directory, "tags": tags})
+    admin.post("fleet/registration", {"parameterName": PARAMETER})
+    rounds = 0
+    registered = 0
+    while registered < size and rounds < 20:
+        reconciler.reconcile(desired)
+        results = admin.post("fleet/boot", {})["results"]
+        registered += sum(1 for r in results if r.get("instanceId"))
+        rounds += 1
+    if registered < size:
+        raise RuntimeError(f"only {registered} of {size} WorkSpaces registered")
+    return rounds
+
+
+def fake_credentials() -> None:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "benchmark")  # the sandbox accepts any
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "benchmark")
