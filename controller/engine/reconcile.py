@@ -217,27 +217,20 @@ class Reconciler:
             action=operation.action.value,
             result="error" if error_text else "success",
         ).inc()
-        if error_text:
-            log.error(
-                "operation failed",
-                kind=operation.kind,
-                name=operation.name,
-                action=operation.action.value,
-                resource=operation.resource,
-                reason=operation.reason,
-                error=error_text,
-                retry_in_seconds=round(delay),
-            )
-        else:
-            log.info(
-                "operation applied",
-                kind=operation.kind,
-                name=operation.name,
-                action=operation.action.value,
-                resource=operation.resource,
-                reason=operation.reason,
-                changes=len(operation.changes),
-            )
+        outcome = (
+            {"error": error_text, "retry_in_seconds": round(delay)}
+            if error_text
+            else {"changes": len(operation.changes)}
+        )
+        (log.error if error_text else log.info)(
+            "operation failed" if error_text else "operation applied",
+            kind=operation.kind,
+            name=operation.name,
+            action=operation.action.value,
+            resource=operation.resource,
+            reason=operation.reason,
+            **outcome,
+        )
         if progress is not None:
             with counter.lock:
                 counter.done += 1
