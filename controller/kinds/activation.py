@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from controller.aws import AwsApi, error_code
+from controller.engine.crashpoints import crash_point
 from controller.engine.ownership import (
     MANIFEST_TAG,
     OWNER_TAG,
@@ -329,6 +330,7 @@ class ActivationKind(Kind[ActivationLive]):
         created = aws.call("ssm", "CreateActivation", **params)
         activation_id, code = created["ActivationId"], created["ActivationCode"]
         register_secret(code)
+        crash_point("activation.created")
         value = json.dumps(
             {
                 "id": activation_id,
@@ -356,6 +358,7 @@ class ActivationKind(Kind[ActivationLive]):
                 for k, v in owner_tags(ctx.controller_id, KIND, request.manifest).items()
             ]
         aws.call("ssm", "PutParameter", **put)
+        crash_point("activation.published")
 
     # -- status ----------------------------------------------------------------------------------
     def report(

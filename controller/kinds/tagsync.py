@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.aws import AwsApi, is_access_denied
+from controller.engine.crashpoints import crash_point
 from controller.engine.ownership import OWNER_TAG, WORKSPACE_ID_TAG, is_owned
 from controller.engine.plan import Action, FieldChange, Finding, KindPlan, Operation, Severity
 from controller.kinds.base import Context, Kind
@@ -339,6 +340,7 @@ class TagSyncKind(Kind[TagSyncLive]):
                 ResourceId=change.instance_id,
                 Tags=[{"Key": k, "Value": v} for k, v in sorted(change.add.items())],
             )
+            crash_point("tagsync.added")
         if change.remove:
             aws.call(
                 "ssm",
