@@ -11,7 +11,17 @@ keepVersions are deleted (never the default), so the 26th version never happens.
 
 Associations that install the package at "latest" pass an empty version, which AWS does not
 re-run when a package's default changes; so after promoting, apply starts those associations once
-(StartAssociationsOnce).
+(StartAssociationsOnce) and then records on the document, in the ``fleet-controller/
+followers-started`` tag, the default version whose followers were started. A document created by
+the controller carries that tag from the start (its first version needs no start), so a pass that
+stopped between the promotion and the start (or the record) is seen by the next: the tag names
+an older version than the default, and the followers are started then (at least once).
+
+Every step is safe to stop after. Uploads are content-addressed (a second pass uploads only what
+is missing). A version created but not yet promoted (the pass stopped, or UpdateDocument's answer
+was lost) already holds the build under spec.version: the next pass promotes it rather than
+creating a second version of the same content under a suffixed name. Pruning is recomputed from
+the live versions.
 """
 
 from __future__ import annotations
@@ -23,7 +33,14 @@ from typing import Any
 
 from controller.aws import AwsApi, error_code
 from controller.detection.document import document_name
-from controller.engine.ownership import OWNER_TAG, is_owned, manifest_of, owner_tags
+from controller.engine.crashpoints import crash_point
+from controller.engine.ownership import (
+    OWNER_TAG,
+    RESERVED_PREFIX,
+    is_owned,
+    manifest_of,
+    owner_tags,
+)
 from controller.engine.plan import Action, FieldChange, Finding, KindPlan, Operation, Severity
 from controller.kinds.base import Context, Kind
 from controller.manifests import Manifest
@@ -34,6 +51,8 @@ from controller.packaging.build import Artifact, PackageBuild, build_package, ma
 KIND = "Package"
 AWS_VERSION_LIMIT = 25
 START_ONCE_BATCH = 10  # StartAssociationsOnce AssociationIds: max 10
+# The default version whose "latest" followers were last started (see the module docstring).
+FOLLOWERS_STARTED_TAG = f"{RESERVED_PREFIX}followers-started"
 
 
 @dataclass(frozen=True)
@@ -64,6 +83,13 @@ class PackageState:
     equal: bool
     bucket_exists: bool = True
     stored_keys: frozenset[str] = frozenset()  # S3 keys under the prefix (read when not equal)
+    reusable: int | None = None  # a non-default version named spec.version holding this build
+
+    @property
+    def followers_pending(self) -> bool:
+        """The default was promoted but its "latest" associations were never started for it."""
+        started = self.live.tags.get(FOLLOWERS_STARTED_TAG)
+        return started is not None and started != str(self.live.default_version)
 
 
 @dataclass
@@ -86,6 +112,7 @@ class Publish:
     versions: tuple[LiveVersion, ...]
     keep: int
     tags: dict[str, str]
+    start_default: int | None = None  # prune only: then start the followers of this default
 
 
 def suffixed(version: str, digest: str) -> str:
@@ -112,6 +139,7 @@ class PackageKind(Kind[PackageLive]):
             state = PackageState(manifest.name, build, live, equal)
             if not equal:
                 state.bucket_exists, state.stored_keys = self._stored(aws, build)
+                state.reusable = self._reusable(aws, spec, build, live)
             packages[manifest.name] = state
         return PackageLive(packages, self._owned_documents(aws, ctx))
 
@@ -146,6 +174,23 @@ class PackageKind(Kind[PackageLive]):
             for item in aws.items("ssm", "ListDocumentVersions", Name=name, MaxResults=50)
         ]
         return live
+
+    def _reusable(
+        self, aws: AwsApi, spec: PackageSpec, build: PackageBuild, live: LivePackage
+    ) -> int | None:
+        """The version named spec.version, when it is not the default and holds this build."""
+        named = next((v for v in live.versions if v.version_name == spec.version), None)
+        if not live.owned or named is None or named.is_default:
+            return None
+        found = aws.call("ssm", "GetDocument", Name=live.name, VersionName=spec.version)
+        try:
+            digest = manifest_digest(json.loads(found.get("Content") or "{}"))
+        except ValueError:
+            return None
+        hashes = {
+            a["Name"]: str(a.get("Hash", "")).lower() for a in found.get("AttachmentsContent", [])
+        }
+        return named.number if digest == build.digest and hashes == build.hashes else None
 
     def _stored(self, aws: AwsApi, build: PackageBuild) -> tuple[bool, frozenset[str]]:
         """Which content-addressed zips S3 already holds (one listing of the prefix)."""
@@ -225,15 +270,31 @@ class PackageKind(Kind[PackageLive]):
         tags = owner_tags(ctx.controller_id, KIND, manifest.name)
         if state.equal:
             excess = _excess(list(live.versions), spec.keep_versions)
+            changes, reasons = [], []
             if excess:
+                changes.append(FieldChange("versions", len(live.versions), spec.keep_versions))
+                reasons.append(f"{len(excess)} version(s) beyond keepVersions {spec.keep_versions}")
+            if state.followers_pending:
+                changes.append(
+                    FieldChange(
+                        "followersStarted",
+                        live.tags.get(FOLLOWERS_STARTED_TAG),
+                        str(live.default_version),
+                    )
+                )
+                reasons.append(
+                    f"the associations installing it at latest were not started for version"
+                    f" {live.default_version_name} (an earlier pass stopped): starting them once"
+                )
+            if changes:
                 plan.operations.append(
                     Operation(
                         KIND,
                         manifest.name,
                         Action.UPDATE,
                         spec.name,
-                        changes=(FieldChange("versions", len(live.versions), spec.keep_versions),),
-                        reason=f"{len(excess)} version(s) beyond keepVersions {spec.keep_versions}",
+                        changes=tuple(changes),
+                        reason="; ".join(reasons),
                         payload=Publish(
                             manifest.name,
                             spec.name,
@@ -245,6 +306,7 @@ class PackageKind(Kind[PackageLive]):
                             tuple(live.versions),
                             spec.keep_versions,
                             tags,
+                            live.default_version if state.followers_pending else None,
                         ),
                     )
                 )
@@ -263,7 +325,9 @@ class PackageKind(Kind[PackageLive]):
         uploads = tuple(a for a in build.artifacts if a.key not in state.stored_keys)
         names = {v.version_name: v.number for v in live.versions if v.version_name}
         version_name, promote = spec.version, None
-        if spec.version in names:
+        if state.reusable is not None:
+            promote = state.reusable
+        elif spec.version in names:
             version_name = suffixed(spec.version, build.digest)
             promote = names.get(version_name)
             plan.findings.append(
@@ -326,6 +390,9 @@ class PackageKind(Kind[PackageLive]):
         versions = list(publish.versions)
         if publish.version_name is None:
             self._prune(aws, publish.document, versions, publish.keep)
+            crash_point("package.pruned")
+            if publish.start_default is not None:
+                self._start_followers(aws, publish, publish.start_default, ctx)
             return
         for artifact in publish.uploads:
             aws.call(
@@ -336,6 +403,7 @@ class PackageKind(Kind[PackageLive]):
                 Body=artifact.data,
                 ContentType="application/zip",
             )
+            crash_point("package.uploaded")
         attachments = [
             {"Key": "S3FileUrl", "Values": [publish.build.url(a)], "Name": a.name}
             for a in publish.build.artifacts
@@ -351,8 +419,12 @@ class PackageKind(Kind[PackageLive]):
                 DocumentFormat="JSON",
                 VersionName=publish.version_name,
                 Attachments=attachments,
-                Tags=[{"Key": k, "Value": v} for k, v in sorted(publish.tags.items())],
+                Tags=[
+                    {"Key": k, "Value": v}
+                    for k, v in sorted({**publish.tags, FOLLOWERS_STARTED_TAG: "1"}.items())
+                ],
             )
+            crash_point("package.versioned")
             return
         number = publish.promote_existing
         if number is None:
@@ -370,15 +442,18 @@ class PackageKind(Kind[PackageLive]):
             )
             number = int(created["DocumentDescription"]["DocumentVersion"])
             versions.append(LiveVersion(number, publish.version_name, False))
+            crash_point("package.versioned")
         aws.call(
             "ssm",
             "UpdateDocumentDefaultVersion",
             Name=publish.document,
             DocumentVersion=str(number),
         )
+        crash_point("package.promoted")
         versions = [LiveVersion(v.number, v.version_name, v.number == number) for v in versions]
         self._prune(aws, publish.document, versions, publish.keep)
-        self._start_followers(aws, publish.document, ctx)
+        crash_point("package.pruned")
+        self._start_followers(aws, publish, number, ctx)
 
     def _prune(
         self, aws: AwsApi, document: str, versions: list[LiveVersion], keep: int
@@ -390,8 +465,10 @@ class PackageKind(Kind[PackageLive]):
         gone = {v.number for v in doomed}
         return [v for v in versions if v.number not in gone]
 
-    def _start_followers(self, aws: AwsApi, package: str, ctx: Context) -> None:
-        """Run once, now, the controller's associations that install ``package`` at "latest"."""
+    def _start_followers(self, aws: AwsApi, publish: Publish, default: int, ctx: Context) -> None:
+        """Run once, now, the controller's associations that install the package at "latest",
+        then record on the document that ``default``'s followers were started."""
+        package = publish.document
         detector = document_name(ctx.controller_id)
         ids: list[str] = []
         for item in aws.items(
@@ -406,9 +483,20 @@ class PackageKind(Kind[PackageLive]):
             ):
                 ids.append(item["AssociationId"])
         for start in range(0, len(ids), START_ONCE_BATCH):
+            crash_point("package.starting")
             aws.call(
                 "ssm", "StartAssociationsOnce", AssociationIds=ids[start : start + START_ONCE_BATCH]
             )
+        crash_point("package.started")
+        # The owner tags go along: IAM allows tag writes that carry the controller's owner tag.
+        record = {**publish.tags, FOLLOWERS_STARTED_TAG: str(default)}
+        aws.call(
+            "ssm",
+            "AddTagsToResource",
+            ResourceType="Document",
+            ResourceId=package,
+            Tags=[{"Key": k, "Value": v} for k, v in sorted(record.items())],
+        )
 
     # -- status ----------------------------------------------------------------------------------
     def report(

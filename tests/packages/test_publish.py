@@ -76,6 +76,7 @@ def test_changing_one_file_creates_one_version_promotes_it_and_runs_once(sandbox
         "ssm:UpdateDocument": 1,
         "ssm:UpdateDocumentDefaultVersion": 1,
         "ssm:StartAssociationsOnce": 1,
+        "ssm:AddTagsToResource": 1,  # the document records that version 2's followers started
     }
     versions = _versions(sandbox)
     assert len(versions) == 2
