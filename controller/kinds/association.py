@@ -13,17 +13,24 @@ slot is simply free. So adding an application never reschedules (or re-runs) the
 Status comes from ListAssociations' Overview (every association in one paginated read) and, for
 non-compliant instances, from the compliance summaries (one filtered read, then one item read per
 non-compliant instance only).
+
+Two owned associations for one manifest (a create whose answer came late, two replicas racing) are
+collapsed to the one in use (see ``in_use``); the others are deleted as planned operations with a
+reason, without ``--prune``: they are duplicates, not undeclared resources.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from controller.aws import AwsApi, error_code
 from controller.detection import document as detection
+from controller.engine.crashpoints import crash_point
 from controller.engine.ownership import MANIFEST_TAG, is_owned, manifest_of, owner_tags
 from controller.engine.plan import Action, FieldChange, Finding, KindPlan, Operation, Severity
 from controller.kinds.base import Context, Kind
@@ -69,6 +76,14 @@ class LiveAssociation:
     overview: dict[str, Any]
     tags: dict[str, str] = field(default_factory=dict)
     request: dict[str, Any] | None = None  # normalised, from DescribeAssociation (owned only)
+    created: datetime | None = None  # DescribeAssociation's Date (owned and declared only)
+    last_execution: datetime | None = None
+
+    @property
+    def ran_on(self) -> int:
+        """Instances that have run it (its Overview's aggregated count, less Pending)."""
+        counts = self.overview.get("AssociationStatusAggregatedCount") or {}
+        return sum(int(v) for status, v in counts.items() if status != "Pending")
 
 
 @dataclass
@@ -76,8 +91,10 @@ class DetectionDocument:
     name: str
     exists: bool
     owned: bool = False
-    hash: str | None = None
+    hash: str | None = None  # the default version's
     document_type: str | None = None
+    latest_version: str | None = None  # set only when the latest is not the default
+    latest_hash: str | None = None
 
 
 @dataclass
@@ -92,6 +109,7 @@ class DocumentChange:
     name: str
     create: bool
     tags: dict[str, str]
+    promote: str | None = None  # a version already holding this content: only make it default
 
 
 @dataclass(frozen=True)
@@ -177,6 +195,37 @@ def _tags(items: list[dict[str, str]] | None) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in items or []}
 
 
+def in_use(duplicates: list[LiveAssociation]) -> LiveAssociation:
+    """Of several owned associations serving one manifest, the one to keep.
+
+    "In use" means, in this order: run by the most instances (its Overview's Success and Failed
+    counts; Pending ones have not run it), so the one the fleet runs survives; then one that has
+    run at all (LastExecutionDate); then the oldest (DescribeAssociation's Date), whose history
+    and schedule anchor are the longest; then the lowest id, so every replica picks the same one.
+    """
+
+    def rank(association: LiveAssociation) -> tuple[int, int, float, str]:
+        created = association.created.timestamp() if association.created else math.inf
+        return (
+            -association.ran_on,
+            0 if association.last_execution else 1,
+            created,
+            association.association_id,
+        )
+
+    return min(duplicates, key=rank)
+
+
+def _why_kept(kept: LiveAssociation, other: LiveAssociation) -> str:
+    if kept.ran_on != other.ran_on:
+        return f"it has run on {kept.ran_on} instance(s), this one on {other.ran_on}"
+    if bool(kept.last_execution) != bool(other.last_execution):
+        return "it has run, this one never has"
+    if kept.created != other.created:
+        return "it is older"
+    return "same history: the lowest id is kept"
+
+
 def _package_of(request: dict[str, Any] | None, detector: str) -> str:
     if not request or request.get("Name") != detector:
         return ""
@@ -201,6 +250,7 @@ class AssociationKind(Kind[AssociationLive]):
                 document=item.get("Name", ""),
                 schedule=item.get("ScheduleExpression"),
                 overview=item.get("Overview") or {},
+                last_execution=item.get("LastExecutionDate"),
             )
             associations.append(live)
             if live.name is None or name_problem(live.name) is not None:
@@ -219,6 +269,7 @@ class AssociationKind(Kind[AssociationLive]):
                 )["AssociationDescription"]
                 live.version = str(described.get("AssociationVersion", live.version))
                 live.request = normalize(described)
+                live.created = described.get("Date")
         owned_ids = {a.association_id for a in associations if is_owned(a.tags, ctx.controller_id)}
         return AssociationLive(document, associations, self._noncompliant(aws, owned_ids))
 
@@ -230,13 +281,28 @@ class AssociationKind(Kind[AssociationLive]):
             if error_code(error) == "InvalidDocument":
                 return DetectionDocument(name, exists=False)
             raise
-        return DetectionDocument(
+        document = DetectionDocument(
             name,
             exists=True,
             owned=is_owned(_tags(described.get("Tags")), ctx.controller_id),
             hash=described.get("Hash"),
             document_type=described.get("DocumentType"),
         )
+        latest = described.get("LatestVersion")
+        if (
+            document.owned
+            and document.hash != detection.content_hash()
+            and latest
+            and latest != described.get("DefaultVersion")
+        ):
+            # A pass that stopped between UpdateDocument and UpdateDocumentDefaultVersion left
+            # the new content as the latest version; sending it again would be refused as
+            # DuplicateDocumentContent, so the diff promotes it instead.
+            document.latest_version = str(latest)
+            document.latest_hash = aws.call(
+                "ssm", "DescribeDocument", Name=name, DocumentVersion=str(latest)
+            )["Document"].get("Hash")
+        return document
 
     def _noncompliant(self, aws: AwsApi, owned_ids: set[str]) -> dict[str, set[str]]:
         """Association id -> instances whose last run of it failed (State Manager compliance)."""
@@ -268,9 +334,9 @@ class AssociationKind(Kind[AssociationLive]):
         plan = KindPlan()
         document_ok = self._diff_document(desired, live.document, ctx, plan)
         mine = [a for a in live.associations if is_owned(a.tags, ctx.controller_id)]
-        by_name = {a.name: a for a in mine}
-        schedules = self._schedules(desired, by_name)
         declared = {m.name for m in desired}
+        by_name = self._collapse_duplicates(mine, declared, plan)
+        schedules = self._schedules(desired, by_name)
         for manifest in desired:
             spec: AssociationSpec = manifest.spec
             if spec.package is not None and not document_ok:
@@ -309,6 +375,34 @@ class AssociationKind(Kind[AssociationLive]):
                 )
         return plan
 
+    def _collapse_duplicates(
+        self, mine: list[LiveAssociation], declared: set[str], plan: KindPlan
+    ) -> dict[str | None, LiveAssociation]:
+        """One owned association per declared manifest: the one in use; the rest are deleted."""
+        groups: dict[str | None, list[LiveAssociation]] = defaultdict(list)
+        for association in mine:
+            groups[association.name].append(association)
+        kept: dict[str | None, LiveAssociation] = {}
+        for name, group in groups.items():
+            kept[name] = in_use(group)
+            if name not in declared:
+                continue  # every one of them is pruned (with --prune) below
+            for association in group:
+                if association is kept[name]:
+                    continue
+                plan.operations.append(
+                    Operation(
+                        KIND,
+                        str(name),
+                        Action.DELETE,
+                        association.association_id,
+                        reason=f"duplicate of {kept[name].association_id} for this manifest;"
+                        f" keeping that one ({_why_kept(kept[name], association)})",
+                        payload=Write({}, association.association_id),
+                    )
+                )
+        return kept
+
     def _diff_document(
         self, desired: list[Manifest], document: DetectionDocument, ctx: Context, plan: KindPlan
     ) -> bool:
@@ -336,7 +430,24 @@ class AssociationKind(Kind[AssociationLive]):
                     document.name,
                     changes=(FieldChange("hash", None, detection.content_hash()),),
                     reason="package associations run this document",
+                    stage=-1,  # the document exists before associations use it
                     payload=DocumentChange(document.name, True, tags),
+                )
+            )
+        elif document.hash != detection.content_hash() and (
+            document.latest_version and document.latest_hash == detection.content_hash()
+        ):
+            plan.operations.append(
+                Operation(
+                    KIND,
+                    "detection-document",
+                    Action.UPDATE,
+                    document.name,
+                    changes=(FieldChange("hash", document.hash, detection.content_hash()),),
+                    reason=f"version {document.latest_version} already holds this evaluator"
+                    " (an earlier pass stopped before promoting it): making it the default",
+                    stage=-1,  # the document exists before associations use it
+                    payload=DocumentChange(document.name, False, tags, document.latest_version),
                 )
             )
         elif document.hash != detection.content_hash():
@@ -348,6 +459,7 @@ class AssociationKind(Kind[AssociationLive]):
                     document.name,
                     changes=(FieldChange("hash", document.hash, detection.content_hash()),),
                     reason="this controller version ships a different evaluator",
+                    stage=-1,  # the document exists before associations use it
                     payload=DocumentChange(document.name, False, tags),
                 )
             )
@@ -484,9 +596,11 @@ class AssociationKind(Kind[AssociationLive]):
                 ResourceId=write.association_id,
                 Tags=tag_list,
             )
+            crash_point("association.tags-repaired")
             return
         if write.association_id is None:
             aws.call("ssm", "CreateAssociation", **write.request, Tags=tag_list)
+            crash_point("association.created")
             return
         aws.call(
             "ssm",
@@ -508,30 +622,57 @@ class AssociationKind(Kind[AssociationLive]):
                 DocumentFormat="JSON",
                 Tags=[{"Key": k, "Value": v} for k, v in sorted(change.tags.items())],
             )
+            crash_point("association.document-created")
             return
-        updated = aws.call(
-            "ssm",
-            "UpdateDocument",
-            Name=change.name,
-            Content=content,
-            DocumentFormat="JSON",
-            DocumentVersion="$LATEST",
+        version = change.promote
+        if version is None:
+            try:
+                updated = aws.call(
+                    "ssm",
+                    "UpdateDocument",
+                    Name=change.name,
+                    Content=content,
+                    DocumentFormat="JSON",
+                    DocumentVersion="$LATEST",
+                )
+            except Exception as error:
+                # An older version already holds this evaluator (a controller rolled back, or
+                # a version made by an interrupted pass that is no longer the latest).
+                if error_code(error) != "DuplicateDocumentContent":
+                    raise
+                version = self._version_holding(aws, change.name, detection.content_hash())
+                if version is None:
+                    raise
+            else:
+                version = str(updated["DocumentDescription"]["DocumentVersion"])
+                crash_point("association.document-versioned")
+        aws.call("ssm", "UpdateDocumentDefaultVersion", Name=change.name, DocumentVersion=version)
+
+    def _version_holding(self, aws: AwsApi, name: str, content_hash: str) -> str | None:
+        """The newest version of ``name`` whose content hash is ``content_hash``."""
+        numbers = sorted(
+            (
+                int(item["DocumentVersion"])
+                for item in aws.items("ssm", "ListDocumentVersions", Name=name, MaxResults=50)
+            ),
+            reverse=True,
         )
-        aws.call(
-            "ssm",
-            "UpdateDocumentDefaultVersion",
-            Name=change.name,
-            DocumentVersion=updated["DocumentDescription"]["DocumentVersion"],
-        )
+        for number in numbers:
+            described = aws.call("ssm", "DescribeDocument", Name=name, DocumentVersion=str(number))
+            if described["Document"].get("Hash") == content_hash:
+                return str(number)
+        return None
 
     # -- status ----------------------------------------------------------------------------------
     def report(
         self, desired: list[Manifest], live: AssociationLive, metrics: Metrics, ctx: Context
     ) -> None:
         detector = detection.document_name(ctx.controller_id)
-        mine = {
-            a.name: a for a in live.associations if is_owned(a.tags, ctx.controller_id) and a.name
-        }
+        groups: dict[str, list[LiveAssociation]] = defaultdict(list)
+        for association in live.associations:
+            if is_owned(association.tags, ctx.controller_id) and association.name:
+                groups[association.name].append(association)
+        mine = {name: in_use(group) for name, group in groups.items()}
         instances: dict[tuple[str, ...], float] = {}
         noncompliant: dict[str, set[str]] = defaultdict(set)
         for manifest in desired:
