@@ -41,8 +41,9 @@ class Operation:
     changes: tuple[FieldChange, ...] = ()
     reason: str = ""
     prune: bool = False  # deletes something no manifest declares any more: needs --prune
-    # Operations of one kind and action run concurrently, except that a lower stage finishes
-    # before a higher one starts (e.g. a document before the associations that run it).
+    # Within a kind, a lower stage finishes before a higher one starts, whatever the actions (a
+    # document is created or updated before the associations that run it); operations of one
+    # stage and action run concurrently.
     stage: int = 0
     payload: Any = field(default=None, compare=False, repr=False)
 

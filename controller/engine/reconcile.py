@@ -52,13 +52,26 @@ class _Counter:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def _phase_key(operation: Operation, order: dict[str, int]) -> tuple[int, int, int]:
+    return (order.get(operation.kind, 99), operation.stage, _ACTION_ORDER[operation.action])
+
+
+def order_operations(
+    operations: Sequence[Operation], kinds: Sequence[Kind[Any]]
+) -> list[Operation]:
+    """Kinds in apply order; within a kind, stages in order; within a stage, creates, replaces,
+    updates, then deletes. Stable, so a kind's own order survives within a phase."""
+    order = {kind.kind: kind.apply_order for kind in kinds}
+    return sorted(operations, key=lambda op: _phase_key(op, order))
+
+
 def _phases(operations: Sequence[Operation], kinds: Sequence[Kind[Any]]) -> list[list[Operation]]:
-    """Consecutive runs of one kind, action and stage: the units that may run concurrently."""
+    """Consecutive runs of one kind, stage and action: the units that may run concurrently."""
     order = {kind.kind: kind.apply_order for kind in kinds}
     phases: list[list[Operation]] = []
     previous: tuple[int, int, int] | None = None
     for operation in operations:
-        key = (order.get(operation.kind, 99), _ACTION_ORDER[operation.action], operation.stage)
+        key = _phase_key(operation, order)
         if key != previous:
             phases.append([])
             previous = key
@@ -123,10 +136,7 @@ class Reconciler:
             plan.operations += kind_plan.operations
             plan.findings += kind_plan.findings
         plan = guard(plan, self.settings.prune, counts)
-        order = {kind.kind: kind.apply_order for kind in self.kinds}
-        plan.operations.sort(
-            key=lambda op: (order.get(op.kind, 99), _ACTION_ORDER[op.action], op.stage)
-        )
+        plan.operations = order_operations(plan.operations, self.kinds)
         self._report_drift(plan.operations)
         return plan
 

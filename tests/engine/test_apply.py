@@ -10,7 +10,7 @@ from typing import Any
 from controller.aws import AwsApi, AwsSettings
 from controller.engine.backoff import BackoffSettings, ResourceBackoff
 from controller.engine.plan import Action, KindPlan, Operation, Plan
-from controller.engine.reconcile import Reconciler, ReconcileSettings
+from controller.engine.reconcile import Reconciler, ReconcileSettings, order_operations
 from controller.kinds.base import Context, Kind
 from controller.observability.metrics import Metrics
 from tests.engine.helpers import boot, controller, copy_example, load, make_fleet
@@ -76,7 +76,7 @@ def test_a_phase_runs_at_most_the_configured_number_at_once():
 def test_a_lower_stage_and_an_earlier_action_finish_before_the_next_starts():
     kind = Recorder()
     plan = Plan(
-        operations=_ops(3, Action.CREATE, stage=-1, prefix="doc")
+        operations=_ops(3, Action.UPDATE, stage=-1, prefix="doc")
         + _ops(4, Action.CREATE, prefix="assoc")
         + _ops(2, Action.DELETE, prefix="old")
     )
@@ -89,6 +89,22 @@ def test_a_lower_stage_and_an_earlier_action_finish_before_the_next_starts():
     last_assoc_end = max(i for i, (e, r) in enumerate(kind.events) if r.startswith("assoc"))
     first_old = min(i for i, (e, r) in enumerate(kind.events) if r.startswith("old"))
     assert last_doc_end < first_assoc and last_assoc_end < first_old, order
+
+
+def test_operations_are_ordered_by_kind_then_stage_then_action():
+    class Later(Recorder):
+        kind = "Later"
+        apply_order = 2
+
+    scrambled = [
+        Operation("Later", "x", Action.CREATE, "later"),
+        Operation("Recorder", "x", Action.DELETE, "delete"),
+        Operation("Recorder", "x", Action.CREATE, "create"),
+        Operation("Recorder", "x", Action.UPDATE, "document", stage=-1),
+        Operation("Recorder", "x", Action.UPDATE, "update"),
+    ]
+    ordered = order_operations(scrambled, [Later(), Recorder()])
+    assert [op.resource for op in ordered] == ["document", "create", "update", "delete", "later"]
 
 
 def test_no_operation_starts_after_stop_and_those_in_flight_finish():
