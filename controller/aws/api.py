@@ -27,6 +27,7 @@ from controller.aws.accounting import CallRecorder, is_read
 from controller.aws.errors import (
     Outcome,
     classify,
+    error_code,
     is_transient,
     request_never_arrived,
     retry_after_seconds,
@@ -158,6 +159,18 @@ class AwsApi:
             reraise=True,
         )
         return retrying(attempt)
+
+    def call_if_exists(
+        self, service: str, operation: str, *, absent: str, **params: Any
+    ) -> dict[str, Any] | None:
+        """``call``, but None when AWS answers that the resource is not there (the error code
+        ``absent``): a describe of something not created yet, a delete of something already gone."""
+        try:
+            return self.call(service, operation, **params)
+        except Exception as error:
+            if error_code(error) == absent:
+                return None
+            raise
 
     def _wait(self, state: RetryCallState) -> float:
         backoff = wait_random_exponential(

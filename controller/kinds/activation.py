@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from controller.aws import AwsApi, error_code
+from controller.aws import AwsApi
 from controller.engine.crashpoints import crash_point
 from controller.engine.ownership import (
     MANIFEST_TAG,
@@ -307,11 +307,13 @@ class ActivationKind(Kind[ActivationLive]):
     # -- apply -----------------------------------------------------------------------------------
     def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> None:
         if operation.action is Action.DELETE:
-            try:
-                aws.call("ssm", "DeleteActivation", ActivationId=operation.payload)
-            except Exception as error:
-                if error_code(error) != "InvalidActivation":  # already gone: the goal is met
-                    raise
+            # Already gone is the goal met.
+            aws.call_if_exists(
+                "ssm",
+                "DeleteActivation",
+                absent="InvalidActivation",
+                ActivationId=operation.payload,
+            )
             return
         self._create_and_publish(aws, operation.payload, ctx)
 

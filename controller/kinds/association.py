@@ -275,12 +275,10 @@ class AssociationKind(Kind[AssociationLive]):
 
     def _detection_document(self, aws: AwsApi, ctx: Context) -> DetectionDocument:
         name = detection.document_name(ctx.controller_id)
-        try:
-            described = aws.call("ssm", "DescribeDocument", Name=name)["Document"]
-        except Exception as error:
-            if error_code(error) == "InvalidDocument":
-                return DetectionDocument(name, exists=False)
-            raise
+        found = aws.call_if_exists("ssm", "DescribeDocument", absent="InvalidDocument", Name=name)
+        if found is None:
+            return DetectionDocument(name, exists=False)
+        described = found["Document"]
         document = DetectionDocument(
             name,
             exists=True,
@@ -581,11 +579,12 @@ class AssociationKind(Kind[AssociationLive]):
             return
         write: Write = payload
         if operation.action is Action.DELETE:
-            try:
-                aws.call("ssm", "DeleteAssociation", AssociationId=write.association_id)
-            except Exception as error:
-                if error_code(error) != "AssociationDoesNotExist":
-                    raise
+            aws.call_if_exists(
+                "ssm",
+                "DeleteAssociation",
+                absent="AssociationDoesNotExist",
+                AssociationId=write.association_id,
+            )
             return
         tag_list = [{"Key": k, "Value": v} for k, v in sorted(write.tags.items())]
         if write.tags_only:

@@ -144,12 +144,10 @@ class PackageKind(Kind[PackageLive]):
         return PackageLive(packages, self._owned_documents(aws, ctx))
 
     def _live_package(self, aws: AwsApi, name: str, ctx: Context) -> LivePackage:
-        try:
-            described = aws.call("ssm", "DescribeDocument", Name=name)["Document"]
-        except Exception as error:
-            if error_code(error) == "InvalidDocument":
-                return LivePackage(name, exists=False)
-            raise
+        found = aws.call_if_exists("ssm", "DescribeDocument", absent="InvalidDocument", Name=name)
+        if found is None:
+            return LivePackage(name, exists=False)
+        described = found["Document"]
         tags = _tags(described.get("Tags"))
         live = LivePackage(name, True, is_owned(tags, ctx.controller_id), tags)
         if not live.owned or described.get("DocumentType") != "Package":
@@ -380,11 +378,9 @@ class PackageKind(Kind[PackageLive]):
     # -- apply -----------------------------------------------------------------------------------
     def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> None:
         if operation.action is Action.DELETE:
-            try:
-                aws.call("ssm", "DeleteDocument", Name=operation.payload)
-            except Exception as error:
-                if error_code(error) != "InvalidDocument":
-                    raise
+            aws.call_if_exists(
+                "ssm", "DeleteDocument", absent="InvalidDocument", Name=operation.payload
+            )
             return
         publish: Publish = operation.payload
         versions = list(publish.versions)

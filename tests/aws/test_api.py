@@ -106,3 +106,15 @@ def test_token_bucket_waits_when_the_burst_is_spent():
     assert bucket.acquire() == pytest.approx(0.5)
     assert bucket.acquire() == pytest.approx(0.5)
     assert sum(waited) == pytest.approx(1.0)
+
+
+def test_call_if_exists_turns_only_the_named_absence_into_none(api):
+    assert (
+        api.call_if_exists("ssm", "DeleteActivation", absent="InvalidActivation", ActivationId="x")
+        is None
+    )
+    with pytest.raises(botocore.exceptions.ClientError):
+        api.call_if_exists("ssm", "GetParameter", absent="InvalidActivation", Name="/missing")
+    api.call("ssm", "PutParameter", Name="/here", Value="v", Type="String")
+    found = api.call_if_exists("ssm", "GetParameter", absent="ParameterNotFound", Name="/here")
+    assert found is not None and found["Parameter"]["Value"] == "v"

@@ -1,6 +1,6 @@
 """Find every AWS operation the controller calls, by reading its source.
 
-Every call goes through ``AwsApi.call/items/pages("service", "Operation", ...)``, so the
+Every call goes through ``AwsApi.call/call_if_exists/items/pages("service", "Operation", ...)``, so the
 operations are the first two arguments of those calls. They are read from the syntax tree, not
 with a regular expression, so calls split over lines, keyword arguments and module-level string
 constants are all seen. A call whose service or operation cannot be worked out statically is
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import botocore.session
 
-CALL_METHODS = frozenset({"call", "items", "pages"})
+CALL_METHODS = frozenset({"call", "call_if_exists", "items", "pages"})
 
 
 @cache
