@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import botocore.exceptions
 import pytest
 
@@ -110,7 +112,9 @@ def test_token_bucket_waits_when_the_burst_is_spent():
 
 def test_call_if_exists_turns_only_the_named_absence_into_none(api):
     assert (
-        api.call_if_exists("ssm", "DeleteActivation", absent="InvalidActivation", ActivationId="x")
+        api.call_if_exists(
+            "ssm", "DeleteActivation", absent="InvalidActivation", ActivationId=str(uuid.uuid4())
+        )
         is None
     )
     with pytest.raises(botocore.exceptions.ClientError):
