@@ -26,6 +26,13 @@ QUIET_LOGGERS = ("boto3", "botocore", "urllib3", "s3transfer", "werkzeug")
 
 _HANDLER_MARK = "_fleet_controller_handler"
 
+LOG_TEE_ENV = "FLEET_LOG_TEE_DIR"
+"""Test support: when set, every rendered line is also appended to ``<dir>/<pid>.log``.
+
+The test suite's secret scan sets it so that log lines of controller subprocesses (whose stderr a
+test may read and drop) are scanned too. Unset, as in production, it changes nothing.
+"""
+
 
 class _RedactingStreamHandler(logging.StreamHandler[TextIO]):
     """A stream handler whose own error report cannot leak the record it failed on.
@@ -42,6 +49,10 @@ class _RedactingStreamHandler(logging.StreamHandler[TextIO]):
             self.flush()
         except Exception:  # the stream itself is broken; there is nowhere left to report to
             pass
+
+
+class _RedactingTeeHandler(logging.FileHandler, _RedactingStreamHandler):
+    """The ``LOG_TEE_ENV`` copy of every line: a file, with the same redacted error report."""
 
 
 def _parse_level(level: str | int) -> int:
@@ -123,15 +134,20 @@ def configure_logging(
             renderer,
         ],
     )
-    handler = _RedactingStreamHandler(out)
-    handler.setFormatter(formatter)
-    setattr(handler, _HANDLER_MARK, True)
+    handlers: list[logging.Handler] = [_RedactingStreamHandler(out)]
+    tee_dir = os.environ.get(LOG_TEE_ENV)
+    if tee_dir:
+        path = os.path.join(tee_dir, f"{os.getpid()}.log")
+        handlers.append(_RedactingTeeHandler(path, encoding="utf-8", delay=True))
 
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
         root.removeHandler(old)
         old.close()
-    root.addHandler(handler)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        setattr(handler, _HANDLER_MARK, True)
+        root.addHandler(handler)
     root.setLevel(numeric_level)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, numeric_level))

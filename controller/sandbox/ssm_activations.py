@@ -4,18 +4,23 @@ moto has no activations. An activation can never be updated, its code is returne
 create), and it stops registering machines when it expires (by the sandbox clock), is deleted, or
 has registered ``RegistrationLimit`` machines; every instance that registers gets the activation's
 tags. ``register_instance`` is what the fleet simulator calls when a WorkSpace boots.
+
+Every code issued is remembered (``issued_codes()``, ``GET /_sandbox/issued-codes``) so the test
+suite can prove that none of them ever appears in the controller's output (tests/secret_scan.py).
 """
 
 from __future__ import annotations
 
 import hmac
+import os
 import secrets
 import string
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from controller.sandbox import paging
+from controller.sandbox import admin, paging
 from controller.sandbox.clock import clock
 from controller.sandbox.extension import Call, ServiceError, operation
 from controller.sandbox.ssm_tags import check_tag_keys
@@ -29,6 +34,13 @@ DESCRIBE_DEFAULT_MAX_RESULTS = 50
 STANDARD_TIER_INSTANCE_LIMIT = 1000
 _CODE_ALPHABET = string.ascii_letters + string.digits + "+/"
 _CODE_LENGTH = 20
+
+ISSUED_CODES_ENV = "FLEET_SANDBOX_ISSUED_CODES_DIR"
+"""When set (by the test suite's secret scan), every code issued is also appended to
+``<dir>/<pid>.codes``, so codes issued by a sandbox in a process that has exited are still known."""
+
+_issued_lock = threading.Lock()
+_issued: list[str] = []  # never cleared, not even by a reset: a code stays a secret once issued
 
 
 class RegistrationError(Exception):
@@ -59,7 +71,34 @@ def _parse_timestamp(value: Any) -> datetime:
 
 
 def _new_code() -> str:
-    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_LENGTH))
+    code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_LENGTH))
+    _record_issued(code)
+    return code
+
+
+def _record_issued(code: str) -> None:
+    with _issued_lock:
+        _issued.append(code)
+        directory = os.environ.get(ISSUED_CODES_ENV)
+        if directory:
+            with open(os.path.join(directory, f"{os.getpid()}.codes"), "a", encoding="utf-8") as f:
+                f.write(code + "\n")
+
+
+def issued_codes() -> list[str]:
+    """Every activation code this process's sandbox has issued, in order (for the secret scan).
+
+    The sandbox is the fake AWS: knowing its own codes is what lets the test suite prove the
+    controller never printed one.
+    """
+    with _issued_lock:
+        return list(_issued)
+
+
+@admin.route("GET", "/_sandbox/issued-codes")
+def _issued_codes_route(request: admin.AdminRequest) -> dict[str, Any]:
+    """The codes issued so far, for a test process scanning output of a sandbox it did not start."""
+    return {"codes": issued_codes()}
 
 
 @operation("ssm", "CreateActivation")
