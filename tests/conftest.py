@@ -16,6 +16,8 @@ import pytest
 from controller.sandbox.client import SandboxClient
 from controller.sandbox.server import Sandbox
 
+pytest_plugins = ["tests.secret_scan"]  # every code the sandbox issues is looked for in all output
+
 # Never let a test reach a real account.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
