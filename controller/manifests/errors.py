@@ -37,7 +37,20 @@ class ManifestError:
             parts.append(self.kind)
         if self.field:
             parts.append(self.field)
-        return ": ".join([*parts, self.message])
+        return _one_line(": ".join([*parts, self.message]))
+
+
+def _one_line(text: str) -> str:
+    """Escape what a terminal or a CI log would act on: an error is printed as one line.
+
+    Names, kinds and file names are the author's text; YAML's quoted scalars can carry line breaks
+    and control characters (``"a\\nb"``, ``"\\e[2J"``), which would otherwise break the error over
+    lines, forge further ``file:line`` errors in CI logs and the pull-request comment (which
+    quotes stderr), or drive the terminal.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class InvalidDesiredState(Exception):
