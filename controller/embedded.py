@@ -8,7 +8,6 @@ associations run, the way a real fleet would catch up on its own.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from controller.sandbox.client import AdminApiError, SandboxClient
+from controller.sandbox.client import SandboxClient
 
 DEFAULT_SCENARIO = "demo.yaml"
 
@@ -30,10 +29,10 @@ class EmbeddedSandbox:
     region: str = "us-east-1"
     endpoint: str = ""
     _server: Any = field(default=None, repr=False)
-    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
-    _thread: threading.Thread | None = field(default=None, repr=False)
+    _clockwork: list[Any] = field(default_factory=list, repr=False)
 
     def start(self) -> str:
+        from controller.sandbox.periodic import fleet_clockwork
         from controller.sandbox.server import Sandbox
 
         self._server = Sandbox()
@@ -42,10 +41,7 @@ class EmbeddedSandbox:
         admin.post("scenario", self._scenario())
         if self.registration_parameter:
             admin.post("fleet/registration", {"parameterName": self.registration_parameter})
-        self._thread = threading.Thread(
-            target=self._tick_forever, args=(admin,), name="sandbox-fleet", daemon=True
-        )
-        self._thread.start()
+        self._clockwork = fleet_clockwork(self.tick_seconds)
         return self.endpoint
 
     def _scenario(self) -> dict[str, Any]:
@@ -59,18 +55,9 @@ class EmbeddedSandbox:
             raise ValueError("a sandbox scenario is a mapping of sections")
         return data
 
-    def _tick_forever(self, admin: SandboxClient) -> None:
-        while not self._stop.wait(self.tick_seconds):
-            for path in ("fleet/boot", "agent/run"):
-                try:
-                    admin.post(path, {})
-                except (AdminApiError, OSError):
-                    continue  # a route this sandbox lacks, or it is shutting down
-
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for worker in self._clockwork:
+            worker.stop()
         if self._server is not None:
             self._server.stop()
 

@@ -38,6 +38,7 @@ from controller.sandbox.detection import (
     remove_effects,
 )
 from controller.sandbox.extension import ServiceError
+from controller.sandbox.periodic import Periodic
 from controller.sandbox.schedule import Cron, ScheduleError, parse_schedule
 from controller.sandbox.state import (
     AgentModel,
@@ -190,31 +191,11 @@ def run_due_everywhere() -> list[RunRecord]:
     return records
 
 
-class AgentLoop:
+class AgentLoop(Periodic):
     """Runs ``run_due_everywhere`` every ``interval`` seconds in a daemon thread."""
 
     def __init__(self, interval: float = 5.0) -> None:
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="sandbox-agents", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                run_due_everywhere()
-            except Exception:  # a bad association must not kill the loop; the next tick retries
-                continue
+        super().__init__("sandbox-agents", interval, run_due_everywhere)
 
 
 # --- running one association on one instance -----------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 
 from controller.sandbox import admin, scenario
 from controller.sandbox.clock import clock
+from controller.sandbox.periodic import Periodic
 from controller.sandbox.shapes import service_model
 from controller.sandbox.ssm_activations import RegistrationError, register_instance
 from controller.sandbox.state import (
@@ -420,17 +421,15 @@ def _follow_workspace(account_id: str, region: str, workspace_id: str, event: st
 # --- background auto-registration -------------------------------------------------------------
 
 
-class AutoRegistrar:
+class AutoRegistrar(Periodic):
     """Boots every region with a registration parameter every ``interval`` seconds.
 
-    Used by the interactive sandbox (main.py) so WorkSpaces register as soon as the controller
-    publishes an activation; tests call ``boot`` through the admin API instead.
+    Used by the interactive sandbox so WorkSpaces register as soon as the controller publishes an
+    activation; tests call ``boot`` through the admin API instead.
     """
 
     def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__("fleet-autoregister", interval, self.run_once)
 
     def run_once(self) -> int:
         from moto.workspaces.models import workspaces_backends
@@ -449,23 +448,6 @@ class AutoRegistrar:
                     registered += 1
                     log.info("%s registered as %s", result["workspaceId"], result["instanceId"])
         return registered
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.run_once()
-            except Exception:  # keep registering; a bad tick must not end the thread
-                log.exception("auto-registration tick failed")
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="fleet-autoregister", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
 
 
 # --- admin API and scenario -------------------------------------------------------------------

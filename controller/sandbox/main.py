@@ -19,13 +19,12 @@ from typing import Any, TextIO
 import yaml
 
 from controller.sandbox import admin
-from controller.sandbox.agent import AgentLoop
 from controller.sandbox.fleet import (
-    AutoRegistrar,
     WorkspaceGroup,
     create_workspaces,
     set_registration,
 )
+from controller.sandbox.periodic import Periodic, fleet_clockwork
 from controller.sandbox.scenario import apply_scenario
 from controller.sandbox.server import Sandbox
 
@@ -49,8 +48,7 @@ def run_sandbox(
     stop = stop_event or threading.Event()
     sandbox = Sandbox(host, port)
     endpoint = sandbox.start()
-    registrar: AutoRegistrar | None = None
-    agents: AgentLoop | None = None
+    clockwork: list[Periodic] = []
     restore = _install_signal_handlers(stop)
     try:
         account, region = admin.DEFAULT_ACCOUNT_ID, admin.DEFAULT_REGION
@@ -61,10 +59,7 @@ def run_sandbox(
         if document:
             apply_scenario(document, account, region, source=str(scenario))
         if auto_register_seconds > 0:
-            registrar = AutoRegistrar(auto_register_seconds)
-            registrar.start()
-            agents = AgentLoop(auto_register_seconds)  # due associations run on their own
-            agents.start()
+            clockwork = fleet_clockwork(auto_register_seconds)
         elapsed = time.perf_counter() - started
         print(f"sandbox listening on {endpoint} (ready in {elapsed:.2f}s)", file=out)
         print(f"export AWS_ENDPOINT_URL={endpoint}", file=out)
@@ -77,10 +72,8 @@ def run_sandbox(
         while not stop.wait(0.2):
             pass
     finally:
-        if registrar is not None:
-            registrar.stop()
-        if agents is not None:
-            agents.stop()
+        for worker in clockwork:
+            worker.stop()
         sandbox.stop()
         restore()
         print("sandbox stopped", file=out)
