@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import structlog
 import yaml
 
-from controller.aws import AwsApi, AwsSettings, CallRecorder
+from controller.aws import AwsSettings
 from controller.engine.plan import Operation, Plan
 from controller.engine.prune import PruneSettings
 from controller.engine.reconcile import Reconciler, ReconcileSettings
@@ -29,6 +29,7 @@ from controller.manifests import DesiredState, InvalidDesiredState, load_desired
 from controller.observability.logging import configure_logging
 from controller.observability.metrics import Metrics
 from controller.observability.redaction import redact_text
+from controller.targets import default_target
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -288,30 +289,13 @@ def controller_session(
     embedded = None
     settings = AwsSettings(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
     if args.sandbox:
-        from controller.embedded import EmbeddedSandbox
+        from controller.embedded import start_embedded
 
-        embedded = EmbeddedSandbox(
-            workspaces=args.sandbox_workspaces,
-            scenario=args.sandbox_scenario,
-            registration_parameter=_first_publish_parameter(desired),
-        )
-        settings.endpoint_url = embedded.start()
-        settings.region = settings.region or embedded.region
-        settings.rate_limits = None  # the sandbox has no API limits to stay under
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "sandbox")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sandbox")
-        log.info("embedded sandbox started", endpoint=settings.endpoint_url)
+        embedded = start_embedded(settings, desired, args.sandbox_workspaces, args.sandbox_scenario)
     metrics = Metrics(controller_id=args.controller_id, process_metrics=True)
-    recorder = CallRecorder()
-    recorder.subscribe(
-        lambda service, operation, outcome: metrics.record_aws_call(
-            "default", service, operation, outcome.value
-        ),
-        lambda service, operation: metrics.record_aws_retry("default", service, operation),
-    )
     try:
         reconciler = Reconciler(
-            AwsApi(settings, recorder),
+            default_target(settings, metrics).aws,
             ReconcileSettings(
                 controller_id=args.controller_id,
                 prune=PruneSettings(
@@ -326,14 +310,6 @@ def controller_session(
     finally:
         if embedded is not None:
             embedded.stop()
-
-
-def _first_publish_parameter(desired: DesiredState | None) -> str | None:
-    if desired is None:
-        return None
-    for manifest in desired.of_kind("Activation"):
-        return str(manifest.spec.publish.parameter_name)
-    return None
 
 
 def _render(plan: Plan, fmt: str, stream: TextIO) -> str:

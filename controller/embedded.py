@@ -8,14 +8,20 @@ associations run, the way a real fleet would catch up on its own.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import structlog
 import yaml
 
+from controller.aws import AwsSettings
+from controller.manifests import DesiredState
 from controller.sandbox.client import SandboxClient
+
+log = structlog.get_logger("fleet_controller.embedded")
 
 DEFAULT_SCENARIO = "demo.yaml"
 
@@ -75,3 +81,30 @@ def _scale(scenario: dict[str, Any], total: int) -> None:
         else:
             group["count"] = total * weights[index] // sum(weights)
             assigned += group["count"]
+
+
+def start_embedded(
+    settings: AwsSettings,
+    desired: DesiredState | None,
+    workspaces: int = 50,
+    scenario: Path | None = None,
+) -> EmbeddedSandbox:
+    """Start the embedded sandbox and point ``settings`` at it (``--sandbox``).
+
+    Its WorkSpaces read their activation from the first Activation's publish parameter, so the
+    loop closes: the controller publishes, the fleet registers, TagSync tags what registered.
+    """
+    parameter = None
+    if desired is not None:
+        activations = desired.of_kind("Activation")
+        parameter = str(activations[0].spec.publish.parameter_name) if activations else None
+    embedded = EmbeddedSandbox(
+        workspaces=workspaces, scenario=scenario, registration_parameter=parameter
+    )
+    settings.endpoint_url = embedded.start()
+    settings.region = settings.region or embedded.region
+    settings.rate_limits = None  # the sandbox has no API limits to stay under
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "sandbox")  # it accepts any credentials
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sandbox")
+    log.info("embedded sandbox started", endpoint=settings.endpoint_url)
+    return embedded

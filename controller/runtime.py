@@ -14,7 +14,6 @@ another replica takes over at once instead of after a lease duration.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import re
 import socket
@@ -283,20 +282,15 @@ class Service:
     def _start_sandbox(
         self, args: argparse.Namespace, base: AwsSettings, first: Revision | None
     ) -> None:
-        from controller.embedded import EmbeddedSandbox
+        from controller.embedded import start_embedded
 
-        embedded = EmbeddedSandbox(
-            workspaces=args.sandbox_workspaces,
-            scenario=args.sandbox_scenario,
-            registration_parameter=_first_publish_parameter(first),
+        embedded = start_embedded(
+            base,
+            first.desired if first else None,
+            args.sandbox_workspaces,
+            args.sandbox_scenario,
         )
-        base.endpoint_url = embedded.start()
         self._cleanup.append(embedded.stop)
-        base.region = base.region or embedded.region
-        base.rate_limits = None  # the sandbox has no API limits to stay under
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "sandbox")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sandbox")
-        log.info("embedded sandbox started", endpoint=base.endpoint_url)
 
     def _keeper(
         self, args: argparse.Namespace, base: AwsSettings, names: list[str], metrics: Metrics
@@ -352,11 +346,3 @@ def _check_table(table: LeaseTable) -> None:
         log.warning("lease table not readable yet", error=redact_text(str(error)))
     except Exception as error:  # the network: the keeper keeps trying
         log.warning("lease table not readable yet", error=redact_text(str(error)))
-
-
-def _first_publish_parameter(revision: Revision | None) -> str | None:
-    if revision is None:
-        return None
-    for manifest in revision.desired.of_kind("Activation"):
-        return str(manifest.spec.publish.parameter_name)
-    return None
