@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -41,6 +42,21 @@ _TAG_SYMBOLS = frozenset("_.:/=+-@")
 def fail(message: str) -> PydanticCustomError:
     """A validation error whose message is exactly ``message`` (braces included)."""
     return PydanticCustomError("fleet", "{message}", {"message": message})
+
+
+def rejecting(problem: Callable[[str], str | None]) -> Callable[[str], str]:
+    """A pydantic validator from a ``*_problem`` function: the value, or its problem as the error.
+
+    The ``*_problem`` functions stay plain so the engine can ask the same question at run time.
+    """
+
+    def check(value: str) -> str:
+        found = problem(value)
+        if found:
+            raise fail(found)
+        return value
+
+    return check
 
 
 class StrictModel(BaseModel):
@@ -172,20 +188,6 @@ def tag_value_problem(value: str) -> str | None:
     return None
 
 
-def _check_tag_key(key: str) -> str:
-    problem = tag_key_problem(key)
-    if problem:
-        raise fail(problem)
-    return key
-
-
-def _check_tag_value(value: str) -> str:
-    problem = tag_value_problem(value)
-    if problem:
-        raise fail(problem)
-    return value
-
-
 def _check_tag_count(tags: dict[str, str]) -> dict[str, str]:
     if len(tags) > MAX_USER_TAGS:
         raise fail(
@@ -196,10 +198,10 @@ def _check_tag_count(tags: dict[str, str]) -> dict[str, str]:
     return tags
 
 
-TagKey = Annotated[str, AfterValidator(_check_tag_key)]
+TagKey = Annotated[str, AfterValidator(rejecting(tag_key_problem))]
 """A key the controller may write on an SSM resource (valid, not reserved)."""
 
-TagValue = Annotated[str, AfterValidator(_check_tag_value)]
+TagValue = Annotated[str, AfterValidator(rejecting(tag_value_problem))]
 
 TagMap = Annotated[dict[TagKey, TagValue], AfterValidator(_check_tag_count)]
 

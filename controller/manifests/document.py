@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from controller.manifests.common import SpecModel, StrictModel, describe, fail
+from controller.manifests.common import SpecModel, StrictModel, describe, fail, rejecting
 from controller.manifests.errors import ManifestError
 from controller.manifests.registry import kinds
 from controller.manifests.source import FieldPath, SourceDocument
@@ -59,13 +59,6 @@ def name_problem(value: str) -> str | None:
     return None
 
 
-def _check_name(value: str) -> str:
-    problem = name_problem(value)
-    if problem:
-        raise fail(problem)
-    return value
-
-
 def _check_label_key(value: str) -> str:
     if not 1 <= len(value) <= LABEL_KEY_MAX:
         raise fail(f"label keys must be 1 to {LABEL_KEY_MAX} characters")
@@ -79,7 +72,7 @@ def _check_label_value(value: str) -> str:
 
 
 class Metadata(StrictModel):
-    name: Annotated[str, AfterValidator(_check_name)]
+    name: Annotated[str, AfterValidator(rejecting(name_problem))]
     labels: dict[
         Annotated[str, AfterValidator(_check_label_key)],
         Annotated[str, AfterValidator(_check_label_value)],

@@ -24,6 +24,7 @@ from controller.manifests.common import (
     fail,
     format_duration,
     parse_duration,
+    rejecting,
     ssm_text_ok,
 )
 from controller.manifests.document import Manifest
@@ -100,13 +101,6 @@ def parameter_name_problem(value: str) -> str | None:
     return None
 
 
-def _check_parameter_name(value: str) -> str:
-    problem = parameter_name_problem(value)
-    if problem:
-        raise fail(problem)
-    return value
-
-
 def _check_kms_key_id(value: str) -> str:
     if not 1 <= len(value) <= KMS_KEY_ID_MAX or not _KMS_KEY_ID.fullmatch(value):
         raise fail(
@@ -159,7 +153,7 @@ def _bounded_duration(raw: Any, field: str, low: timedelta, high: timedelta, why
 class PublishSpec(StrictModel):
     """Where the current activation's id and code go: an SSM SecureString parameter (JSON)."""
 
-    parameter_name: Annotated[str, AfterValidator(_check_parameter_name)]
+    parameter_name: Annotated[str, AfterValidator(rejecting(parameter_name_problem))]
     kms_key_id: Annotated[str, AfterValidator(_check_kms_key_id)] | None = None
 
 

@@ -27,6 +27,7 @@ from controller.manifests.common import (
     StrictModel,
     fail,
     format_duration,
+    rejecting,
 )
 from controller.manifests.document import Manifest
 from controller.manifests.errors import ManifestError
@@ -103,10 +104,7 @@ def schedule_problem(expression: str) -> str | None:
 
 
 def _check_schedule_expression(value: str) -> str:
-    problem = schedule_problem(value)
-    if problem:
-        raise fail(problem)
-    return normalize_expression(value)
+    return normalize_expression(rejecting(schedule_problem)(value))
 
 
 def _check_document_name(value: str) -> str:
