@@ -16,7 +16,7 @@ import pytest
 
 from controller.detection import document as detection
 from controller.engine.plan import Action, KindPlan
-from controller.kinds.association import AssociationKind, LiveAssociation, in_use
+from controller.kinds.association import COMPARED, AssociationKind, LiveAssociation, in_use
 from tests.crash.fleet import (
     CONTROLLER_ID,
     OLD_EVALUATOR,
@@ -109,21 +109,7 @@ def _duplicate(target: Target, association_id: str) -> str:
     description = ssm.describe_association(AssociationId=association_id)["AssociationDescription"]
     tags = ssm.list_tags_for_resource(ResourceType="Association", ResourceId=association_id)
     request = {
-        key: description[key]
-        for key in (
-            "Name",
-            "AssociationName",
-            "DocumentVersion",
-            "Parameters",
-            "Targets",
-            "ScheduleExpression",
-            "MaxConcurrency",
-            "MaxErrors",
-            "ComplianceSeverity",
-            "SyncCompliance",
-            "ApplyOnlyAtCronInterval",
-        )
-        if key in description
+        key: description[key] for key in ("AssociationName", *COMPARED) if key in description
     }
     created = ssm.create_association(**request, Tags=tags["TagList"])
     return str(created["AssociationDescription"]["AssociationId"])
