@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from controller.aws import AwsApi
+from controller.aws.tags import tag_dict, tag_list
 from controller.engine.crashpoints import crash_point
 from controller.engine.ownership import (
     MANIFEST_TAG,
@@ -80,10 +81,6 @@ class CreateRequest:
     kms_key_id: str | None
 
 
-def _tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
-    return {tag["Key"]: tag["Value"] for tag in tags or []}
-
-
 class ActivationKind(Kind[ActivationLive]):
     kind = KIND
     apply_order = 10
@@ -101,7 +98,7 @@ class ActivationKind(Kind[ActivationLive]):
                 expired=bool(item.get("Expired", False)),
                 description=item.get("Description") or None,
                 default_instance_name=item.get("DefaultInstanceName") or None,
-                tags=_tag_dict(item.get("Tags")),
+                tags=tag_dict(item.get("Tags")),
             )
             for item in aws.items("ssm", "DescribeActivations", MaxResults=50)
         ]
@@ -123,7 +120,7 @@ class ActivationKind(Kind[ActivationLive]):
             if item is None:
                 parameters[name] = PublishedParameter(name, exists=False)
                 continue
-            tags = _tag_dict(
+            tags = tag_dict(
                 aws.call("ssm", "ListTagsForResource", ResourceType="Parameter", ResourceId=name)[
                     "TagList"
                 ]
@@ -323,7 +320,7 @@ class ActivationKind(Kind[ActivationLive]):
             "IamRole": request.iam_role,
             "RegistrationLimit": request.registration_limit,
             "ExpirationDate": expiry,
-            "Tags": [{"Key": k, "Value": v} for k, v in sorted(request.tags.items())],
+            "Tags": tag_list(request.tags),
         }
         if request.description:
             params["Description"] = request.description
@@ -355,10 +352,7 @@ class ActivationKind(Kind[ActivationLive]):
         if request.parameter_exists:
             put["Overwrite"] = True  # AWS refuses Tags together with Overwrite
         else:
-            put["Tags"] = [
-                {"Key": k, "Value": v}
-                for k, v in owner_tags(ctx.controller_id, KIND, request.manifest).items()
-            ]
+            put["Tags"] = tag_list(owner_tags(ctx.controller_id, KIND, request.manifest))
         aws.call("ssm", "PutParameter", **put)
         crash_point("activation.published")
 

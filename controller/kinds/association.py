@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from controller.aws import AwsApi, error_code
+from controller.aws.tags import tag_dict, tag_list
 from controller.detection import document as detection
 from controller.engine.crashpoints import crash_point
 from controller.engine.ownership import MANIFEST_TAG, is_owned, manifest_of, owner_tags
@@ -191,10 +192,6 @@ def desired_request(manifest: Manifest, ctx: Context, schedule: str | None) -> d
     return request
 
 
-def _tags(items: list[dict[str, str]] | None) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in items or []}
-
-
 def in_use(duplicates: list[LiveAssociation]) -> LiveAssociation:
     """Of several owned associations serving one manifest, the one to keep.
 
@@ -255,7 +252,7 @@ class AssociationKind(Kind[AssociationLive]):
             associations.append(live)
             if live.name is None or name_problem(live.name) is not None:
                 continue  # the controller names every association after a manifest
-            live.tags = _tags(
+            live.tags = tag_dict(
                 aws.call(
                     "ssm",
                     "ListTagsForResource",
@@ -282,7 +279,7 @@ class AssociationKind(Kind[AssociationLive]):
         document = DetectionDocument(
             name,
             exists=True,
-            owned=is_owned(_tags(described.get("Tags")), ctx.controller_id),
+            owned=is_owned(tag_dict(described.get("Tags")), ctx.controller_id),
             hash=described.get("Hash"),
             document_type=described.get("DocumentType"),
         )
@@ -586,19 +583,19 @@ class AssociationKind(Kind[AssociationLive]):
                 AssociationId=write.association_id,
             )
             return
-        tag_list = [{"Key": k, "Value": v} for k, v in sorted(write.tags.items())]
+        tags = tag_list(write.tags)
         if write.tags_only:
             aws.call(
                 "ssm",
                 "AddTagsToResource",
                 ResourceType="Association",
                 ResourceId=write.association_id,
-                Tags=tag_list,
+                Tags=tags,
             )
             crash_point("association.tags-repaired")
             return
         if write.association_id is None:
-            aws.call("ssm", "CreateAssociation", **write.request, Tags=tag_list)
+            aws.call("ssm", "CreateAssociation", **write.request, Tags=tags)
             crash_point("association.created")
             return
         aws.call(
@@ -619,7 +616,7 @@ class AssociationKind(Kind[AssociationLive]):
                 Content=content,
                 DocumentType="Command",
                 DocumentFormat="JSON",
-                Tags=[{"Key": k, "Value": v} for k, v in sorted(change.tags.items())],
+                Tags=tag_list(change.tags),
             )
             crash_point("association.document-created")
             return

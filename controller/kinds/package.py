@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.aws import AwsApi, error_code
+from controller.aws.tags import tag_dict, tag_list
 from controller.detection.document import document_name
 from controller.engine.crashpoints import crash_point
 from controller.engine.ownership import (
@@ -120,10 +121,6 @@ def suffixed(version: str, digest: str) -> str:
     return f"{version}-{digest[:8]}"
 
 
-def _tags(items: list[dict[str, str]] | None) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in items or []}
-
-
 class PackageKind(Kind[PackageLive]):
     kind = KIND
     apply_order = 30
@@ -148,7 +145,7 @@ class PackageKind(Kind[PackageLive]):
         if found is None:
             return LivePackage(name, exists=False)
         described = found["Document"]
-        tags = _tags(described.get("Tags"))
+        tags = tag_dict(described.get("Tags"))
         live = LivePackage(name, True, is_owned(tags, ctx.controller_id), tags)
         if not live.owned or described.get("DocumentType") != "Package":
             live.owned = live.owned and described.get("DocumentType") == "Package"
@@ -217,7 +214,7 @@ class PackageKind(Kind[PackageLive]):
             ],
             MaxResults=50,
         ):
-            name = manifest_of(_tags(item.get("Tags")), KIND)
+            name = manifest_of(tag_dict(item.get("Tags")), KIND)
             if name is not None:
                 found[item["Name"]] = name
         return found
@@ -415,10 +412,7 @@ class PackageKind(Kind[PackageLive]):
                 DocumentFormat="JSON",
                 VersionName=publish.version_name,
                 Attachments=attachments,
-                Tags=[
-                    {"Key": k, "Value": v}
-                    for k, v in sorted({**publish.tags, FOLLOWERS_STARTED_TAG: "1"}.items())
-                ],
+                Tags=tag_list({**publish.tags, FOLLOWERS_STARTED_TAG: "1"}),
             )
             crash_point("package.versioned")
             return
@@ -491,7 +485,7 @@ class PackageKind(Kind[PackageLive]):
             "AddTagsToResource",
             ResourceType="Document",
             ResourceId=package,
-            Tags=[{"Key": k, "Value": v} for k, v in sorted(record.items())],
+            Tags=tag_list(record),
         )
 
     # -- status ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.aws import AwsApi, is_access_denied
+from controller.aws.tags import tag_dict, tag_list
 from controller.engine.crashpoints import crash_point
 from controller.engine.ownership import OWNER_TAG, WORKSPACE_ID_TAG, is_owned
 from controller.engine.plan import Action, FieldChange, Finding, KindPlan, Operation, Severity
@@ -132,7 +133,7 @@ class TagSyncKind(Kind[TagSyncLive]):
             ResourcesPerPage=100,
         ):
             arn: str = item["ResourceARN"]
-            tags = {tag["Key"]: tag["Value"] for tag in item.get("Tags", [])}
+            tags = tag_dict(item.get("Tags"))
             resource = arn.rsplit("/", 1)[-1]
             if ":workspace/" in arn:
                 workspace_tags[resource] = tags
@@ -142,7 +143,7 @@ class TagSyncKind(Kind[TagSyncLive]):
 
     def _workspace_tags(self, aws: AwsApi, workspace: dict[str, Any]) -> dict[str, str]:
         response = aws.call("workspaces", "DescribeTags", ResourceId=workspace["WorkspaceId"])
-        return {tag["Key"]: tag.get("Value", "") for tag in response.get("TagList", [])}
+        return tag_dict(response.get("TagList"))
 
     def _instance_tags(self, aws: AwsApi, instance: dict[str, Any]) -> dict[str, str]:
         response = aws.call(
@@ -151,7 +152,7 @@ class TagSyncKind(Kind[TagSyncLive]):
             ResourceType="ManagedInstance",
             ResourceId=instance["InstanceId"],
         )
-        return {tag["Key"]: tag["Value"] for tag in response.get("TagList", [])}
+        return tag_dict(response.get("TagList"))
 
     # -- diff (pure) -----------------------------------------------------------------------------
     def diff(self, desired: list[Manifest], live: TagSyncLive, ctx: Context) -> KindPlan:
@@ -338,7 +339,7 @@ class TagSyncKind(Kind[TagSyncLive]):
                 "AddTagsToResource",
                 ResourceType="ManagedInstance",
                 ResourceId=change.instance_id,
-                Tags=[{"Key": k, "Value": v} for k, v in sorted(change.add.items())],
+                Tags=tag_list(change.add),
             )
             crash_point("tagsync.added")
         if change.remove:
