@@ -275,13 +275,7 @@ class TagSyncKind(Kind[TagSyncLive]):
         self, desired: list[Manifest], live: TagSyncLive, matches: Matches, plan: KindPlan
     ) -> None:
         for manifest in desired:
-            missing = sorted(
-                w.workspace_id
-                for w in live.workspaces
-                if selects(manifest, w)
-                and w.state in ONBOARDING_STATES
-                and w.workspace_id not in matches.by_workspace
-            )
+            missing = not_onboarded(manifest, live, matches)
             if missing:
                 plan.findings.append(
                     Finding(
@@ -356,19 +350,11 @@ class TagSyncKind(Kind[TagSyncLive]):
         self, desired: list[Manifest], live: TagSyncLive, metrics: Metrics, ctx: Context
     ) -> None:
         matches = self._match(desired, live)
-        not_onboarded: dict[tuple[str, ...], float] = {}
-        for manifest in desired:
-            not_onboarded[(manifest.name,)] = sum(
-                1
-                for w in live.workspaces
-                if selects(manifest, w)
-                and w.state in ONBOARDING_STATES
-                and w.workspace_id not in matches.by_workspace
-            )
+        missing = {(m.name,): float(len(not_onboarded(m, live, matches))) for m in desired}
         stale_count = len(stale_instances(matches, ctx.controller_id))
         stale = {(m.name,): float(stale_count) for m in desired[:1]}
         pings = Counter(i.ping_status for i in live.instances)
-        metrics.set_family(metrics.workspaces_not_onboarded, ctx.target, not_onboarded)
+        metrics.set_family(metrics.workspaces_not_onboarded, ctx.target, missing)
         metrics.set_family(metrics.stale_instances, ctx.target, stale)
         metrics.set_managed_instances(ctx.target, pings)
         metrics.managed_resources.labels(target=ctx.target, kind=KIND).set(
@@ -406,6 +392,17 @@ def unwritable(key: str, value: str) -> str | None:
         if problem:
             return problem
     return tag_value_problem(value)
+
+
+def not_onboarded(manifest: Manifest, live: TagSyncLive, matches: Matches) -> list[str]:
+    """The selected WorkSpaces that should be registered and have no managed instance."""
+    return sorted(
+        w.workspace_id
+        for w in live.workspaces
+        if selects(manifest, w)
+        and w.state in ONBOARDING_STATES
+        and w.workspace_id not in matches.by_workspace
+    )
 
 
 def stale_instances(matches: Matches, controller_id: str) -> list[LiveInstance]:
