@@ -33,8 +33,8 @@ from benchmarks.fleet import (
 )
 from controller.aws import is_read
 from controller.observability.logging import configure_logging
-from controller.sandbox.client import SandboxClient
-from controller.sandbox.server import Sandbox
+from fleet_sandbox.client import SandboxClient
+from fleet_sandbox.server import Sandbox
 
 FAULTS: dict[str, dict[str, Any]] = {
     "throttle 30%": {"throttle_rate": 0.3},

@@ -13,7 +13,7 @@ from controller.kinds.activation import ActivationKind
 from controller.kinds.tagsync import TagChange
 from controller.manifests import DesiredState, load_desired_state
 from controller.observability.metrics import Metrics
-from controller.sandbox.client import SandboxClient
+from fleet_sandbox.client import SandboxClient
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "desired-state"
 PARAMETER = "/fleet-controller/activations/workspaces"

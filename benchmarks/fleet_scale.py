@@ -33,8 +33,8 @@ from benchmarks.fleet import (
 from controller.engine.reconcile import Reconciler
 from controller.manifests import DesiredState
 from controller.observability.logging import configure_logging
-from controller.sandbox.client import SandboxClient
-from controller.sandbox.server import Sandbox
+from fleet_sandbox.client import SandboxClient
+from fleet_sandbox.server import Sandbox
 
 
 def _minimum(size: int, instances: int, activations: int, writes: int) -> dict[str, int]:

@@ -20,6 +20,7 @@ import structlog
 import yaml
 
 from controller.aws import AwsSettings
+from controller.aws.targets import default_target
 from controller.engine.plan import Operation, Plan
 from controller.engine.prune import PruneSettings
 from controller.engine.reconcile import Reconciler, ReconcileSettings
@@ -29,7 +30,6 @@ from controller.manifests import DesiredState, InvalidDesiredState, load_desired
 from controller.observability.logging import configure_logging
 from controller.observability.metrics import Metrics
 from controller.observability.redaction import redact_text
-from controller.targets import default_target
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -249,7 +249,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from controller.runtime import Service
+    from controller.service.runtime import Service
 
     with Service.from_args(args) as service, _stop_on_signals(service.request_stop):
         service.run()
@@ -272,9 +272,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from controller.sandbox.main import run_sandbox
+    from controller.embedded import run_standalone
 
-    run_sandbox(host=args.host, port=args.port, workspaces=args.workspaces, scenario=args.scenario)
+    run_standalone(
+        host=args.host, port=args.port, workspaces=args.workspaces, scenario=args.scenario
+    )
     return EXIT_OK
 
 

@@ -19,7 +19,7 @@ import yaml
 
 from controller.aws import AwsSettings
 from controller.manifests import DesiredState
-from controller.sandbox.client import SandboxClient
+from fleet_sandbox.client import SandboxClient
 
 log = structlog.get_logger("fleet_controller.embedded")
 
@@ -38,8 +38,8 @@ class EmbeddedSandbox:
     _clockwork: list[Any] = field(default_factory=list, repr=False)
 
     def start(self) -> str:
-        from controller.sandbox.periodic import fleet_clockwork
-        from controller.sandbox.server import Sandbox
+        from fleet_sandbox.periodic import fleet_clockwork
+        from fleet_sandbox.server import Sandbox
 
         self._server = Sandbox()
         self.endpoint = self._server.start()
@@ -54,7 +54,7 @@ class EmbeddedSandbox:
         if self.scenario is not None:
             data = yaml.safe_load(self.scenario.read_text(encoding="utf-8")) or {}
         else:
-            text = resources.files("controller.sandbox").joinpath("scenarios", DEFAULT_SCENARIO)
+            text = resources.files("fleet_sandbox").joinpath("scenarios", DEFAULT_SCENARIO)
             data = yaml.safe_load(text.read_text(encoding="utf-8"))
             _scale(data, self.workspaces)
         if not isinstance(data, dict):
@@ -108,3 +108,10 @@ def start_embedded(
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sandbox")
     log.info("embedded sandbox started", endpoint=settings.endpoint_url)
     return embedded
+
+
+def run_standalone(host: str, port: int, workspaces: int, scenario: Path | None) -> None:
+    """``fleet-controller sandbox``: the sandbox on its own, until Ctrl-C."""
+    from fleet_sandbox.main import run_sandbox
+
+    run_sandbox(host=host, port=port, workspaces=workspaces, scenario=scenario)

@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
-from controller.sandbox.client import SandboxClient
-from controller.sandbox.server import Sandbox
+from fleet_sandbox.client import SandboxClient
+from fleet_sandbox.server import Sandbox
 
 pytest_plugins = ["tests.secret_scan"]  # every code the sandbox issues is looked for in all output
 

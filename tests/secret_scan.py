@@ -62,7 +62,7 @@ from typing import Any
 import pytest
 
 from controller.observability.logging import LOG_TEE_ENV
-from controller.sandbox.ssm_activations import ISSUED_CODES_ENV
+from fleet_sandbox.ssm_activations import ISSUED_CODES_ENV
 
 SHOWN_PREFIX = 4
 """How many characters of a leaked code the report shows: enough to find it, useless to abuse."""
@@ -160,7 +160,7 @@ class SecretScan:
 
 
 def in_process_codes() -> list[str]:
-    module = sys.modules.get("controller.sandbox.ssm_activations")
+    module = sys.modules.get("fleet_sandbox.ssm_activations")
     return list(module.issued_codes()) if module is not None else []
 
 
@@ -256,7 +256,7 @@ class SecretScanPlugin:
     def _install_hooks(self) -> None:
         from controller.engine import render
         from controller.observability.metrics import Metrics
-        from controller.sandbox.client import SandboxClient
+        from fleet_sandbox.client import SandboxClient
 
         plugin = self
 

@@ -40,7 +40,7 @@ def _tool(name: str) -> str:
 
 
 def test_ruff_lint_and_format_are_clean():
-    paths = ["controller", "tests", "benchmarks"]
+    paths = ["controller", "fleet_sandbox", "tests", "benchmarks"]
     lint = subprocess.run(
         [_tool("ruff"), "check", *paths], cwd=ROOT, capture_output=True, text=True
     )
@@ -54,3 +54,25 @@ def test_ruff_lint_and_format_are_clean():
 def test_mypy_is_clean_on_the_package():
     result = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_controller_reaches_the_sandbox_only_through_embedded_py():
+    """The sandbox is a separate package: production code never depends on it."""
+    import ast
+
+    def imports(path: Path) -> set[str]:
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+        return found
+
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "controller").rglob("*.py")
+        if path.name != "embedded.py"
+        and any(name.split(".")[0] == "fleet_sandbox" for name in imports(path))
+    ]
+    assert offenders == [], f"import fleet_sandbox only in controller/embedded.py: {offenders}"

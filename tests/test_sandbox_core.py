@@ -6,8 +6,8 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from controller.sandbox.client import AdminApiError
-from controller.sandbox.shapes import validate_output
+from fleet_sandbox.client import AdminApiError
+from fleet_sandbox.shapes import validate_output
 
 
 def test_calls_are_counted_by_service_and_operation(sandbox):

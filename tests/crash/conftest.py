@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from controller.sandbox.client import SandboxClient
+from fleet_sandbox.client import SandboxClient
 from tests.crash.fleet import FLOWS, PHASES, Target, converge, copy_example, snapshot
 
 

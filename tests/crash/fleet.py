@@ -36,7 +36,7 @@ from controller.cli import main
 from controller.detection import document as detection
 from controller.engine.crashpoints import CRASH_EXIT_CODE, ENV
 from controller.kinds.association import normalize
-from controller.sandbox.client import SandboxClient
+from fleet_sandbox.client import SandboxClient
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "desired-state"
@@ -85,7 +85,7 @@ class Target:
 
 def demo_scenario() -> dict[str, Any]:
     """The embedded demo scenario at six WorkSpaces, registering through the example parameter."""
-    text = resources.files("controller.sandbox").joinpath("scenarios", "demo.yaml")
+    text = resources.files("fleet_sandbox").joinpath("scenarios", "demo.yaml")
     data: dict[str, Any] = yaml.safe_load(text.read_text(encoding="utf-8"))
     finance, engineering = data["workspaces"]
     finance["count"], engineering["count"] = FINANCE, ENGINEERING

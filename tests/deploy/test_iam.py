@@ -81,7 +81,7 @@ PLACEHOLDERS = {
 
 @cache
 def code_scan() -> Scan:
-    return scan_package(ROOT, exclude=("controller/sandbox/",))
+    return scan_package(ROOT, exclude=("fleet_sandbox/",))
 
 
 def required_actions(scan: Scan, reads_only: bool = False) -> dict[str, list[str]]:

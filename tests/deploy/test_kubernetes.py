@@ -20,8 +20,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from controller.aws.targets import load_targets
 from controller.cli import build_parser
-from controller.targets import load_targets
 from tests.deploy import rules_sync
 
 ROOT = Path(__file__).resolve().parents[2]

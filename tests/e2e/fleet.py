@@ -6,7 +6,7 @@ from typing import Any
 
 import boto3
 
-from controller.sandbox.client import SandboxClient
+from fleet_sandbox.client import SandboxClient
 
 FINANCE = "d-9067a1b2c3"
 ENGINEERING = "d-9067d4e5f6"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.webhook import sign
+from controller.service.webhook import sign
 from tests.e2e import fleet
 from tests.e2e.harness import Controller, eventually, http_post
 from tests.runtime.gitrepo import GitRemote, git

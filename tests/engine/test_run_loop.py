@@ -13,9 +13,9 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.engine.loop import DesiredStateTracker, LoopSettings, ReconcileLoop
 from controller.observability.http import ObservabilityServer
-from controller.source.directory import DirectorySource
+from controller.service.loop import DesiredStateTracker, LoopSettings, ReconcileLoop
+from controller.service.source.directory import DirectorySource
 from tests.engine.helpers import boot, controller, copy_example, load, make_fleet
 
 

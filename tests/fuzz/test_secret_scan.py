@@ -69,12 +69,12 @@ import sys
 import boto3
 import pytest
 
-from controller.sandbox.server import Sandbox
+from fleet_sandbox.server import Sandbox
 
 pytest_plugins = ["tests.secret_scan"]
 
 SERVE = (
-    "from controller.sandbox.server import Sandbox; import time;"
+    "from fleet_sandbox.server import Sandbox; import time;"
     "print(Sandbox().start(), flush=True); time.sleep(300)"
 )
 
@@ -119,12 +119,12 @@ from controller.engine.plan import Plan
 from controller.engine.render import render_text
 from controller.observability.logging import configure_logging, get_logger
 from controller.observability.metrics import Metrics
-from controller.sandbox.client import SandboxClient
+from fleet_sandbox.client import SandboxClient
 
 CHILD = (
     "import io, boto3\\n"
     "from controller.observability.logging import configure_logging, get_logger\\n"
-    "from controller.sandbox.server import Sandbox\\n"
+    "from fleet_sandbox.server import Sandbox\\n"
     "configure_logging('json', 'info', stream=io.StringIO())\\n"
     "with Sandbox() as server:\\n"
     "    ssm = boto3.client('ssm', endpoint_url=server.endpoint, region_name='us-east-1',\\n"

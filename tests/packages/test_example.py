@@ -13,7 +13,7 @@ from tests.packages.helpers import CONTROLLER_ID, run_agents
 
 
 def test_the_example_installs_three_packages_on_the_demo_fleet(sandbox, capsys):
-    demo = resources.files("controller.sandbox").joinpath("scenarios", "demo.yaml")
+    demo = resources.files("fleet_sandbox").joinpath("scenarios", "demo.yaml")
     sandbox.admin.post("scenario", yaml.safe_load(demo.read_text(encoding="utf-8")))
     sandbox.admin.post("fleet/registration", {"parameterName": PARAMETER})
     desired = load(EXAMPLE)

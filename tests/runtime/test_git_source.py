@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from controller.observability.redaction import REDACTED, redact_text
-from controller.source import GitSource, InvalidRevision, SourceUnavailable
-from controller.source.git import display_url
+from controller.service.source import GitSource, InvalidRevision, SourceUnavailable
+from controller.service.source.git import display_url
 from tests.runtime.gitrepo import GitRemote, example_files, git
 
 MISSPELT = """apiVersion: fleet-controller/v1alpha1

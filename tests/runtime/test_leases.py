@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from controller.aws import AwsApi, AwsSettings, CallRecorder
-from controller.ha import LeaseConflict, LeaseKeeper, LeaseSettings, LeaseTable
-from controller.ha.table import REPLICA_PREFIX
 from controller.observability.metrics import Metrics
+from controller.service.ha import LeaseConflict, LeaseKeeper, LeaseSettings, LeaseTable
+from controller.service.ha.table import REPLICA_PREFIX
 
 TABLE = "fleet-controller-leases"
 SETTINGS = LeaseSettings()  # controller-runtime's defaults: 15 s, 10 s, 2 s

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from controller.engine.loop import (
+from controller.observability.metrics import Metrics
+from controller.service.loop import (
     DesiredStateTracker,
     LoopSettings,
     ReconcileLoop,
     Refresh,
     forget_target_status,
 )
-from controller.observability.metrics import Metrics
-from controller.source import DirectorySource, GitSource
+from controller.service.source import DirectorySource, GitSource
 from tests.runtime.gitrepo import GitRemote, example_files
 from tests.runtime.helpers import activations_dir, reconciler, sample
 from tests.runtime.test_git_source import MISSPELT

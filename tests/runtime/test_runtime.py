@@ -15,11 +15,11 @@ import pytest
 
 from controller.aws import AwsApi, AwsSettings, CallRecorder
 from controller.cli import build_parser, main
-from controller.engine.loop import DesiredStateTracker, LoopSettings, ReconcileLoop
 from controller.engine.reconcile import Reconciler, ReconcileSettings
 from controller.observability.metrics import Metrics
-from controller.runtime import Runtime, Service
-from controller.source import DirectorySource, Revision
+from controller.service.loop import DesiredStateTracker, LoopSettings, ReconcileLoop
+from controller.service.runtime import Runtime, Service
+from controller.service.source import DirectorySource, Revision
 from tests.runtime.helpers import activations_dir, eventually, reconciler, sample
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from controller.ha.sharding import fair_share, plan_balance
+from controller.service.ha.sharding import fair_share, plan_balance
 
 TARGETS = [f"t{i}" for i in range(7)]
 

@@ -8,15 +8,15 @@ import pytest
 from botocore.exceptions import ClientError
 
 from controller.aws import AwsSettings, error_code
-from controller.observability.metrics import Metrics
-from controller.observability.redaction import REDACTED, redact_text
-from controller.targets import (
+from controller.aws.targets import (
     InvalidTargets,
     TargetSpec,
     assumed_role_session,
     build_target,
     load_targets,
 )
+from controller.observability.metrics import Metrics
+from controller.observability.redaction import REDACTED, redact_text
 
 ROLE = "arn:aws:iam::123456789012:role/fleet-controller"
 

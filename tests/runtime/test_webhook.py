@@ -11,7 +11,7 @@ import pytest
 from controller.observability.http import ObservabilityServer
 from controller.observability.metrics import Metrics
 from controller.observability.redaction import REDACTED, redact_text
-from controller.webhook import (
+from controller.service.webhook import (
     Webhook,
     WebhookSecretError,
     followed_refs,

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from controller.sandbox.agent import DETECTION_MARKER
-from controller.sandbox.state import ManagedInstance, fleet_state
+from fleet_sandbox.agent import DETECTION_MARKER
+from fleet_sandbox.state import ManagedInstance, fleet_state
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

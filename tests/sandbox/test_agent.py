@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from controller.sandbox import agent as agent_module
-from controller.sandbox.client import AdminApiError
-from controller.sandbox.ssm_associations import store as association_store
+from fleet_sandbox import agent as agent_module
+from fleet_sandbox.client import AdminApiError
+from fleet_sandbox.ssm_associations import store as association_store
 from tests.sandbox._ssm_helpers import (
     ACCOUNT,
     APP_EXE,
@@ -327,7 +327,7 @@ def test_rate_schedule(sandbox, acme):
 
 
 def test_offline_instances_wait_and_new_targets_run(sandbox, acme):
-    from controller.sandbox.state import fleet_state
+    from fleet_sandbox.state import fleet_state
 
     offline = add_instance(2, {"App": "Acme"}, ping_status="ConnectionLost")
     untagged = add_instance(3)

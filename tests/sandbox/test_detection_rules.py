@@ -19,8 +19,8 @@ from controller.detection import (
     rules_from_json,
     rules_to_json,
 )
-from controller.sandbox.detection import apply_effects, evaluate, parse_effects, remove_effects
-from controller.sandbox.state import AgentModel
+from fleet_sandbox.detection import apply_effects, evaluate, parse_effects, remove_effects
+from fleet_sandbox.state import AgentModel
 
 GUID = "{1A2B3C4D-0000-1111-2222-333344445555}"
 

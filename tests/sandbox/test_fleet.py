@@ -15,11 +15,11 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from controller.sandbox import extension
-from controller.sandbox.client import AdminApiError
-from controller.sandbox.fleet import AutoRegistrar
-from controller.sandbox.main import DEFAULT_REGISTRATION_PARAMETER
-from controller.sandbox.shapes import validate_output
+from fleet_sandbox import extension
+from fleet_sandbox.client import AdminApiError
+from fleet_sandbox.fleet import AutoRegistrar
+from fleet_sandbox.main import DEFAULT_REGISTRATION_PARAMETER
+from fleet_sandbox.shapes import validate_output
 from tests.sandbox.fleetkit import (
     PARAMETER,
     activate,
@@ -213,7 +213,7 @@ def test_the_published_parameter_can_be_rotated(sandbox):
 def test_fleets_are_per_region(sandbox):
     workspaces(sandbox, 2)
     assert sandbox.admin.request("GET", "fleet")["workspaces"]
-    from controller.sandbox.client import SandboxClient
+    from fleet_sandbox.client import SandboxClient
 
     other = SandboxClient(sandbox.endpoint, region="eu-west-1")
     assert other.get("fleet")["workspaces"] == []
@@ -259,7 +259,7 @@ def test_auto_registration_boots_every_region_with_a_parameter(sandbox):
     workspaces(sandbox, 3)
     activation_id, code = activate(sandbox.client("ssm"), limit=3)
     publish(sandbox, activation_id, code)
-    from controller.sandbox.client import SandboxClient
+    from fleet_sandbox.client import SandboxClient
 
     SandboxClient(sandbox.endpoint, region="eu-west-1").post("fleet/workspaces", {"count": 2})
     registrar = AutoRegistrar(interval=3600)
@@ -393,7 +393,7 @@ def test_run_sandbox_serves_a_registering_fleet_and_stops_on_ctrl_c(tmp_path):
     import boto3
 
     script = (
-        "from controller.sandbox.main import run_sandbox; "
+        "from fleet_sandbox.main import run_sandbox; "
         "raise SystemExit(run_sandbox(port=0, workspaces=5, auto_register_seconds=0.2))"
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -20,11 +20,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from controller.sandbox import admin, paging
-from controller.sandbox.clock import clock
-from controller.sandbox.extension import Call, ServiceError, operation
-from controller.sandbox.ssm_tags import check_tag_keys
-from controller.sandbox.state import Activation, ManagedInstance, fleet_state
+from fleet_sandbox import admin, paging
+from fleet_sandbox.clock import clock
+from fleet_sandbox.extension import Call, ServiceError, operation
+from fleet_sandbox.ssm_tags import check_tag_keys
+from fleet_sandbox.state import Activation, ManagedInstance, fleet_state
 
 MAX_VALIDITY = timedelta(days=30)
 DEFAULT_VALIDITY = timedelta(hours=24)

@@ -33,11 +33,11 @@ from typing import Any
 
 import yaml
 
-from controller.sandbox import scenario
-from controller.sandbox.clock import clock
-from controller.sandbox.extension import Call, ServiceError, operation
-from controller.sandbox.ssm_tags import check_tag_keys, tag_target
-from controller.sandbox.state import attached, ssm_backend
+from fleet_sandbox import scenario
+from fleet_sandbox.clock import clock
+from fleet_sandbox.extension import Call, ServiceError, operation
+from fleet_sandbox.ssm_tags import check_tag_keys, tag_target
+from fleet_sandbox.state import attached, ssm_backend
 
 AMAZON = "Amazon"
 PACKAGE_VERSION_LIMIT = 25

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
-from controller.sandbox import admin
-from controller.sandbox.faults import FaultInjector, error_response
-from controller.sandbox.shapes import service_model
-from controller.sandbox.traffic import ApiCall, CallCounter, identify
+from fleet_sandbox import admin
+from fleet_sandbox.faults import FaultInjector, error_response
+from fleet_sandbox.shapes import service_model
+from fleet_sandbox.traffic import ApiCall, CallCounter, identify
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

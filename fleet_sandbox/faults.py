@@ -14,7 +14,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from controller.sandbox.traffic import ApiCall
+from fleet_sandbox.traffic import ApiCall
 
 _THROTTLE_CODES = {"resourcegroupstaggingapi": "ThrottledException", "s3": "SlowDown"}
 

@@ -1,8 +1,8 @@
 """High availability: per-target leases in DynamoDB, spread over replicas by fair share."""
 
-from controller.ha.keeper import LeaseKeeper, LeaseSettings
-from controller.ha.sharding import Balance, fair_share, plan_balance
-from controller.ha.table import LeaseConflict, LeaseRecord, LeaseTable
+from controller.service.ha.keeper import LeaseKeeper, LeaseSettings
+from controller.service.ha.sharding import Balance, fair_share, plan_balance
+from controller.service.ha.table import LeaseConflict, LeaseRecord, LeaseTable
 
 __all__ = [
     "Balance",

@@ -29,7 +29,7 @@ from prometheus_client import Gauge
 from controller.engine.reconcile import Reconciler
 from controller.observability.metrics import Metrics, metric_families
 from controller.observability.redaction import redact_text
-from controller.source.base import (
+from controller.service.source.base import (
     DesiredStateSource,
     InvalidRevision,
     Revision,

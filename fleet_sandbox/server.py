@@ -13,25 +13,25 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from controller.sandbox import admin, extension
-from controller.sandbox.clock import clock
-from controller.sandbox.faults import FaultInjector, FaultRule
-from controller.sandbox.middleware import SandboxMiddleware
-from controller.sandbox.traffic import CallCounter
+from fleet_sandbox import admin, extension
+from fleet_sandbox.clock import clock
+from fleet_sandbox.faults import FaultInjector, FaultRule
+from fleet_sandbox.middleware import SandboxMiddleware
+from fleet_sandbox.traffic import CallCounter
 
 # Modules that register operations and admin routes when imported.
 EXTENSION_MODULES = (
-    "controller.sandbox.ssm_tags",
-    "controller.sandbox.scenario",
-    "controller.sandbox.ssm_activations",
-    "controller.sandbox.ssm_settings",
-    "controller.sandbox.ssm_instances",
-    "controller.sandbox.ssm_associations",
-    "controller.sandbox.ssm_documents",
-    "controller.sandbox.workspaces",
-    "controller.sandbox.tagging",
-    "controller.sandbox.fleet",
-    "controller.sandbox.agent",
+    "fleet_sandbox.ssm_tags",
+    "fleet_sandbox.scenario",
+    "fleet_sandbox.ssm_activations",
+    "fleet_sandbox.ssm_settings",
+    "fleet_sandbox.ssm_instances",
+    "fleet_sandbox.ssm_associations",
+    "fleet_sandbox.ssm_documents",
+    "fleet_sandbox.workspaces",
+    "fleet_sandbox.tagging",
+    "fleet_sandbox.fleet",
+    "fleet_sandbox.agent",
 )
 
 calls = CallCounter()

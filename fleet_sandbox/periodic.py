@@ -47,8 +47,8 @@ class Periodic:
 
 def fleet_clockwork(interval: float) -> list[Periodic]:
     """Started: WorkSpaces register with the published activation, agents run what is due."""
-    from controller.sandbox.agent import AgentLoop
-    from controller.sandbox.fleet import AutoRegistrar
+    from fleet_sandbox.agent import AgentLoop
+    from fleet_sandbox.fleet import AutoRegistrar
 
     workers: list[Periodic] = [AutoRegistrar(interval), AgentLoop(interval)]
     for worker in workers:

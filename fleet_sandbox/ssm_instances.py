@@ -18,12 +18,12 @@ from typing import Any
 from moto.core.resource_tagging import TaggedResource
 from moto.ssm.models import SimpleSystemManagerBackend
 
-from controller.sandbox import paging
-from controller.sandbox.clock import clock
-from controller.sandbox.extension import Call, ServiceError, operation
-from controller.sandbox.ssm_tags import tag_target
-from controller.sandbox.state import FleetState, ManagedInstance, attached, fleet_state
-from controller.sandbox.tagging import resource_source
+from fleet_sandbox import paging
+from fleet_sandbox.clock import clock
+from fleet_sandbox.extension import Call, ServiceError, operation
+from fleet_sandbox.ssm_tags import tag_target
+from fleet_sandbox.state import FleetState, ManagedInstance, attached, fleet_state
+from fleet_sandbox.tagging import resource_source
 
 DEFAULT_MAX_RESULTS = 10  # "The default value is 10 items." (botocore ssm model)
 RESOURCE_TYPE = "ManagedInstance"

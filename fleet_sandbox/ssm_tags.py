@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from controller.sandbox.extension import Call, ServiceError, operation
+from fleet_sandbox.extension import Call, ServiceError, operation
 
 MAX_TAGS_PER_RESOURCE = 50
 

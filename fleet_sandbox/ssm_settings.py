@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.sandbox.clock import clock
-from controller.sandbox.extension import Call, ServiceError, operation
-from controller.sandbox.state import fleet_state
+from fleet_sandbox.clock import clock
+from fleet_sandbox.extension import Call, ServiceError, operation
+from fleet_sandbox.state import fleet_state
 
 ACTIVATION_TIER = "/ssm/managed-instance/activation-tier"
 TIERS = ("standard", "advanced")

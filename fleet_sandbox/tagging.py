@@ -23,9 +23,9 @@ from typing import Any
 
 from moto.core.resource_tagging import TaggedResource
 
-from controller.sandbox.clock import clock
-from controller.sandbox.extension import Call, ServiceError, operation
-from controller.sandbox.state import attached
+from fleet_sandbox.clock import clock
+from fleet_sandbox.extension import Call, ServiceError, operation
+from fleet_sandbox.state import attached
 
 DEFAULT_RESOURCES_PER_PAGE = 100
 TOKEN_LIFETIME = timedelta(minutes=15)  # "A PaginationToken is valid for a maximum of 15 minutes"

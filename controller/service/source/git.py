@@ -30,9 +30,9 @@ import structlog
 
 from controller.manifests import InvalidDesiredState, ManifestError, load_desired_state
 from controller.observability.redaction import MIN_SECRET_LENGTH, redact_text, register_secret
-from controller.source.base import InvalidRevision, Revision, SourceUnavailable
+from controller.service.source.base import InvalidRevision, Revision, SourceUnavailable
 
-log = structlog.get_logger("fleet_controller.source.git")
+log = structlog.get_logger("fleet_controller.service.source.git")
 
 FOLLOWED_REF = "refs/fleet-controller/followed"
 """Where the fetched commit is kept locally; one ref of our own, so nothing else is ever touched."""

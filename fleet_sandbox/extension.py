@@ -19,7 +19,7 @@ from typing import Any
 from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, BaseResponse
 
-from controller.sandbox.shapes import validate_input, validate_output
+from fleet_sandbox.shapes import validate_input, validate_output
 
 
 class ServiceError(ServiceException):

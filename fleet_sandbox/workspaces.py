@@ -22,11 +22,11 @@ from typing import Any
 
 from botocore.model import StructureShape
 
-from controller.sandbox import paging
-from controller.sandbox.clock import clock
-from controller.sandbox.extension import Call, ServiceError, operation
-from controller.sandbox.shapes import service_model
-from controller.sandbox.state import attached, workspaces_backend
+from fleet_sandbox import paging
+from fleet_sandbox.clock import clock
+from fleet_sandbox.extension import Call, ServiceError, operation
+from fleet_sandbox.shapes import service_model
+from fleet_sandbox.state import attached, workspaces_backend
 
 DESCRIBE_LIMIT = 25  # Limit: 1..25 (botocore model); 25 when omitted
 MAX_TAGS_PER_RESOURCE = 50  # "Each WorkSpaces resource can have a maximum of 50 tags."

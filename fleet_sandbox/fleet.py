@@ -21,18 +21,18 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from controller.sandbox import admin, scenario
-from controller.sandbox.clock import clock
-from controller.sandbox.periodic import Periodic
-from controller.sandbox.shapes import service_model
-from controller.sandbox.ssm_activations import RegistrationError, register_instance
-from controller.sandbox.state import (
+from fleet_sandbox import admin, scenario
+from fleet_sandbox.clock import clock
+from fleet_sandbox.periodic import Periodic
+from fleet_sandbox.shapes import service_model
+from fleet_sandbox.ssm_activations import RegistrationError, register_instance
+from fleet_sandbox.state import (
     attached,
     fleet_state,
     ssm_backend,
     workspaces_backend,
 )
-from controller.sandbox.workspaces import (
+from fleet_sandbox.workspaces import (
     ACTIONS,
     change_state,
     ensure_identity,

@@ -26,16 +26,16 @@ from dataclasses import dataclass
 
 import structlog
 
-from controller.ha.sharding import plan_balance
-from controller.ha.table import (
+from controller.observability.metrics import Metrics
+from controller.observability.redaction import redact_text
+from controller.service.ha.sharding import plan_balance
+from controller.service.ha.table import (
     KIND_REPLICA,
     LeaseConflict,
     LeaseRecord,
     LeaseTable,
     replica_key,
 )
-from controller.observability.metrics import Metrics
-from controller.observability.redaction import redact_text
 
 log = structlog.get_logger("fleet_controller.leases")
 

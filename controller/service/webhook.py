@@ -35,7 +35,7 @@ from controller.observability.http import ObservabilityServer
 from controller.observability.metrics import Metrics
 from controller.observability.redaction import register_secret
 
-log = structlog.get_logger("fleet_controller.webhook")
+log = structlog.get_logger("fleet_controller.service.webhook")
 
 PATH = "/webhook"
 SECRET_ENV = "FLEET_WEBHOOK_SECRET"

@@ -18,15 +18,15 @@ from typing import Any, TextIO
 
 import yaml
 
-from controller.sandbox import admin
-from controller.sandbox.fleet import (
+from fleet_sandbox import admin
+from fleet_sandbox.fleet import (
     WorkspaceGroup,
     create_workspaces,
     set_registration,
 )
-from controller.sandbox.periodic import Periodic, fleet_clockwork
-from controller.sandbox.scenario import apply_scenario
-from controller.sandbox.server import Sandbox
+from fleet_sandbox.periodic import Periodic, fleet_clockwork
+from fleet_sandbox.scenario import apply_scenario
+from fleet_sandbox.server import Sandbox
 
 # Where the example desired state (desired-state/activation.yaml) publishes its activation.
 DEFAULT_REGISTRATION_PARAMETER = "/fleet-controller/activations/workspaces"

@@ -1,13 +1,13 @@
 """Where desired state comes from: a local directory or a git branch, as validated revisions."""
 
-from controller.source.base import (
+from controller.service.source.base import (
     DesiredStateSource,
     InvalidRevision,
     Revision,
     SourceUnavailable,
 )
-from controller.source.directory import DirectorySource
-from controller.source.git import GitSource
+from controller.service.source.directory import DirectorySource
+from controller.service.source.git import GitSource
 
 __all__ = [
     "DesiredStateSource",

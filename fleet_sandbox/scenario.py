@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from controller.sandbox import admin
+from fleet_sandbox import admin
 
 SectionHandler = Callable[[Any, str, str], None]
 """(section value, account_id, region) -> None; raises ValueError with a clear message."""

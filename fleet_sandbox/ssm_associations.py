@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from controller.sandbox import ssm_documents
-from controller.sandbox.clock import clock
-from controller.sandbox.extension import Call, ServiceError, operation
-from controller.sandbox.schedule import Cron, ScheduleError, parse_schedule
-from controller.sandbox.shapes import operation_model
-from controller.sandbox.ssm_tags import check_tag_keys, tag_target
-from controller.sandbox.state import ManagedInstance, attached, fleet_state, ssm_backend
+from fleet_sandbox import ssm_documents
+from fleet_sandbox.clock import clock
+from fleet_sandbox.extension import Call, ServiceError, operation
+from fleet_sandbox.schedule import Cron, ScheduleError, parse_schedule
+from fleet_sandbox.shapes import operation_model
+from fleet_sandbox.ssm_tags import check_tag_keys, tag_target
+from fleet_sandbox.state import ManagedInstance, attached, fleet_state, ssm_backend
 
 MAX_ASSOCIATION_VERSIONS = 1000
 ASSOCIATION_DOCUMENT_TYPES = ("Command", "Automation", "Policy")

@@ -31,7 +31,7 @@ from controller.detection.rules import (
     describe,
     holds,
 )
-from controller.sandbox.state import AgentModel, InstalledFile, WindowsService
+from fleet_sandbox.state import AgentModel, InstalledFile, WindowsService
 
 _ENVIRONMENT = {
     "%programfiles%": "C:\\Program Files",

@@ -26,19 +26,19 @@ import structlog
 from botocore.exceptions import ClientError
 
 from controller.aws import AwsApi, AwsSettings, CallRecorder, error_code
-from controller.engine.loop import DesiredStateTracker, LoopSettings, ReconcileLoop, Refresh
+from controller.aws.targets import build_target, count_calls, default_target, load_targets
 from controller.engine.prune import PruneSettings
 from controller.engine.reconcile import Reconciler, ReconcileSettings
-from controller.ha.keeper import LeaseKeeper, LeaseSettings
-from controller.ha.table import LeaseTable
 from controller.observability.http import ObservabilityServer
 from controller.observability.metrics import DEFAULT_TARGET, Metrics
 from controller.observability.redaction import redact_text
-from controller.source import DesiredStateSource, DirectorySource, GitSource, Revision
-from controller.targets import build_target, count_calls, default_target, load_targets
-from controller.webhook import Webhook, load_secret
+from controller.service.ha.keeper import LeaseKeeper, LeaseSettings
+from controller.service.ha.table import LeaseTable
+from controller.service.loop import DesiredStateTracker, LoopSettings, ReconcileLoop, Refresh
+from controller.service.source import DesiredStateSource, DirectorySource, GitSource, Revision
+from controller.service.webhook import Webhook, load_secret
 
-log = structlog.get_logger("fleet_controller.runtime")
+log = structlog.get_logger("fleet_controller.service.runtime")
 
 LEASE_TABLE_LABEL = "_leases"
 """The ``target`` label of the lease table's own AWS calls (target names cannot start with '_')."""

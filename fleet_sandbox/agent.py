@@ -27,9 +27,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from controller.detection.rules import RuleError, rules_from_json
-from controller.sandbox import admin, scenario, ssm_associations, ssm_documents
-from controller.sandbox.clock import clock
-from controller.sandbox.detection import (
+from fleet_sandbox import admin, scenario, ssm_associations, ssm_documents
+from fleet_sandbox.clock import clock
+from fleet_sandbox.detection import (
     Effects,
     agent_to_json,
     apply_effects,
@@ -37,10 +37,10 @@ from controller.sandbox.detection import (
     parse_effects,
     remove_effects,
 )
-from controller.sandbox.extension import ServiceError
-from controller.sandbox.periodic import Periodic
-from controller.sandbox.schedule import Cron, ScheduleError, parse_schedule
-from controller.sandbox.state import (
+from fleet_sandbox.extension import ServiceError
+from fleet_sandbox.periodic import Periodic
+from fleet_sandbox.schedule import Cron, ScheduleError, parse_schedule
+from fleet_sandbox.state import (
     AgentModel,
     ManagedInstance,
     attached,

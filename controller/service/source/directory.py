@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from controller.manifests import InvalidDesiredState, load_desired_state
-from controller.source.base import InvalidRevision, Revision
+from controller.service.source.base import InvalidRevision, Revision
 
 DIGEST_CHARS = 12
 
