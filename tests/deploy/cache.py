@@ -13,7 +13,8 @@ import fcntl
 import hashlib
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 CACHE_ENV = "FLEET_TEST_CACHE"
@@ -37,18 +38,26 @@ def digest(parts: Iterable[bytes | str]) -> str:
     return hasher.hexdigest()[:16]
 
 
+@contextmanager
+def machine_lock(name: str) -> Iterator[None]:
+    """Held by one process on this machine at a time (other suites wait for it)."""
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def cached_directory(name: str, key: str, build: Callable[[Path], None]) -> Path:
     """The entry ``name-key``, made by ``build(scratch)`` the first time on this machine.
 
     ``build`` fills the empty directory it is given; when it raises, nothing is cached and the
     error goes to the caller (the test fails saying why)."""
     root = cache_root()
-    root.mkdir(parents=True, exist_ok=True)
     entry = root / f"{name}-{key}"
     if entry.is_dir():
         return entry
-    with (root / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with machine_lock(name):
         if entry.is_dir():  # built by another run while this one waited
             return entry
         scratch = root / f".{name}-{key}.{os.getpid()}"
