@@ -30,7 +30,6 @@ nothing from data is run as code):
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,8 @@ import pytest
 import tree_sitter_powershell
 import yaml
 from tree_sitter import Language, Node, Parser
+
+from tests.deploy.tools import repository_files
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "desired-state"
@@ -99,14 +100,7 @@ class Finding:
 
 def ps1_files() -> list[Path]:
     """Every ``*.ps1`` git knows here: tracked, or untracked and not ignored."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", "*.ps1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    return sorted({ROOT / path for path in listed if (ROOT / path).is_file()})
+    return [ROOT / name for name in repository_files("*.ps1")]
 
 
 def detection_scripts(path: Path) -> Iterator[Script]:

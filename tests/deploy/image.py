@@ -21,6 +21,7 @@ No registry can be pulled from here, and ``podman run`` is refused by this kerne
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -39,7 +40,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.deploy.cache import cached_directory, digest, machine_lock
-from tests.deploy.tools import ROOT, tool
+from tests.deploy.tools import ROOT, repository_files, tool
 
 BASE_SCRIPT = ROOT / "deploy" / "image" / "python-base.sh"
 WHEELHOUSE_SCRIPT = ROOT / "deploy" / "image" / "wheelhouse.sh"
@@ -138,18 +139,11 @@ def wheelhouse() -> Path:
 
 def build_context(directory: Path, wheels: Path) -> Path:
     """git's view of the working tree, plus the wheels in wheelhouse/."""
-    listed = _run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        timeout=60,
-        what="git ls-files",
-        cwd=ROOT,
-    )
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            target = directory / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+    for name in repository_files():
+        target = directory / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):  # deleted since git listed it
+            shutil.copy2(ROOT / name, target)
     for wheel in wheels.glob("*.whl"):
         shutil.copy2(wheel, directory / "wheelhouse" / wheel.name)
     return directory

@@ -7,34 +7,23 @@ shebang, so one a change adds is checked without editing this file.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.tools import ROOT, run, tool
+from tests.deploy.tools import ROOT, repository_files, run, tool
 
 SHEBANG = re.compile(rb"#!\s*(/usr/bin/env\s+)?(/bin/|/usr/bin/)?(ba)?sh\b")
 
 
 def shell_scripts() -> list[str]:
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
     found = []
-    for name in listed:
-        path = ROOT / name
-        if not path.is_file():
-            continue
-        with path.open("rb") as file:
+    for name in repository_files():
+        with (ROOT / name).open("rb") as file:
             first = file.readline()
         if name.endswith(".sh") or SHEBANG.match(first):
             found.append(name)
-    return sorted(found)
+    return found
 
 
 SCRIPTS = shell_scripts()

@@ -32,5 +32,18 @@ def tool(name: str) -> str:
     return found
 
 
+def repository_files(*pathspecs: str) -> list[str]:
+    """Files git knows here, tracked or new and not ignored (a change's new files count before
+    they are committed), as paths relative to the root; ``pathspecs`` narrow them (``*.ps1``)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *pathspecs],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    return sorted({name for name in listed if name and (ROOT / name).is_file()})
+
+
 def run(args: list[str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120)
