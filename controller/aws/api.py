@@ -139,6 +139,9 @@ class AwsApi:
 
         def attempt() -> dict[str, Any]:
             self._limiter.acquire(service)
+            body = params.get("Body")
+            if hasattr(body, "seek"):  # a streamed upload: every attempt sends it from the start
+                body.seek(0)
             try:
                 response = method(**params)
             except Exception as error:

@@ -1,0 +1,206 @@
+"""Containment: a Package may only zip regular files inside the desired-state directory.
+
+Hole 1 of issue 9: ``files: [../../../../proc/self/environ]`` (or a symlink to it) was accepted by
+``validate``, zipped, uploaded and installed on the fleet. Every escape below must be refused by
+``validate`` with the manifest's file, the line of the offending entry and its field, and by
+``apply`` before a single AWS call; and no byte of what the path points at may reach any output.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import textwrap
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+from controller.manifests import InvalidDesiredState, load_desired_state
+
+CANARY = "fleet-canary-7d1c0b5e9a"  # in this process's environment, so in /proc/self/environ
+os.environ["FLEET_CONTAINMENT_CANARY"] = CANARY
+FILES_LINE = 12  # the line of the files list in the manifest below
+
+
+def write_package(root: Path, *entries: str) -> Path:
+    """root/pkg/package.yaml whose zip holds install.ps1, uninstall.ps1 and ``entries``."""
+    directory = root / "pkg"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "install.ps1").write_text("Write-Output install\n")
+    (directory / "uninstall.ps1").write_text("Write-Output uninstall\n")
+    # JSON strings are YAML double-quoted scalars: escapes for NUL, newlines and backslashes.
+    listed = "".join(f"\n                    - {json.dumps(entry)}" for entry in entries)
+    (directory / "package.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            apiVersion: fleet-controller/v1alpha1
+            kind: Package
+            metadata:
+              name: app
+            spec:
+              name: App
+              version: "1.0.0"
+              publisher: Acme
+              artifacts: {{bucket: packages-test}}
+              platforms:
+                - files:
+                    - install.ps1
+                    - uninstall.ps1{listed}
+              detection: {{type: file, path: "C:\\\\app.exe", check: exists}}
+            """
+        )
+    )
+    return directory
+
+
+@dataclass(frozen=True)
+class Escape:
+    name: str
+    entry: str
+    says: str
+    prepare: Callable[[Path, Path], None] = lambda root, outside: None
+    field: str = "spec.platforms[0].files[2]"
+
+
+def _symlink(link: str, target: str | Callable[[Path, Path], Path]) -> Callable[[Path, Path], None]:
+    def prepare(root: Path, outside: Path) -> None:
+        where = target(root, outside) if callable(target) else Path(target)
+        (root / "pkg" / link).symlink_to(where)
+
+    return prepare
+
+
+def _outside_dir(root: Path, outside: Path) -> Path:
+    (outside / "inner").mkdir(parents=True, exist_ok=True)
+    (outside / "secret.txt").write_text(CANARY)
+    return outside / "inner"
+
+
+def _fifo(root: Path, outside: Path) -> None:
+    os.mkfifo(root / "pkg" / "pipe.bin")
+
+
+def _socket(root: Path, outside: Path) -> None:
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(root / "pkg" / "sock.bin"))
+    server.close()
+
+
+def _loop(root: Path, outside: Path) -> None:
+    (root / "pkg" / "a.bin").symlink_to("b.bin")
+    (root / "pkg" / "b.bin").symlink_to("a.bin")
+
+
+def _directory(root: Path, outside: Path) -> None:
+    (root / "pkg" / "payload").mkdir()
+
+
+ESCAPES = [
+    Escape("dotdot-to-proc", "../../../../proc/self/environ", "leaves the desired-state directory"),
+    Escape("symlink-to-proc", "env.bin", "resolves outside the desired-state directory",
+           _symlink("env.bin", "/proc/self/environ")),
+    Escape("relative-symlink-out", "up.bin", "resolves outside the desired-state directory",
+           _symlink("up.bin", "../../outside/secret.txt")),
+    Escape("dotdot-after-symlinked-dir", "inner/../secret.txt",
+           "resolves outside the desired-state directory", _symlink("inner", _outside_dir)),
+    Escape("symlinked-dir-out", "inner/../../outside/secret.txt",
+           "desired-state directory", _symlink("inner", _outside_dir)),
+    Escape("absolute", "/proc/self/environ", "an absolute path"),
+    Escape("symlink-to-device", "zero.bin", "resolves outside", _symlink("zero.bin", "/dev/zero")),
+    Escape("symlink-loop", "a.bin", "symlink loop", _loop),
+    Escape("fifo", "pipe.bin", "is a FIFO", _fifo),
+    Escape("socket", "sock.bin", "is a socket", _socket),
+    Escape("directory", "payload", "is a directory", _directory),
+    Escape("missing", "nothing.bin", "does not exist"),
+    Escape("windows-separators", "..\\..\\proc\\self\\environ", "Windows separators"),
+    Escape("drive-letter", "C:/Windows/win.ini", "drive letters"),
+    Escape("nul", "app\x00.bin", "control character"),
+    Escape("newline", "app\n.bin", "control character"),
+    Escape("long-component", "a" * 300, "longer than 255 bytes"),
+    Escape("long-path", "/".join(["d" * 50] * 30), "at most 1024"),
+    Escape("file-as-directory", "install.ps1/x", "should be a directory is a file"),
+]  # fmt: skip
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> tuple[Path, Path]:
+    root, outside = tmp_path / "desired", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text(CANARY)
+    return root, outside
+
+
+@pytest.mark.parametrize("escape", ESCAPES, ids=lambda escape: escape.name)
+def test_validate_refuses_every_escape_with_file_line_and_field(
+    tree: tuple[Path, Path], escape: Escape, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, outside = tree
+    directory = write_package(root, escape.entry)
+    escape.prepare(root, outside)
+
+    code = main(["validate", str(root)])
+
+    out, err = capsys.readouterr()
+    assert code == 1, out
+    assert out == ""
+    [header, line] = err.splitlines()
+    assert header == "desired state is invalid (1 error):"
+    where = f"  {directory / 'package.yaml'}:"
+    assert line.startswith(where), line
+    line_number = FILES_LINE + 2 if escape.field.endswith("[2]") else FILES_LINE
+    assert f":{line_number}: Package/app: {escape.field}: " in line, line
+    assert escape.says in line, line
+    assert CANARY not in out + err
+
+
+def test_a_symlinked_manifest_that_leaves_the_root_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "desired"
+    directory = write_package(root, "install.ps1")
+    (directory / "package.yaml").unlink()
+    (tmp_path / "elsewhere.yaml").write_text(f"secret: {CANARY}\n")
+    (root / "evil.yaml").symlink_to(tmp_path / "elsewhere.yaml")
+    with pytest.raises(InvalidDesiredState) as raised:
+        load_desired_state(root, build=False)
+    [error] = raised.value.errors
+    assert error.file == str(root / "evil.yaml")
+    assert "resolves outside the desired-state directory" in error.message
+    assert CANARY not in str(raised.value)
+
+
+def test_symlinks_and_dotdot_that_stay_inside_are_followed(tmp_path: Path) -> None:
+    """Containment is about where a path ends, not its spelling: a shared folder beside the
+    package (``../shared``) and a symlink inside the tree are ordinary layouts."""
+    root = tmp_path / "desired"
+    directory = write_package(root, "../shared/common.bin", "other.bin")
+    (root / "shared").mkdir()
+    (root / "shared" / "common.bin").write_bytes(b"shared bytes")
+    (directory / "other.bin").symlink_to("../shared/common.bin")
+
+    [manifest] = load_desired_state(root).of_kind("Package")
+
+    archive = zipfile.ZipFile(io.BytesIO(manifest.built.artifacts[0].read_bytes()))
+    assert archive.read("common.bin") == b"shared bytes"
+    assert archive.read("other.bin") == b"shared bytes"
+
+
+def test_apply_refuses_before_any_aws_call(
+    sandbox, tree: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, outside = tree
+    write_package(root, "env.bin")
+    _symlink("env.bin", "/proc/self/environ")(root, outside)
+    sandbox.admin.reset_calls()
+    code = main(
+        ["apply", str(root), "--endpoint-url", sandbox.endpoint, "--region", sandbox.region]
+    )
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "spec.platforms[0].files[2]" in err
+    assert sandbox.admin.calls() == []
+    assert CANARY not in out + err
