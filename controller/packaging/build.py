@@ -61,11 +61,18 @@ class Artifact:
     def open(self) -> Iterator[IO[bytes]]:
         """The zip's bytes as a stream (for an upload). Rebuilt from its sources when another
         process evicted it from the cache; refused when they no longer hold the same content."""
-        built = build_zip(self.cache, self.inputs)
-        if built.sha256 != self.sha256:
-            raise Refused(f"{self.name}: the source files changed since this revision was loaded")
-        with built.path.open("rb") as handle:
-            yield handle
+        for _ in range(3):  # another process may evict it between the build and the open
+            built = build_zip(self.cache, self.inputs)
+            if built.sha256 != self.sha256:
+                raise Refused(f"{self.name}: the source files changed since the revision loaded")
+            try:
+                handle = built.path.open("rb")
+            except FileNotFoundError:
+                continue
+            with handle:
+                yield handle
+            return
+        raise Refused(f"{self.name}: the build cache keeps losing this zip (is it too small?)")
 
     def read_bytes(self) -> bytes:
         """The whole zip (small packages and tests only)."""

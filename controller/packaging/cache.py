@@ -177,7 +177,7 @@ class BuildCache:
             raise
         self._write_json(self._zips / f"{key}.json", {"sha256": sha256, "size": size})
         self.stats.zips_built += 1
-        self.trim()
+        self.trim(keep=target)
         return CachedZip(target, sha256, size)
 
     def _cached_zip(self, key: str, target: Path) -> CachedZip | None:
@@ -193,8 +193,9 @@ class BuildCache:
             return None
         return CachedZip(target, str(meta["sha256"]), size)
 
-    def trim(self) -> None:
-        """Remove least recently used zips until they fit ``max_bytes`` (young ones stay)."""
+    def trim(self, keep: Path | None = None) -> None:
+        """Remove least recently used zips until they fit ``max_bytes`` (young ones stay, and
+        ``keep``, the zip just built for a caller about to read it)."""
         with self._lock:
             entries = []
             for path in self._zips.glob("*.zip"):
@@ -206,7 +207,7 @@ class BuildCache:
             for mtime, size, path in sorted(entries, key=lambda entry: entry[0]):
                 if total <= self.max_bytes:
                     return
-                if now - mtime < self.min_age_seconds:
+                if now - mtime < self.min_age_seconds or path == keep:
                     continue
                 with contextlib.suppress(OSError):
                     path.with_suffix(".json").unlink()
