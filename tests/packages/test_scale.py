@@ -25,10 +25,13 @@ from controller.manifests.specs.package import (
     MAX_FILE_BYTES,
     MAX_PACKAGE_FILES,
 )
+from controller.observability.metrics import Metrics
 from controller.packaging import BuildCache, PackageBuild
 from controller.packaging.build import zip_key
+from controller.service.loop import DesiredStateTracker, Refresh
 from controller.service.source import DirectorySource
 from tests.packages.helpers import package_dir
+from tests.runtime.test_loop import revision_info
 
 GIB = 1024**3
 
@@ -238,11 +241,15 @@ def test_changing_an_installer_changes_the_revision_id(tmp_path):
     """Issue 17: the digest covered only YAML, so a new installer kept the revision ID (and
     ``fleet_desired_state_info``) of the old one."""
     directory = package_dir(tmp_path / "desired")
-    source = DirectorySource(tmp_path / "desired")
-    first = source.fetch().id
-    assert source.fetch().id == first
+    metrics = Metrics()
+    tracker = DesiredStateTracker(DirectorySource(tmp_path / "desired"), metrics)
+    assert tracker.refresh() is Refresh.NEW
+    first = revision_info(metrics)
+    assert tracker.refresh() is Refresh.SAME
     (directory / "app.msi").write_bytes(b"acme payload 2")
-    second = source.fetch().id
-    assert second != first
+    assert tracker.refresh() is Refresh.NEW
+    second = revision_info(metrics)
+    assert second.keys() != first.keys()
     (directory / "app.msi").write_bytes(b"acme payload")
-    assert source.fetch().id == first  # content, not time
+    assert tracker.refresh() is Refresh.NEW
+    assert revision_info(metrics) == first  # content, not time
