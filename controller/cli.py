@@ -211,7 +211,7 @@ def _print_invalid(invalid: InvalidDesiredState) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    desired = load_desired_state(args.directory)
+    desired = load_desired_state(args.directory, build=False)  # offline: checks, no zips
     counts = ", ".join(
         f"{len(desired.of_kind(k.kind))} {k.kind}" for k in all_kinds() if desired.of_kind(k.kind)
     )

@@ -16,7 +16,8 @@ streamed in 1 MiB chunks:
 
 Where: ``$FLEET_BUILD_CACHE``, else ``$XDG_CACHE_HOME/fleet-controller/builds``, else
 ``~/.cache/fleet-controller/builds`` (in the container image, under the writable
-``/var/lib/fleet-controller``). Bounds: zips take at most ``max_bytes`` (default 2 GiB); after each
+``/var/lib/fleet-controller``). Bounds: zips take at most ``max_bytes`` (default 2 GiB,
+``$FLEET_BUILD_CACHE_MAX_BYTES``); after each
 build the least recently used zips go first, but never one used within ``min_age_seconds``
 (default one hour), so a zip another process just built or is about to upload survives. Digest
 entries are a few bytes each; at most ``max_digests`` (10,000) are kept, oldest removed first.
@@ -51,6 +52,7 @@ DEFAULT_MIN_AGE_SECONDS = 3600.0
 DEFAULT_MAX_DIGESTS = 10_000
 STALE_TMP_SECONDS = 86_400.0
 CACHE_ENV = "FLEET_BUILD_CACHE"
+MAX_BYTES_ENV = "FLEET_BUILD_CACHE_MAX_BYTES"
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,11 @@ class BuildCache:
         """The cache at the default location, or a private temporary one when that location
         cannot be written (a read-only home): slower, never wrong."""
         directory = default_directory()
+        text = os.environ.get(MAX_BYTES_ENV, str(DEFAULT_MAX_BYTES))
+        if not text.isdigit():
+            raise ValueError(f"{MAX_BYTES_ENV} must be a number of bytes, got {text!r:.40}")
         try:
-            return cls(directory)
+            return cls(directory, max_bytes=int(text))
         except OSError as error:
             fallback = Path(tempfile.mkdtemp(prefix="fleet-controller-builds-"))
             log.warning(
@@ -137,7 +142,7 @@ class BuildCache:
                 error=error.strerror,
                 fallback=str(fallback),
             )
-            return cls(fallback)
+            return cls(fallback, max_bytes=int(text))
 
     # -- file digests ----------------------------------------------------------------------------
 
