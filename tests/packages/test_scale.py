@@ -114,14 +114,17 @@ def test_more_files_than_a_package_may_hold_are_refused(tmp_path):
 # -- memory --------------------------------------------------------------------------------------
 
 _MEASURE = """
-import resource, sys
+import sys
 from pathlib import Path
 from controller.manifests import load_desired_state
 from controller.packaging import BuildCache
 desired = load_desired_state(sys.argv[1], cache=BuildCache(Path(sys.argv[2])))
 [package] = desired.of_kind("Package")
 artifact = package.built.artifacts[0]
-peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM belongs to this process image; getrusage's ru_maxrss would carry over the parent's peak
+# across fork and exec on Linux.
+status = Path("/proc/self/status").read_text()
+peak_kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
 print(artifact.size, artifact.sha256, peak_kib)
 """
 
