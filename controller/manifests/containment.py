@@ -12,6 +12,12 @@ blocks for ever), a device or a socket is refused before anything opens it.
 The checks are on the text first (no NUL or control characters, no Windows separators or drive
 letters, bounded lengths), so a hostile string never reaches the filesystem API at all.
 
+Hidden files are not desired state (discovery skips them too): a path whose written or resolved
+form passes through a name starting with one dot - ``.git/config`` (a clone's credentials when the
+root is a checkout), ``.env``, ``.ssh`` - is refused even inside the root. Names starting with two
+dots are the exception, because Kubernetes mounts a ConfigMap as ``..data`` and ``..<timestamp>``
+directories behind ordinary symlinks.
+
 Out of scope: somebody who can change the desired-state directory *while* the controller reads it
 (time of check to time of use). That is an operator of the machine, not a manifest author: a
 git source exports each commit into a directory only the controller writes.
@@ -98,6 +104,12 @@ class Containment:
                 "a symlink on the way resolves outside the desired-state directory; only"
                 " symlinks that stay inside it are followed"
             )
+        for parts in (PurePosixPath(relative).parts, real.relative_to(self.real_root).parts):
+            if any(_hidden(part) for part in parts):
+                raise Refused(
+                    "names (or leads through a symlink to) a hidden file or directory such as"
+                    " .git or .env; hidden files are not part of the desired state"
+                )
         return self._regular(real)
 
     def manifest_file(self, path: Path) -> ContainedFile:
@@ -126,6 +138,10 @@ class Containment:
             info.st_size,
             file_identity(info),
         )
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") and not name.startswith("..")
 
 
 def file_identity(info: os.stat_result) -> tuple[int, int, int, int, int]:

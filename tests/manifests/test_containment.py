@@ -97,6 +97,16 @@ def _loop(root: Path, outside: Path) -> None:
     (root / "pkg" / "b.bin").symlink_to("a.bin")
 
 
+def _git_config(root: Path) -> None:
+    """A checkout's credentials, inside the root when the root is a clone."""
+    (root / ".git").mkdir(exist_ok=True)
+    (root / ".git" / "config").write_text(f"url = https://x-access-token:{CANARY}@example.com/r\n")
+
+
+def _dotenv(root: Path) -> None:
+    (root / "pkg" / ".env").write_text(f"TOKEN={CANARY}\n")
+
+
 def _directory(root: Path, outside: Path) -> None:
     (root / "pkg" / "payload").mkdir()
 
@@ -125,6 +135,12 @@ ESCAPES = [
     Escape("long-component", "a" * 300, "longer than 255 bytes"),
     Escape("long-path", "/".join(["d" * 50] * 30), "at most 1024"),
     Escape("file-as-directory", "install.ps1/x", "should be a directory is a file"),
+    Escape("git-config-inside-root", "../.git/config", "hidden file or directory",
+           lambda root, outside: _git_config(root)),
+    Escape("symlink-to-hidden-inside-root", "cfg.bin", "leads through a symlink",
+           lambda root, outside: (_git_config(root), (root / "pkg" / "cfg.bin").symlink_to(
+               "../.git/config"))),
+    Escape("dotenv", ".env", "hidden file", lambda root, outside: _dotenv(root)),
 ]  # fmt: skip
 
 
@@ -171,6 +187,21 @@ def test_a_symlinked_manifest_that_leaves_the_root_is_refused(tmp_path: Path) ->
     assert error.file == str(root / "evil.yaml")
     assert "resolves outside the desired-state directory" in error.message
     assert CANARY not in str(raised.value)
+
+
+def test_a_configmap_layout_is_followed(tmp_path: Path) -> None:
+    """Kubernetes mounts a ConfigMap as ``..<timestamp>/`` with ``..data`` pointing at it and each
+    key a symlink through ``..data``: two-dot names are not hidden files."""
+    root = tmp_path / "desired"
+    directory = write_package(root, "app.bin")
+    stamp = directory / "..2030_01_01_00_00_00.000000001"
+    stamp.mkdir()
+    (stamp / "app.bin").write_bytes(b"from a configmap")
+    (directory / "..data").symlink_to(stamp.name)
+    (directory / "app.bin").symlink_to("..data/app.bin")
+    [manifest] = load_desired_state(root).of_kind("Package")
+    archive = zipfile.ZipFile(io.BytesIO(manifest.built.artifacts[0].read_bytes()))
+    assert archive.read("app.bin") == b"from a configmap"
 
 
 def test_symlinks_and_dotdot_that_stay_inside_are_followed(tmp_path: Path) -> None:
