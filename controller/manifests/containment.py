@@ -117,6 +117,8 @@ class Containment:
         real = self._resolve(path)
         if not self.contains(real):
             raise Refused("is a symlink that resolves outside the desired-state directory; refused")
+        if any(_hidden(part) for part in real.relative_to(self.real_root).parts):
+            raise Refused("is a symlink to a hidden file (.git, .env, ...); refused")
         return self._regular(real)
 
     def _resolve(self, path: Path) -> Path:

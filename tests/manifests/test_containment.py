@@ -204,6 +204,19 @@ def test_a_configmap_layout_is_followed(tmp_path: Path) -> None:
     assert archive.read("app.bin") == b"from a configmap"
 
 
+def test_a_manifest_symlinked_to_a_hidden_file_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "desired"
+    write_package(root, "install.ps1")
+    _git_config(root)
+    (root / "config.yaml").symlink_to(".git/config")
+    with pytest.raises(InvalidDesiredState) as raised:
+        load_desired_state(root, build=False)
+    [error] = raised.value.errors
+    assert error.file == str(root / "config.yaml")
+    assert "hidden file" in error.message
+    assert CANARY not in str(raised.value)
+
+
 def test_symlinks_and_dotdot_that_stay_inside_are_followed(tmp_path: Path) -> None:
     """Containment is about where a path ends, not its spelling: a shared folder beside the
     package (``../shared``) and a symlink inside the tree are ordinary layouts."""
