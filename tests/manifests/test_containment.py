@@ -206,7 +206,7 @@ def test_a_configmap_layout_is_followed(tmp_path: Path) -> None:
 
 def test_a_manifest_symlinked_to_a_hidden_file_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "desired"
-    write_package(root, "install.ps1")
+    write_package(root)
     _git_config(root)
     (root / "config.yaml").symlink_to(".git/config")
     with pytest.raises(InvalidDesiredState) as raised:
