@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from collections.abc import Callable
 from typing import NoReturn
 from urllib.parse import urlsplit
 
@@ -70,31 +71,27 @@ def fraction(text: str) -> float:
     return value
 
 
-def controller_id(text: str) -> str:
-    if not CONTROLLER_ID.fullmatch(text):
-        shown = "an empty value" if not text else f"{text!r:.40} ({len(text)} characters)"
-        raise argparse.ArgumentTypeError(
-            "must be 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"
-            f" (it is the owner tag on everything this controller creates); got {shown}"
-        )
-    return text
+def matching(pattern: re.Pattern[str], allowed: str) -> Callable[[str], str]:
+    """A string that ``pattern`` matches in full; ``allowed`` says what that is."""
+
+    def check(text: str) -> str:
+        if not pattern.fullmatch(text):
+            shown = "an empty value" if not text else f"{text!r:.40} ({len(text)} characters)"
+            raise argparse.ArgumentTypeError(f"must be {allowed}; got {shown}")
+        return text
+
+    return check
 
 
-def replica_id(text: str) -> str:
-    if not REPLICA_ID.fullmatch(text):
-        raise argparse.ArgumentTypeError(
-            "must be 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or"
-            f" digit; got {text!r:.40}"
-        )
-    return text
-
-
-def region(text: str) -> str:
-    if not REGION.fullmatch(text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r:.40} is not an AWS Region name (such as eu-west-1)"
-        )
-    return text
+controller_id = matching(
+    CONTROLLER_ID,
+    "1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit (it is the owner"
+    " tag on everything this controller creates)",
+)
+replica_id = matching(
+    REPLICA_ID, "1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
+)
+region = matching(REGION, "an AWS Region name such as eu-west-1")
 
 
 def endpoint_url(text: str) -> str:

@@ -24,7 +24,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from controller.arguments import REPLICA_ID
-from controller.aws import AwsSettings, CallRecorder, error_code
+from controller.aws import AwsSettings, CallRecorder
 from controller.aws.targets import build_target, count_calls, default_target, load_targets
 from controller.engine.prune import PruneSettings
 from controller.engine.reconcile import Reconciler, ReconcileSettings
@@ -32,7 +32,7 @@ from controller.observability.http import ObservabilityServer
 from controller.observability.metrics import DEFAULT_TARGET, Metrics
 from controller.observability.redaction import redact_text
 from controller.service.ha.keeper import LeaseKeeper, LeaseSettings, lease_api
-from controller.service.ha.table import LeaseTable
+from controller.service.ha.table import LeaseTable, missing_table
 from controller.service.loop import DesiredStateTracker, LoopSettings, ReconcileLoop, Refresh
 from controller.service.source import DesiredStateSource, DirectorySource, GitSource, Revision
 from controller.service.webhook import Webhook, load_secret
@@ -351,11 +351,9 @@ def _check_table(table: LeaseTable) -> None:
     try:
         table.scan()
     except ClientError as error:
-        if error_code(error) == "ResourceNotFoundException":
-            raise ValueError(
-                f"lease table {table.name!r} does not exist in {table.aws.region} "
-                "(create it with partition key 'target', a string)"
-            ) from None
+        missing = missing_table(table, error)
+        if missing is not None:
+            raise ValueError(missing) from None
         log.warning("lease table not readable yet", error=redact_text(str(error)))
     except Exception as error:  # the network: the keeper keeps trying
         log.warning("lease table not readable yet", error=redact_text(str(error)))

@@ -18,7 +18,7 @@ BAD = [
     (["apply", "d", "--controller-id=-lead"], "argument --controller-id: must be 1 to 63"),
     (["plan", "d", "--apply-concurrency", "0"], "argument --apply-concurrency: must be 1 to 64"),
     (["plan", "d", "--apply-concurrency", "1000"], "must be 1 to 64, got 1000"),
-    (["plan", "d", "--region", "mars-1"], "argument --region: 'mars-1' is not an AWS Region"),
+    (["plan", "d", "--region", "mars-1"], "argument --region: must be an AWS Region name"),
     (["plan", "d", "--endpoint-url", "localhost:4566"], "is not an http(s) URL with a host"),
     (["plan", "d", "--sandbox-workspaces", "-5"], "argument --sandbox-workspaces: must be 0 to"),
     (["validate", "d", "--log-level", "loud"], "argument --log-level: must be one of debug"),

@@ -8,11 +8,9 @@ cost disk metadata, not disk space.
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
@@ -30,7 +28,7 @@ from controller.packaging import BuildCache, PackageBuild
 from controller.packaging.build import zip_key
 from controller.service.loop import DesiredStateTracker, Refresh
 from controller.service.source import DirectorySource
-from tests.packages.helpers import package_dir
+from tests.packages.helpers import minimal_package, package_dir
 from tests.runtime.test_loop import revision_info
 
 GIB = 1024**3
@@ -43,30 +41,7 @@ def sparse(path: Path, size: int) -> Path:
 
 
 def one_package(root: Path, files: list[str]) -> Path:
-    directory = root / "pkg"
-    directory.mkdir(parents=True, exist_ok=True)
-    for script in ("install.ps1", "uninstall.ps1"):
-        (directory / script).write_text(f"Write-Output {script}\n")
-    (directory / "package.yaml").write_text(
-        textwrap.dedent(
-            """\
-            apiVersion: fleet-controller/v1alpha1
-            kind: Package
-            metadata:
-              name: big
-            spec:
-              name: Big
-              version: "1.0.0"
-              publisher: Acme
-              artifacts: {bucket: packages-test}
-              platforms:
-                - files: %s
-              detection: {type: file, path: "C:\\\\big.exe", check: exists}
-            """
-        )
-        % json.dumps(["install.ps1", "uninstall.ps1", *files])
-    )
-    return directory
+    return minimal_package(root / "pkg", files, name="big")
 
 
 def built(directory: Path, cache: BuildCache) -> PackageBuild:

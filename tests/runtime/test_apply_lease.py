@@ -11,36 +11,14 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
-from controller.aws import AwsApi, AwsSettings, CallRecorder
 from controller.cli import main
-from controller.service.ha import LeaseKeeper, LeaseSettings, LeaseTable
+from controller.service.ha import LeaseKeeper, LeaseSettings
 from controller.service.ha.exclusive import ExclusiveLease, LeaseUnavailable
 from controller.service.ha.guard import WriteGate
-from tests.runtime.helpers import activations_dir, eventually
+from tests.runtime.helpers import TABLE, activations_dir, eventually
 
-TABLE = "apply-leases"
 FAST = ["--lease-duration", "1.5", "--lease-renew-deadline", "1", "--lease-retry-period", "0.25"]
 SETTINGS = LeaseSettings(duration_seconds=1.5, renew_deadline_seconds=1, retry_period_seconds=0.25)
-
-
-def api(sandbox) -> AwsApi:
-    return AwsApi(
-        AwsSettings(region="us-east-1", endpoint_url=sandbox.endpoint, rate_limits=None),
-        CallRecorder(),
-    )
-
-
-@pytest.fixture
-def table(sandbox) -> LeaseTable:
-    sandbox.client("dynamodb").create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "target", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "target", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return LeaseTable(api(sandbox), TABLE)
 
 
 def apply(sandbox, desired, *extra: str) -> int:

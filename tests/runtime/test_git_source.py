@@ -12,6 +12,7 @@ import pytest
 from controller.observability.redaction import REDACTED, redact_text
 from controller.service.source import GitSource, InvalidRevision, SourceUnavailable
 from controller.service.source.git import display_url
+from tests.packages.helpers import minimal_package_yaml
 from tests.runtime.gitrepo import GitRemote, example_files, git
 
 MISSPELT = """apiVersion: fleet-controller/v1alpha1
@@ -230,27 +231,12 @@ def test_paths_outside_the_repository_are_refused(path, tmp_path):
         GitSource("file:///nowhere", path=path, workdir=tmp_path)
 
 
-PACKAGE = """apiVersion: fleet-controller/v1alpha1
-kind: Package
-metadata:
-  name: app
-spec:
-  name: App
-  version: "1.0.0"
-  publisher: Acme
-  artifacts: {bucket: packages-test}
-  platforms:
-    - files: [install.ps1, uninstall.ps1, %s]
-  detection: {type: file, path: "C:\\\\app.exe", check: exists}
-"""
-
-
 def _package_commit(remote: GitRemote, entry: str) -> str:
     return remote.commit(
         {
             "desired-state/pkg/install.ps1": "Write-Output install\n",
             "desired-state/pkg/uninstall.ps1": "Write-Output uninstall\n",
-            "desired-state/pkg/package.yaml": PACKAGE % entry,
+            "desired-state/pkg/package.yaml": minimal_package_yaml([entry]),
         },
         f"package with {entry}",
     )

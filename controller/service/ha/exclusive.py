@@ -21,10 +21,9 @@ from collections.abc import Callable
 import structlog
 from botocore.exceptions import ClientError
 
-from controller.aws import error_code
 from controller.observability.redaction import redact_text
 from controller.service.ha.keeper import LeaseSettings
-from controller.service.ha.table import LeaseConflict, LeaseRecord, LeaseTable
+from controller.service.ha.table import LeaseConflict, LeaseRecord, LeaseTable, missing_table
 
 log = structlog.get_logger("fleet_controller.leases")
 
@@ -74,11 +73,9 @@ class ExclusiveLease:
         try:
             self._acquire()
         except ClientError as error:
-            if error_code(error) == "ResourceNotFoundException":
-                raise LeaseUnavailable(
-                    f"lease table {self.table.name!r} does not exist in {self.table.aws.region}"
-                    " (create it with partition key 'target', a string)"
-                ) from None
+            missing = missing_table(self.table, error)
+            if missing is not None:
+                raise LeaseUnavailable(missing) from None
             raise LeaseUnavailable(
                 f"the lease table {self.table.name!r} cannot be used: {redact_text(str(error))}"
             ) from None
