@@ -117,21 +117,11 @@ def load_desired_state(
         from controller.packaging.cache import BuildCache
 
         cache = BuildCache.default()
-    sha256 = _hasher(cache)
-    try:
-        _digest_files(digest, files, sha256)
-    except _Located as located:
-        raise InvalidDesiredState([located.error]) from None
+    _digest_files(digest, files, _hasher(cache))
     if build:
         assert cache is not None
         manifests = _build(manifests, files, cache)
     return DesiredState(root, tuple(manifests), len(paths), digest.hexdigest())
-
-
-class _Located(Exception):
-    def __init__(self, error: ManifestError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def _referenced_files(
@@ -170,18 +160,17 @@ def _digest_files(
     sha256: Callable[[ContainedFile], str],
 ) -> None:
     """Fold each referenced file's content into the revision digest, once per file."""
-    seen: dict[str, tuple[Manifest, FieldPath]] = {}
+    first: dict[str, tuple[Manifest, FieldPath, ContainedFile]] = {}
     for manifest, found in files:
         for path, file in found.items():
-            seen.setdefault(file.relative, (manifest, path))
-    by_relative = {f.relative: f for _, found in files for f in found.values()}
-    for relative in sorted(seen):
-        file = by_relative[relative]
+            first.setdefault(file.relative, (manifest, path, file))
+    for relative in sorted(first):
+        manifest, path, file = first[relative]
         try:
             content = sha256(file)
         except Refused as refused:
-            manifest, path = seen[relative]
-            raise _Located(manifest.spec_error(path, f"{relative} {refused}")) from None
+            error = manifest.spec_error(path, f"{relative} {refused}")
+            raise InvalidDesiredState([error]) from None
         digest.update(f"file\0{relative}\0{file.size}\0{content}\0".encode())
 
 
