@@ -14,13 +14,14 @@ from collections.abc import Callable
 from typing import NoReturn
 from urllib.parse import urlsplit
 
+from controller.aws.targets import REGION
+
 CONTROLLER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}")
 """The owner tag's value and the suffix of the detection document's name: 1 to 63 characters of
 letters, digits, '_', '.' and '-' (characters the document name would rewrite could make two
 controllers share one document; longer ids would be cut off there)."""
 
 REPLICA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
-REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 MAX_APPLY_CONCURRENCY = 64
 MAX_SANDBOX_WORKSPACES = 20_000
@@ -92,6 +93,9 @@ replica_id = matching(
     REPLICA_ID, "1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
 )
 region = matching(REGION, "an AWS Region name such as eu-west-1")
+target_name = matching(
+    CONTROLLER_ID, "a target name: 1 to 63 letters, digits, '_', '.' or '-' (as in --targets)"
+)
 
 
 def endpoint_url(text: str) -> str:

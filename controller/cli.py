@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     apply.add_argument(
         "--lease-target",
+        type=valid.target_name,
         default=DEFAULT_TARGET,
         metavar="NAME",
         help="with --lease-table: the run target this apply writes to (default: default)",

@@ -33,6 +33,7 @@ BAD = [
     (["run", "d", "--webhook-max-bytes", "0"], "argument --webhook-max-bytes: must be 1 to"),
     (["run", "d", "--lease-duration", "-1"], "argument --lease-duration: must be more than 0"),
     (["apply", "d", "--replica-id", "a b"], "argument --replica-id: must be 1 to 128"),
+    (["apply", "d", "--lease-target", "_leases"], "argument --lease-target: must be a target"),
     (["sandbox", "--port", "-1"], "argument --port: must be 0 to 65535, got -1"),
     (["plan", "d", "--format", "yaml"], "argument --format: invalid choice: 'yaml'"),
     (["plan"], "the following arguments are required: directory"),
