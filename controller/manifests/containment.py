@@ -101,8 +101,8 @@ class Containment:
         real = self._resolve(candidate)
         if not self.contains(real):
             raise Refused(
-                "a symlink on the way resolves outside the desired-state directory; only"
-                " symlinks that stay inside it are followed"
+                "resolves outside the desired-state directory through a symlink; only symlinks"
+                " that stay inside it are followed"
             )
         for parts in (PurePosixPath(relative).parts, real.relative_to(self.real_root).parts):
             if any(_hidden(part) for part in parts):
@@ -170,9 +170,9 @@ def _os_problem(error: OSError) -> str:
     if error.errno == errno.ELOOP:
         return "is a symlink loop (or too many symlinks in a row)"
     if error.errno == errno.ENOTDIR:
-        return "a part of the path that should be a directory is a file"
+        return "has a part that should be a directory but is a file"
     if error.errno == errno.ENAMETOOLONG:
-        return "the path is too long for the filesystem"
+        return "is too long for the filesystem"
     if error.errno in (errno.EACCES, errno.EPERM):
         return "cannot be read (permission denied)"
     return f"cannot be read ({error.strerror or type(error).__name__})"

@@ -107,7 +107,7 @@ ESCAPES = [
     Escape("newline", "app\n.bin", "control character"),
     Escape("long-component", "a" * 300, "longer than 255 bytes"),
     Escape("long-path", "/".join(["d" * 50] * 30), "at most 1024"),
-    Escape("file-as-directory", "install.ps1/x", "should be a directory is a file"),
+    Escape("file-as-directory", "install.ps1/x", "should be a directory but is a file"),
     Escape("git-config-inside-root", "../.git/config", "hidden file or directory",
            lambda root, outside: _git_config(root)),
     Escape("symlink-to-hidden-inside-root", "cfg.bin", "leads through a symlink",
