@@ -7,10 +7,12 @@ cost disk metadata, not disk space.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -90,6 +92,7 @@ def test_more_files_than_a_package_may_hold_are_refused(tmp_path):
 
 _MEASURE = """
 import sys
+import threading
 from pathlib import Path
 from controller.manifests import load_desired_state
 from controller.packaging import BuildCache
@@ -231,3 +234,26 @@ def test_changing_an_installer_changes_the_revision_id(tmp_path):
     (directory / "app.msi").write_bytes(b"acme payload")
     assert tracker.refresh() is Refresh.NEW
     assert revision_info(metrics) == first  # content, not time
+
+
+def test_two_builders_sharing_one_cache_agree(tmp_path):
+    """Two processes (here: threads with caches of their own over one directory) building the
+    same package at once both get the same complete zip; renames make the last writer win."""
+    directory = package_dir(tmp_path / "desired", payload=os.urandom(2_000_000))
+    results: list[PackageBuild] = []
+    barrier = threading.Barrier(2)
+
+    def build() -> None:
+        barrier.wait()
+        results.append(built(directory, BuildCache(tmp_path / "cache")))
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    [first, second] = results
+    assert first.artifacts[0].sha256 == second.artifacts[0].sha256
+    [stored] = (tmp_path / "cache" / "zips").glob("*.zip")
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == first.artifacts[0].sha256
+    assert list((tmp_path / "cache" / "tmp").iterdir()) == []
