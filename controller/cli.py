@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +21,8 @@ from typing import Any, TextIO
 import structlog
 import yaml
 
-from controller.aws import AwsSettings
+from controller import arguments as valid
+from controller.aws import AwsSettings, CallRecorder
 from controller.aws.targets import default_target
 from controller.engine.plan import Operation, Plan
 from controller.engine.prune import PruneSettings
@@ -28,8 +31,12 @@ from controller.engine.render import render_json, render_markdown, render_text
 from controller.kinds import all_kinds
 from controller.manifests import DesiredState, InvalidDesiredState, load_desired_state
 from controller.observability.logging import configure_logging
-from controller.observability.metrics import Metrics
+from controller.observability.metrics import DEFAULT_TARGET, Metrics
 from controller.observability.redaction import redact_text
+from controller.service.ha.exclusive import ExclusiveLease, LeaseUnavailable
+from controller.service.ha.guard import WriteGate
+from controller.service.ha.keeper import LeaseSettings, lease_api
+from controller.service.ha.table import LeaseTable
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -37,43 +44,55 @@ log = structlog.get_logger("fleet_controller.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = valid.OneLineParser(
         prog="fleet-controller",
         description="Keep an Amazon WorkSpaces fleet managed by SSM in the state declared in git.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    common = argparse.ArgumentParser(add_help=False)
+    common = valid.OneLineParser(add_help=False)
     common.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
-    common.add_argument("--log-level", default=os.environ.get("FLEET_LOG_LEVEL", "info"))
+    common.add_argument(
+        "--log-level", type=valid.log_level, default=os.environ.get("FLEET_LOG_LEVEL", "info")
+    )
 
-    aws = argparse.ArgumentParser(add_help=False)
+    aws = valid.OneLineParser(add_help=False)
     aws.add_argument(
         "--controller-id",
+        type=valid.controller_id,
         default=os.environ.get("FLEET_CONTROLLER_ID", "fleet-controller"),
         help="value of the fleet-controller/owner tag on everything this controller creates",
     )
-    aws.add_argument("--region", help="AWS region (default: boto3's configuration)")
+    aws.add_argument(
+        "--region", type=valid.region, help="AWS region (default: boto3's configuration)"
+    )
     aws.add_argument("--profile", help="AWS profile (default: boto3's configuration)")
     aws.add_argument(
-        "--endpoint-url", help="AWS endpoint (default: boto3's, e.g. AWS_ENDPOINT_URL)"
+        "--endpoint-url",
+        type=valid.endpoint_url,
+        help="AWS endpoint (default: boto3's, e.g. AWS_ENDPOINT_URL)",
     )
     aws.add_argument(
         "--sandbox",
         action="store_true",
         help="start the embedded sandbox with a simulated fleet and run against it",
     )
-    aws.add_argument("--sandbox-workspaces", type=int, default=50, metavar="N")
+    aws.add_argument(
+        "--sandbox-workspaces",
+        type=valid.int_range(0, valid.MAX_SANDBOX_WORKSPACES),
+        default=50,
+        metavar="N",
+    )
     aws.add_argument("--sandbox-scenario", type=Path, metavar="FILE")
 
-    pruning = argparse.ArgumentParser(add_help=False)
+    pruning = valid.OneLineParser(add_help=False)
     pruning.add_argument(
         "--prune", action="store_true", help="delete owned resources no manifest declares"
     )
-    pruning.add_argument("--max-deletes", type=int, default=5, metavar="N")
+    pruning.add_argument("--max-deletes", type=valid.int_range(0), default=5, metavar="N")
     pruning.add_argument(
         "--apply-concurrency",
-        type=_positive_int,
+        type=valid.int_range(1, valid.MAX_APPLY_CONCURRENCY),
         default=4,
         metavar="N",
         help="operations applied at once within a phase (default 4; rate limits still apply)",
@@ -93,11 +112,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 0 when nothing changes, 2 when something would, 1 on error",
     )
 
-    apply = commands.add_parser("apply", parents=[common, aws, pruning], help="plan, then apply")
+    leases = _lease_options()
+    apply = commands.add_parser(
+        "apply", parents=[common, aws, pruning, leases], help="plan, then apply"
+    )
     apply.add_argument("directory", type=Path)
     apply.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    apply.add_argument(
+        "--lease-target",
+        type=valid.target_name,
+        default=DEFAULT_TARGET,
+        metavar="NAME",
+        help="with --lease-table: the run target this apply writes to (default: default)",
+    )
 
-    run = commands.add_parser("run", parents=[common, aws, pruning], help="reconcile in a loop")
+    run = commands.add_parser(
+        "run", parents=[common, aws, pruning, leases], help="reconcile in a loop"
+    )
     _add_run_options(run)
 
     export = commands.add_parser("export", parents=[common, aws], help="live state as YAML")
@@ -105,8 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = commands.add_parser("sandbox", parents=[common], help="run the local AWS sandbox")
     sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=4566)
-    sandbox.add_argument("--workspaces", type=int, default=50)
+    sandbox.add_argument("--port", type=valid.int_range(0, 65535), default=4566)
+    sandbox.add_argument(
+        "--workspaces", type=valid.int_range(0, valid.MAX_SANDBOX_WORKSPACES), default=50
+    )
     sandbox.add_argument("--scenario", type=Path)
     return parser
 
@@ -116,13 +149,15 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "directory", type=Path, nargs="?", help="desired-state directory (or follow --git-url)"
     )
-    run.add_argument("--interval", type=float, default=300.0, metavar="SECONDS")
-    run.add_argument("--jitter", type=float, default=0.1, metavar="FRACTION")
+    run.add_argument("--interval", type=valid.seconds(0), default=300.0, metavar="SECONDS")
+    run.add_argument("--jitter", type=valid.fraction, default=0.1, metavar="FRACTION")
     run.add_argument("--mode", choices=["enforce", "observe"], default="enforce")
     run.add_argument("--metrics-host", default="0.0.0.0")
-    run.add_argument("--metrics-port", type=int, default=9100)
+    run.add_argument("--metrics-port", type=valid.int_range(0, 65535), default=9100)
     run.add_argument(
-        "--iterations", type=int, help="stop after N passes per target (default: never)"
+        "--iterations",
+        type=valid.int_range(1),
+        help="stop after N passes per target (default: never); exit 1 if any pass failed",
     )
     git = run.add_argument_group("git source")
     git.add_argument(
@@ -139,10 +174,15 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     git.add_argument(
         "--git-dir", type=Path, help="where to keep the clone (default: a temporary directory)"
     )
-    git.add_argument("--git-timeout", type=float, default=120.0, metavar="SECONDS")
+    git.add_argument("--git-timeout", type=valid.seconds(0), default=120.0, metavar="SECONDS")
     hook = run.add_argument_group("webhook (POST /webhook; secret from FLEET_WEBHOOK_SECRET)")
     hook.add_argument("--webhook-secret-file", type=Path, metavar="FILE")
-    hook.add_argument("--webhook-max-bytes", type=int, default=1024 * 1024, metavar="BYTES")
+    hook.add_argument(
+        "--webhook-max-bytes",
+        type=valid.int_range(1, 64 * 1024 * 1024),
+        default=1024 * 1024,
+        metavar="BYTES",
+    )
     targets = run.add_argument_group("targets")
     targets_file = env("FLEET_TARGETS")
     targets.add_argument(
@@ -152,32 +192,40 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="YAML list of accounts/Regions to reconcile (default: one target, 'default')",
     )
-    leases = run.add_argument_group("leases (several replicas)")
+
+
+def _lease_options() -> valid.OneLineParser:
+    """Leases: shared by run (replicas share targets) and apply (one writer per target)."""
+    env = os.environ.get
+    parent = valid.OneLineParser(add_help=False)
+    leases = parent.add_argument_group("leases (one writer per target)")
     leases.add_argument(
         "--lease-table",
         default=env("FLEET_LEASE_TABLE"),
         metavar="NAME",
         help="DynamoDB table (partition key 'target', a string) holding per-target leases",
     )
-    leases.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS")
-    leases.add_argument("--lease-renew-deadline", type=float, default=10.0, metavar="SECONDS")
-    leases.add_argument("--lease-retry-period", type=float, default=2.0, metavar="SECONDS")
+    leases.add_argument("--lease-duration", type=valid.seconds(0), default=15.0, metavar="SECONDS")
+    leases.add_argument(
+        "--lease-renew-deadline", type=valid.seconds(0), default=10.0, metavar="SECONDS"
+    )
+    leases.add_argument(
+        "--lease-retry-period", type=valid.seconds(0), default=2.0, metavar="SECONDS"
+    )
     leases.add_argument(
         "--replica-id",
+        type=valid.replica_id,
         default=env("FLEET_REPLICA_ID"),
-        help="this replica's name in the lease table (default: hostname and a random suffix)",
+        help="this writer's name in the lease table (default: hostname and a random suffix)",
     )
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
-    return value
+    return parent
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stopped:  # --help, or a bad argument (already said, in one line)
+        return stopped.code if isinstance(stopped.code, int) else EXIT_ERROR
     configure_logging(args.log_format, args.log_level)
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "validate": cmd_validate,
@@ -191,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[args.command](args)
     except InvalidDesiredState as invalid:
         _print_invalid(invalid)
+        return EXIT_ERROR
+    except _LeaseRefused as refused:
+        print(f"error: {redact_text(str(refused))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_ERROR
@@ -211,7 +262,7 @@ def _print_invalid(invalid: InvalidDesiredState) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    desired = load_desired_state(args.directory)
+    desired = load_desired_state(args.directory, build=False)  # offline: checks, no zips
     counts = ", ".join(
         f"{len(desired.of_kind(k.kind))} {k.kind}" for k in all_kinds() if desired.of_kind(k.kind)
     )
@@ -231,14 +282,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     desired = load_desired_state(args.directory)
-    with controller_session(args, desired) as (reconciler, _):
+    with controller_session(args, desired) as (reconciler, _), _apply_lease(args) as lease:
         plan = reconciler.plan(desired)
         sys.stdout.write(_render(plan, args.format, sys.stdout))
         if not plan.has_changes:
             return EXIT_ERROR if plan.refused else EXIT_OK
         stop = threading.Event()
+        gate = stop if lease is None else WriteGate(stop, lease)
         with _stop_on_signals(stop.set):
-            result = reconciler.apply(plan, stop=stop, progress=_progress_printer(sys.stderr))
+            result = reconciler.apply(plan, stop=gate, progress=_progress_printer(sys.stderr))
     print(
         f"Applied {len(result.applied)} of {len(plan.operations)} operation(s); "
         f"{len(result.failed)} failed, {len(result.skipped)} not started.",
@@ -253,7 +305,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     with Service.from_args(args) as service, _stop_on_signals(service.request_stop):
         service.run()
+        unfinished = service.unfinished()
     log.info("stopped")
+    if unfinished:  # --iterations: a pass that reconciled nothing is a failure to report
+        print(f"error: {unfinished}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -312,6 +368,39 @@ def controller_session(
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+class _LeaseRefused(Exception):
+    """apply could not take the target's lease: said in one line, exit 1."""
+
+
+@contextmanager
+def _apply_lease(args: argparse.Namespace) -> Iterator[ExclusiveLease | None]:
+    """With ``--lease-table``, hold the target's lease for the whole apply (None without)."""
+    if not args.lease_table:
+        yield None
+        return
+    settings = LeaseSettings(
+        duration_seconds=args.lease_duration,
+        renew_deadline_seconds=args.lease_renew_deadline,
+        retry_period_seconds=args.lease_retry_period,
+    )
+    base = AwsSettings(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
+    holder = args.replica_id or f"apply-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    lease = ExclusiveLease(
+        LeaseTable(lease_api(base, settings, CallRecorder()), args.lease_table),
+        args.lease_target,
+        holder,
+        settings,
+    )
+    try:
+        lease.acquire()
+    except LeaseUnavailable as refused:
+        raise _LeaseRefused(str(refused)) from None
+    try:
+        yield lease
+    finally:
+        lease.release()
 
 
 def _render(plan: Plan, fmt: str, stream: TextIO) -> str:

@@ -5,7 +5,10 @@ Tests reach it exactly as production reaches AWS: boto3 clients with an endpoint
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +26,13 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
+
+# Package builds go to a cache of this session (inherited by controller subprocesses), never to
+# the home directory; a test that needs its own passes a BuildCache explicitly.
+if "FLEET_BUILD_CACHE" not in os.environ:
+    _build_cache = tempfile.mkdtemp(prefix="fleet-test-builds-")
+    os.environ["FLEET_BUILD_CACHE"] = _build_cache
+    atexit.register(shutil.rmtree, _build_cache, True)
 
 
 @dataclass

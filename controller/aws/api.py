@@ -139,6 +139,9 @@ class AwsApi:
 
         def attempt() -> dict[str, Any]:
             self._limiter.acquire(service)
+            rewind = getattr(params.get("Body"), "seek", None)
+            if rewind is not None:  # a streamed upload: every attempt sends it from the start
+                rewind(0)
             try:
                 response = method(**params)
             except Exception as error:

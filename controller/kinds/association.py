@@ -52,6 +52,7 @@ COMPARED = (
     "Parameters",
     "Targets",
     "ScheduleExpression",
+    "ScheduleOffset",
     "MaxConcurrency",
     "MaxErrors",
     "ComplianceSeverity",
@@ -182,6 +183,8 @@ def desired_request(manifest: Manifest, ctx: Context, schedule: str | None) -> d
     request["Targets"] = spec.targets.targets()
     if schedule is not None:
         request["ScheduleExpression"] = schedule
+    if spec.schedule is not None and spec.schedule.offset is not None:
+        request["ScheduleOffset"] = spec.schedule.offset
     if spec.max_concurrency is not None:
         request["MaxConcurrency"] = spec.max_concurrency
     if spec.max_errors is not None:
@@ -744,6 +747,8 @@ def _export_one(name: str, request: dict[str, Any], detector: str) -> dict[str, 
     spec["targets"] = targets
     if request.get("ScheduleExpression"):
         spec["schedule"] = {"expression": request["ScheduleExpression"]}
+        if request.get("ScheduleOffset"):
+            spec["schedule"]["offset"] = request["ScheduleOffset"]
     for key, field_name in (("MaxConcurrency", "maxConcurrency"), ("MaxErrors", "maxErrors")):
         if request.get(key):
             spec[field_name] = request[key]

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from controller.aws import AwsApi, error_code
@@ -47,7 +46,7 @@ from controller.kinds.base import Context, Kind
 from controller.manifests import Manifest
 from controller.manifests.specs.package import KEEP_VERSIONS_MAX, PackageSpec
 from controller.observability.metrics import Metrics
-from controller.packaging.build import Artifact, PackageBuild, build_package, manifest_digest
+from controller.packaging.build import Artifact, PackageBuild, manifest_digest
 
 KIND = "Package"
 AWS_VERSION_LIMIT = 25
@@ -130,7 +129,7 @@ class PackageKind(Kind[PackageLive]):
         packages: dict[str, PackageState] = {}
         for manifest in desired:
             spec: PackageSpec = manifest.spec
-            build = build_package(spec, Path(manifest.source.file).parent)
+            build: PackageBuild = manifest.built  # built when the revision loaded
             live = self._live_package(aws, spec.name, ctx)
             equal = live.owned and _equal(spec, build, live)
             state = PackageState(manifest.name, build, live, equal)
@@ -340,7 +339,7 @@ class PackageKind(Kind[PackageLive]):
             if before != artifact.sha256:
                 changes.append(FieldChange(f"files.{artifact.name}", before, artifact.sha256))
         changes += [
-            FieldChange(f"upload.{artifact.key}", None, f"{len(artifact.data)} bytes")
+            FieldChange(f"upload.{artifact.key}", None, f"{artifact.size} bytes")
             for artifact in uploads
         ]
         if promote is not None:
@@ -388,14 +387,15 @@ class PackageKind(Kind[PackageLive]):
                 self._start_followers(aws, publish, publish.start_default, ctx)
             return
         for artifact in publish.uploads:
-            aws.call(
-                "s3",
-                "PutObject",
-                Bucket=publish.build.bucket,
-                Key=artifact.key,
-                Body=artifact.data,
-                ContentType="application/zip",
-            )
+            with artifact.open() as body:  # streamed from the build cache
+                aws.call(
+                    "s3",
+                    "PutObject",
+                    Bucket=publish.build.bucket,
+                    Key=artifact.key,
+                    Body=body,
+                    ContentType="application/zip",
+                )
             crash_point("package.uploaded")
         attachments = [
             {"Key": "S3FileUrl", "Values": [publish.build.url(a)], "Name": a.name}

@@ -9,16 +9,20 @@ from __future__ import annotations
 import fnmatch
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from controller.manifests.source import FieldPath
+
+if TYPE_CHECKING:
+    from controller.manifests.containment import ContainedFile
+    from controller.packaging.cache import BuildCache
 
 CONTROLLER_TAG_PREFIX = "fleet-controller/"
 """Keys the controller writes for itself (owner, workspace-id, ...). Users may not set them."""
@@ -81,11 +85,37 @@ class Problem:
     message: str
 
 
+class BuildProblems(Exception):
+    """Raised by ``SpecModel.build`` when what it built breaks a limit; located like problems."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = problems
+
+
 class SpecModel(StrictModel):
-    """Base of every kind's spec; ``problems`` holds the checks that span several fields."""
+    """Base of every kind's spec; ``problems`` holds the checks that span several fields.
+
+    A spec that names files (a Package's installers) says so in ``referenced_files``: the loader
+    then resolves each one inside the desired-state root (or reports it, located), folds its
+    content into the revision digest, asks ``file_problems`` about sizes and, when building,
+    ``build`` turns the files into what the kind applies. Nothing reads those files later.
+    """
 
     def problems(self) -> list[Problem]:
         return []
+
+    def referenced_files(self) -> list[tuple[FieldPath, str]]:
+        """Each file this spec names (relative to its manifest file) and the field naming it."""
+        return []
+
+    def file_problems(self, files: Mapping[FieldPath, ContainedFile]) -> list[Problem]:
+        """Problems with the referenced files as they are on disk (sizes, counts)."""
+        return []
+
+    def build(self, files: Mapping[FieldPath, ContainedFile], cache: BuildCache) -> object | None:
+        """What the kind needs from the files, built once when the revision loads (or None)."""
+        return None
 
 
 # --- durations ------------------------------------------------------------------------------

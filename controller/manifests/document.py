@@ -108,6 +108,8 @@ class Manifest:
 
     ``spec`` is the kind's registered spec model (ActivationSpec for Activation, ...). It is
     typed Any so a kind module can read its own fields directly; ``spec_as`` checks the type.
+    ``built`` is what ``spec.build`` made from the files the spec references, when the revision
+    loaded (a Package's zips); kinds read it instead of the files.
     """
 
     kind: str
@@ -115,6 +117,7 @@ class Manifest:
     labels: Mapping[str, str]
     spec: Any
     source: SourceLocation
+    built: Any = field(default=None, compare=False, repr=False)
 
     def spec_as(self, spec_model: type[T]) -> T:
         if not isinstance(self.spec, spec_model):

@@ -1,22 +1,36 @@
 """Load a desired-state directory and validate it as a whole.
 
 Nothing is applied from a revision with any error, so this collects every error - per document,
-per kind (unique names) and across documents (each kind's ``check_set``) - and raises them
+per kind (unique names), across documents (each kind's ``check_set``) and about every file a
+manifest names (containment and size, see ``SpecModel.referenced_files``) - and raises them
 together. Bad input of any sort surfaces as InvalidDesiredState, never as another exception.
+
+A valid revision's digest covers the YAML and every referenced file's content, so changing an
+installer changes the revision ID. With ``build`` (plan, apply, run) the specs then build what
+they need from those files (a Package's zips, through the build cache), so kinds never read the
+desired-state tree after this returns.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from controller.manifests.common import BuildProblems
+from controller.manifests.containment import ContainedFile, Containment, Refused
 from controller.manifests.document import Manifest, parse_document
 from controller.manifests.errors import InvalidDesiredState, ManifestError
 from controller.manifests.registry import kinds
-from controller.manifests.source import SourceDocument, discover, read_file
+from controller.manifests.source import FieldPath, SourceDocument, discover, read_file
+
+if TYPE_CHECKING:
+    from controller.packaging.cache import BuildCache
+
+FileMap = Mapping[FieldPath, ContainedFile]
 
 
 @dataclass(frozen=True)
@@ -36,8 +50,14 @@ class DesiredState:
         return next((m for m in self.manifests if m.kind == kind and m.name == name), None)
 
 
-def load_desired_state(directory: str | Path) -> DesiredState:
-    """Read every manifest under ``directory``; raise InvalidDesiredState listing all errors."""
+def load_desired_state(
+    directory: str | Path, *, build: bool = True, cache: BuildCache | None = None
+) -> DesiredState:
+    """Read every manifest under ``directory``; raise InvalidDesiredState listing all errors.
+
+    ``build`` False checks and hashes referenced files without building anything (validate).
+    ``cache`` defaults to the build cache at its default location.
+    """
     root = Path(directory)
     if not root.is_dir():
         what = "does not exist" if not root.exists() else "is not a directory"
@@ -58,8 +78,14 @@ def load_desired_state(directory: str | Path) -> DesiredState:
     manifests: list[Manifest] = []
     identities: list[_Identity] = []
     digest = hashlib.sha256()
+    containment = Containment(root)
     for path in paths:
         relative = path.relative_to(root).as_posix()
+        try:
+            containment.manifest_file(path)
+        except Refused as refused:
+            errors.append(ManifestError(str(root / relative), None, str(refused)))
+            continue
         contents = read_file(path, str(root / relative))
         digest.update(f"{relative}\0{len(contents.content)}\0".encode())
         digest.update(contents.content)
@@ -84,9 +110,90 @@ def load_desired_state(directory: str | Path) -> DesiredState:
     for info in kinds().values():
         if info.check_set is not None:
             errors.extend(info.check_set(by_kind))
+    files = [_referenced_files(manifest, containment, errors) for manifest in manifests]
     if errors:
         raise InvalidDesiredState(errors)
+    if build and cache is None:
+        from controller.packaging.cache import BuildCache
+
+        cache = BuildCache.default()
+    _digest_files(digest, files, _hasher(cache))
+    if build:
+        assert cache is not None
+        manifests = _build(manifests, files, cache)
     return DesiredState(root, tuple(manifests), len(paths), digest.hexdigest())
+
+
+def _referenced_files(
+    manifest: Manifest, containment: Containment, errors: list[ManifestError]
+) -> tuple[Manifest, dict[FieldPath, ContainedFile]]:
+    """Resolve every file ``manifest`` names inside the root; refusals become located errors."""
+    base = Path(manifest.source.file).parent
+    found: dict[FieldPath, ContainedFile] = {}
+    for path, relative in manifest.spec.referenced_files():
+        try:
+            found[path] = containment.file(base, relative)
+        except Refused as refused:
+            hint = (
+                "; files are relative to the manifest file"
+                if "does not exist" in str(refused)
+                else ""
+            )
+            errors.append(manifest.spec_error(path, f"{relative:.120} {refused}{hint}"))
+    if len(found) == len(manifest.spec.referenced_files()):
+        errors.extend(
+            manifest.spec_error(problem.path, problem.message)
+            for problem in manifest.spec.file_problems(found)
+        )
+    return manifest, found
+
+
+def _hasher(cache: BuildCache | None) -> Callable[[ContainedFile], str]:
+    from controller.packaging.cache import sha256_of
+
+    return cache.file_sha256 if cache is not None else sha256_of
+
+
+def _digest_files(
+    digest: hashlib._Hash,
+    files: Sequence[tuple[Manifest, FileMap]],
+    sha256: Callable[[ContainedFile], str],
+) -> None:
+    """Fold each referenced file's content into the revision digest, once per file."""
+    first: dict[str, tuple[Manifest, FieldPath, ContainedFile]] = {}
+    for manifest, found in files:
+        for path, file in found.items():
+            first.setdefault(file.relative, (manifest, path, file))
+    for relative in sorted(first):
+        manifest, path, file = first[relative]
+        try:
+            content = sha256(file)
+        except Refused as refused:
+            error = manifest.spec_error(path, f"{relative} {refused}")
+            raise InvalidDesiredState([error]) from None
+        digest.update(f"file\0{relative}\0{file.size}\0{content}\0".encode())
+
+
+def _build(
+    manifests: list[Manifest], files: Sequence[tuple[Manifest, FileMap]], cache: BuildCache
+) -> list[Manifest]:
+    """Each manifest with what its spec built from its files (unchanged when it builds nothing)."""
+    errors: list[ManifestError] = []
+    by_manifest = {id(manifest): found for manifest, found in files}
+    built: list[Manifest] = []
+    for manifest in manifests:
+        try:
+            output = manifest.spec.build(by_manifest[id(manifest)], cache)
+        except BuildProblems as problems:
+            errors.extend(manifest.spec_error(p.path, p.message) for p in problems.problems)
+            continue
+        except Refused as refused:
+            errors.append(manifest.spec_error((), f"cannot be built: {refused}"))
+            continue
+        built.append(manifest if output is None else replace(manifest, built=output))
+    if errors:
+        raise InvalidDesiredState(errors)
+    return built
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
 
 import structlog
 from prometheus_client import Gauge
@@ -29,6 +28,7 @@ from prometheus_client import Gauge
 from controller.engine.reconcile import Reconciler
 from controller.observability.metrics import Metrics, metric_families
 from controller.observability.redaction import redact_text
+from controller.service.ha.guard import WriteGate, WriteGuard
 from controller.service.source.base import (
     DesiredStateSource,
     InvalidRevision,
@@ -125,33 +125,6 @@ class DesiredStateTracker:
         return self.last_good
 
 
-class WriteGuard(Protocol):
-    """Whether this replica may write to a target now (it holds the lease with margin)."""
-
-    def may_write(self) -> bool: ...
-
-
-class _WriteGate(threading.Event):
-    """The ``stop`` handed to ``Reconciler.apply``: set when the loop stops OR the lease is gone.
-
-    ``apply`` checks ``stop.is_set()`` before every operation, so a replica whose lease lapses
-    starts no further operation; the one in flight finishes (as with SIGTERM).
-    """
-
-    def __init__(self, stop: threading.Event, guard: WriteGuard) -> None:
-        super().__init__()
-        self._stop = stop
-        self._guard = guard
-
-    def is_set(self) -> bool:
-        if self._stop.is_set():
-            return True
-        if not self._guard.may_write():
-            log.warning("lease not held with margin: no further operation is started")
-            return True
-        return False
-
-
 class ReconcileLoop:
     """Reconciles one target with the tracker's last good revision, every interval or on wake."""
 
@@ -200,7 +173,7 @@ class ReconcileLoop:
         revision = self.desired()
         if revision is None:
             return
-        stop = self.stop if self.guard is None else _WriteGate(self.stop, self.guard)
+        stop = self.stop if self.guard is None else WriteGate(self.stop, self.guard)
         try:
             plan, result = self.reconciler.reconcile(
                 revision.desired, enforce=self.settings.enforce, stop=stop

@@ -15,25 +15,24 @@ from __future__ import annotations
 
 import argparse
 import random
-import re
 import socket
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 
 import structlog
 from botocore.exceptions import ClientError
 
-from controller.aws import AwsApi, AwsSettings, CallRecorder, error_code
+from controller.arguments import REPLICA_ID
+from controller.aws import AwsSettings, CallRecorder
 from controller.aws.targets import build_target, count_calls, default_target, load_targets
 from controller.engine.prune import PruneSettings
 from controller.engine.reconcile import Reconciler, ReconcileSettings
 from controller.observability.http import ObservabilityServer
 from controller.observability.metrics import DEFAULT_TARGET, Metrics
 from controller.observability.redaction import redact_text
-from controller.service.ha.keeper import LeaseKeeper, LeaseSettings
-from controller.service.ha.table import LeaseTable
+from controller.service.ha.keeper import LeaseKeeper, LeaseSettings, lease_api
+from controller.service.ha.table import LeaseTable, missing_table
 from controller.service.loop import DesiredStateTracker, LoopSettings, ReconcileLoop, Refresh
 from controller.service.source import DesiredStateSource, DirectorySource, GitSource, Revision
 from controller.service.webhook import Webhook, load_secret
@@ -42,7 +41,6 @@ log = structlog.get_logger("fleet_controller.service.runtime")
 
 LEASE_TABLE_LABEL = "_leases"
 """The ``target`` label of the lease table's own AWS calls (target names cannot start with '_')."""
-REPLICA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
 class Runtime:
@@ -152,6 +150,7 @@ class Service:
         self.server: ObservabilityServer | None = None
         self.metrics: Metrics | None = None
         self._cleanup: list[Callable[[], None]] = []
+        self._stop_requested = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Service:
@@ -168,8 +167,33 @@ class Service:
         self.runtime.run()
 
     def request_stop(self) -> None:
+        self._stop_requested = True
         if self.runtime is not None:
             self.runtime.request_stop()
+
+    def unfinished(self) -> str | None:
+        """After a run bounded by ``--iterations``: why it reconciled nothing, or None.
+
+        A bounded run is a job (a CI step, a cron job): one that never read a valid desired
+        state (an unreachable git URL) or whose every pass of a target failed must not exit 0.
+        A stop request (SIGTERM) ends a run cleanly whatever it had done.
+        """
+        runtime = self.runtime
+        if runtime is None or runtime.settings.max_iterations is None or self._stop_requested:
+            return None
+        if runtime.tracker.current() is None:
+            return (
+                f"no valid desired state was read from {runtime.tracker.source.description}:"
+                " nothing was reconciled"
+            )
+        failed = sorted(
+            name
+            for name, loop in runtime.loops.items()
+            if loop.completed == 0 and loop.guard is None
+        )
+        if failed:
+            return f"every pass failed for target(s) {', '.join(failed)}: see the log"
+        return None
 
     def close(self) -> None:
         while self._cleanup:
@@ -300,23 +324,12 @@ class Service:
             renew_deadline_seconds=args.lease_renew_deadline,
             retry_period_seconds=args.lease_retry_period,
         )
-        retry = settings.retry_period_seconds
-        # Fail fast: a lease call that hangs past the retry period is worth less than the next try.
-        lease_settings = replace(
-            base,
-            max_attempts=2,
-            backoff_base_seconds=min(0.1, retry / 4),
-            backoff_max_seconds=retry / 2,
-            connect_timeout_seconds=max(0.5, retry),
-            read_timeout_seconds=max(1.0, retry * 2),
-            rate_limits=None,
-        )
         recorder = CallRecorder()
         count_calls(recorder, metrics, LEASE_TABLE_LABEL)
         replica_id = args.replica_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        if not REPLICA_ID.match(replica_id):
+        if not REPLICA_ID.fullmatch(replica_id):
             raise ValueError(f"--replica-id must match {REPLICA_ID.pattern}: {replica_id!r}")
-        table = LeaseTable(AwsApi(lease_settings, recorder), args.lease_table)
+        table = LeaseTable(lease_api(base, settings, recorder), args.lease_table)
         _check_table(table)
         return LeaseKeeper(
             table,
@@ -338,11 +351,9 @@ def _check_table(table: LeaseTable) -> None:
     try:
         table.scan()
     except ClientError as error:
-        if error_code(error) == "ResourceNotFoundException":
-            raise ValueError(
-                f"lease table {table.name!r} does not exist in {table.aws.region} "
-                "(create it with partition key 'target', a string)"
-            ) from None
+        missing = missing_table(table, error)
+        if missing is not None:
+            raise ValueError(missing) from None
         log.warning("lease table not readable yet", error=redact_text(str(error)))
     except Exception as error:  # the network: the keeper keeps trying
         log.warning("lease table not readable yet", error=redact_text(str(error)))

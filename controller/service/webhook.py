@@ -3,7 +3,16 @@
 GitHub signs each delivery with ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>``
 using a shared secret. Only a correctly signed ``push`` (``X-GitHub-Event``) to the followed ref
 triggers; the trigger sets an event, so any number of pushes during one reconcile coalesce into
-one more pass. Every request is counted in ``fleet_webhook_requests_total{result}``:
+one more pass.
+
+A signature proves who wrote a body, not that this is the first time it arrives: anyone who saw
+one delivery (a proxy log, a leaked request) could send it again, as often as they like. So a
+signed delivery whose ``X-GitHub-Delivery`` id, or whose body, was already seen is dropped
+(``replayed``). The header is not signed, hence the body as well: a replay with a fresh id still
+carries the old body, while two real pushes never have the same body (their ``after``, commits
+and timestamps differ). The last ``REPLAY_MEMORY`` ids and body digests are remembered (bounded
+memory; a body older than that is a push long since reconciled). Every request is counted in
+``fleet_webhook_requests_total{result}``:
 
 ========================  ======  ==========================================================
 result                    status  when
@@ -14,6 +23,7 @@ missing_signature         401     no ``X-Hub-Signature-256``
 bad_signature             401     a signature that does not match the body
 too_large                 413     a body over the cap (never read into memory)
 bad_request               400     signed, but the body is not a JSON object
+replayed                  409     signed, but its delivery id or body was seen before
 ========================  ======  ==========================================================
 
 No route is mounted without a secret: an unsigned endpoint would let anyone make the controller
@@ -26,6 +36,8 @@ import hashlib
 import hmac
 import json
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -44,7 +56,16 @@ EVENT_HEADER = "X-GitHub-Event"
 DELIVERY_HEADER = "X-GitHub-Delivery"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # a push payload lists at most 20 commits; far below this
 MIN_SECRET_LENGTH = 16
-RESULTS = ("accepted", "ignored", "missing_signature", "bad_signature", "too_large", "bad_request")
+REPLAY_MEMORY = 4096
+RESULTS = (
+    "accepted",
+    "ignored",
+    "missing_signature",
+    "bad_signature",
+    "too_large",
+    "bad_request",
+    "replayed",
+)
 
 Response = tuple[int, Mapping[str, str], bytes]
 
@@ -89,6 +110,29 @@ def followed_refs(ref: str | None) -> frozenset[str] | None:
     return frozenset({ref, f"refs/heads/{ref}", f"refs/tags/{ref}"})
 
 
+class SeenDeliveries:
+    """The most recent ``limit`` keys, oldest forgotten first; safe across request threads."""
+
+    def __init__(self, limit: int = REPLAY_MEMORY) -> None:
+        self.limit = limit
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first_time(self, *keys: str) -> bool:
+        """Remember ``keys``; False when any of them was remembered already."""
+        with self._lock:
+            fresh = not any(key in self._keys for key in keys)
+            for key in keys:
+                self._keys[key] = None
+                self._keys.move_to_end(key)
+            while len(self._keys) > self.limit:
+                self._keys.popitem(last=False)
+            return fresh
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
 class Webhook:
     def __init__(
         self,
@@ -105,6 +149,7 @@ class Webhook:
         self._metrics = metrics
         self._refs = followed_refs(ref)
         self.max_body_bytes = max_body_bytes
+        self.seen = SeenDeliveries()
         for result in RESULTS:  # present from the start, so rate() and alerts see zeros
             metrics.webhook_requests_total.labels(result=result)
 
@@ -126,6 +171,11 @@ class Webhook:
             signature.strip().encode("ascii", "replace"), sign(self._secret, body).encode()
         ):
             return self._answer(401, "bad_signature", delivery)
+        keys = [f"body:{hashlib.sha256(body).hexdigest()}"]
+        if delivery:
+            keys.append(f"id:{delivery[:128]}")
+        if not self.seen.first_time(*keys):
+            return self._answer(409, "replayed", delivery)
         event = headers.get(EVENT_HEADER, "")
         if event != "push":
             return self._answer(202, "ignored", delivery, github_event=event or None)

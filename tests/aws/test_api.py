@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import uuid
 
 import botocore.exceptions
@@ -122,3 +124,24 @@ def test_call_if_exists_turns_only_the_named_absence_into_none(api):
     api.call("ssm", "PutParameter", Name="/here", Value="v", Type="String")
     found = api.call_if_exists("ssm", "GetParameter", absent="ParameterNotFound", Name="/here")
     assert found is not None and found["Parameter"]["Value"] == "v"
+
+
+def test_a_retried_streamed_upload_sends_the_whole_body_each_time(api, sandbox, tmp_path):
+    """Package zips are uploaded as open files; a retry must not resume where the failed attempt
+    stopped reading (S3 would store a truncated zip under its content address)."""
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    path = tmp_path / "artifact.zip"
+    path.write_bytes(payload)
+    s3 = sandbox.client("s3")
+    s3.create_bucket(Bucket="streams")
+    sandbox.admin.set_faults(
+        [{"service": "s3", "operation": "PutObject", "throttle_rate": 0.5}], seed=11
+    )
+    for index in range(4):
+        with path.open("rb") as body:
+            api.call("s3", "PutObject", Bucket="streams", Key=f"k{index}", Body=body)
+    sandbox.admin.set_faults([])
+    assert sandbox.admin.call_counts("s3")["PutObject"] > 4  # some attempts were retried
+    for index in range(4):
+        stored = s3.get_object(Bucket="streams", Key=f"k{index}")["Body"].read()
+        assert hashlib.sha256(stored).digest() == hashlib.sha256(payload).digest()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -26,15 +27,18 @@ REGION = "us-east-1"
 INTERVAL = 300.0
 
 
-def push_payload(sha: str) -> bytes:
-    return json.dumps({"ref": "refs/heads/main", "after": sha, "commits": []}).encode()
+def push_payload(sha: str, pushed_at: int = 0) -> bytes:
+    """A push's body; real pushes always differ (commits, timestamps), hence ``pushed_at``."""
+    return json.dumps(
+        {"ref": "refs/heads/main", "after": sha, "commits": [], "pushed_at": pushed_at}
+    ).encode()
 
 
 def headers(body: bytes, event: str = "push", signature: str | None = None) -> dict[str, str]:
     found = {
         "Content-Type": "application/json",
         "X-GitHub-Event": event,
-        "X-GitHub-Delivery": "e2e",
+        "X-GitHub-Delivery": str(uuid.uuid4()),  # GitHub gives every delivery its own GUID
         "X-Hub-Signature-256": sign(SECRET.encode(), body) if signature is None else signature,
     }
     return {k: v for k, v in found.items() if v}
@@ -88,11 +92,17 @@ def test_a_signed_push_triggers_a_reconcile_and_bad_requests_do_not(sandbox, tmp
         names = {p["Name"] for p in ssm.describe_parameters()["Parameters"]}
         assert "/fleet-controller/activations/bravo" in names  # the pushed commit is live
 
+        # The same signed delivery again (as captured, or with a fresh delivery id) is dropped.
+        replayed = reconciles()
+        assert http_post(webhook, body, headers(body)) == 409
+        assert webhook_results("replayed") == 1
+
         # A burst of ten signed pushes coalesces: far fewer passes than pushes.
         third = remote.commit({"fleet/charlie.yaml": activation("charlie")}, "a third")
-        body = push_payload(third)
         before = reconciles()
-        for _ in range(10):
+        assert before == replayed  # the replay triggered nothing
+        for index in range(10):
+            body = push_payload(third, pushed_at=index)
             assert http_post(webhook, body, headers(body)) == 202
         eventually(lambda: controller.revision() == third, 30)
         eventually(lambda: reconciles() > before, 30)

@@ -34,6 +34,8 @@ __all__ = [
     "association_yaml",
     "controller",
     "load",
+    "minimal_package",
+    "minimal_package_yaml",
     "package_dir",
     "run_agents",
     "writes",
@@ -81,6 +83,38 @@ def package_dir(
             """
         )
     )
+    return directory
+
+
+def minimal_package_yaml(files: list[str], name: str = "app") -> str:
+    """A Package whose one zip holds install.ps1, uninstall.ps1 and ``files`` (JSON strings are
+    YAML double-quoted scalars, so any text, NUL and newlines included, is written escaped).
+    The files list is on line 11."""
+    listed = json.dumps(["install.ps1", "uninstall.ps1", *files])
+    return textwrap.dedent(
+        f"""\
+        apiVersion: fleet-controller/v1alpha1
+        kind: Package
+        metadata:
+          name: {name}
+        spec:
+          name: {name.capitalize()}
+          version: "1.0.0"
+          publisher: Acme
+          artifacts: {{bucket: {BUCKET}}}
+          platforms:
+            - files: {listed}
+          detection: {{type: file, path: "C:\\\\{name}.exe", check: exists}}
+        """
+    )
+
+
+def minimal_package(directory: Path, files: list[str], name: str = "app") -> Path:
+    """``directory`` with install.ps1, uninstall.ps1 and a minimal_package_yaml manifest."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for script in ("install.ps1", "uninstall.ps1"):
+        (directory / script).write_text(f"Write-Output {script}\n")
+    (directory / "package.yaml").write_text(minimal_package_yaml(files, name))
     return directory
 
 

@@ -134,3 +134,31 @@ def test_an_update_names_the_version_it_compared_against(sandbox, tmp_path):
     assert not result.ok and "InvalidAssociationVersion" in result.failed[0][1]
     _, retried = reconciler.reconcile(load(root))  # the next pass compares afresh
     assert retried.ok
+
+
+def test_a_schedule_offset_is_sent_compared_and_left_alone_when_equal(sandbox, tmp_path):
+    """schedule.offset becomes ScheduleOffset (with ApplyOnlyAtCronInterval, as AWS requires);
+    a second pass sends nothing, and changing the offset is one update of that field."""
+    root = tmp_path / "desired"
+    root.mkdir()
+    offset = DOCUMENT.replace(
+        '    expression: "cron(0 9 ? * mon-fri *)"\n',
+        '    expression: "cron(0 0 ? * THU#2 *)"\n    offset: 3\n',
+    ).replace('maxErrors: "0"\n', 'maxErrors: "0"\n  applyOnlyAtCronInterval: true\n')
+    (root / "inventory.yaml").write_text(offset)
+    reconciler = controller(sandbox)
+    _, result = reconciler.reconcile(load(root))
+    assert result.ok, result.failed
+    ssm = sandbox.client("ssm")
+    [live] = ssm.list_associations()["Associations"]
+    described = ssm.describe_association(AssociationId=live["AssociationId"])
+    assert described["AssociationDescription"]["ScheduleOffset"] == 3
+    assert described["AssociationDescription"]["ApplyOnlyAtCronInterval"] is True
+    sandbox.admin.reset_calls()
+    plan, _ = reconciler.reconcile(load(root))
+    assert plan.operations == [] and writes(sandbox) == {}
+    (root / "inventory.yaml").write_text(offset.replace("offset: 3", "offset: 5"))
+    plan, result = reconciler.reconcile(load(root))
+    assert result.ok, result.failed
+    [operation] = plan.operations
+    assert [(c.field, c.before, c.after) for c in operation.changes] == [("ScheduleOffset", 3, 5)]

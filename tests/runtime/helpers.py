@@ -59,3 +59,23 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout:.0f}s: {check.__name__}")
         time.sleep(interval)
+
+
+TABLE = "fleet-controller-leases"
+"""The lease table of the ``table`` fixture (tests/runtime/conftest.py)."""
+
+
+def api(endpoint: str) -> AwsApi:
+    """An AwsApi for lease calls in tests: one attempt, short timeouts, no sleeping."""
+    return AwsApi(
+        AwsSettings(
+            region="us-east-1",
+            endpoint_url=endpoint,
+            rate_limits=None,
+            max_attempts=1,
+            connect_timeout_seconds=1,
+            read_timeout_seconds=5,
+        ),
+        CallRecorder(),
+        sleep=lambda seconds: None,
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from controller.observability.redaction import REDACTED, redact_text
 from controller.service.source import GitSource, InvalidRevision, SourceUnavailable
 from controller.service.source.git import display_url
+from tests.packages.helpers import minimal_package_yaml
 from tests.runtime.gitrepo import GitRemote, example_files, git
 
 MISSPELT = """apiVersion: fleet-controller/v1alpha1
@@ -65,7 +68,58 @@ def test_the_revision_is_exactly_its_commits_tree(remote, source):
         source.fetch()
     # The last good tree is untouched and the invalid one is gone.
     assert (tree / "tagsync.yaml").read_text() == example_files()["desired-state/tagsync.yaml"]
-    assert sorted(p.name for p in tree.parent.iterdir()) == [first.id]
+    assert [p.name for p in source.trees.iterdir()] == [tree.name]
+    assert tree.name.startswith(first.id[:12])
+
+
+def test_an_old_revisions_tree_lives_while_a_pass_still_uses_it(remote, source):
+    """Issue 17: a new revision validating must not delete the tree another target thread is
+    still reading. A tree goes when the last user of its DesiredState lets go, not before."""
+    first = source.fetch()
+    in_use = first.desired  # a target thread in the middle of a pass holds this
+    tree = in_use.directory
+    seen: list[str] = []
+    reader_may_finish = threading.Event()
+    reading = threading.Event()
+
+    def pass_on_the_old_revision() -> None:
+        reading.set()
+        reader_may_finish.wait(timeout=30)
+        seen.append((tree / "activation.yaml").read_text())  # after the new one validated
+
+    reader = threading.Thread(target=pass_on_the_old_revision)
+    reader.start()
+    reading.wait(timeout=30)
+    remote.commit({"desired-state/tagsync.yaml": None}, "drop the TagSyncs")
+    second = source.fetch()  # validates and becomes the source's current revision
+    assert second.id != first.id
+    reader_may_finish.set()
+    reader.join(timeout=30)
+    assert seen == [example_files()["desired-state/activation.yaml"]]
+
+    del first, in_use  # the pass ends: nothing uses the old revision any more
+    gc.collect()
+    assert not tree.exists()
+    assert second.desired.directory.exists()
+    assert [p.name for p in source.trees.iterdir()] == [second.desired.directory.name]
+
+
+def test_a_sha_loaded_again_gets_a_tree_of_its_own(remote, source):
+    """A branch reset back to a commit already loaded must not reuse (and later delete) the
+    directory an older DesiredState of that commit still reads."""
+    first = source.fetch()
+    old_head = git("rev-parse", "HEAD", cwd=remote.work)
+    remote.commit({"desired-state/tagsync.yaml": None}, "drop the TagSyncs")
+    source.fetch()
+    git("push", "--quiet", "--force", "origin", f"{old_head}:refs/heads/main", cwd=remote.work)
+    again = source.fetch()
+    assert again.id == first.id
+    assert again.desired.directory != first.desired.directory
+    kept = first.desired.directory
+    del first
+    gc.collect()
+    assert not kept.exists()
+    assert (again.desired.directory / "activation.yaml").is_file()
 
 
 def test_an_invalid_commit_names_its_sha_and_repository_paths(remote, source):
@@ -175,3 +229,58 @@ def test_a_tag_can_be_followed(remote, tmp_path):
 def test_paths_outside_the_repository_are_refused(path, tmp_path):
     with pytest.raises(ValueError, match="relative to the repository root"):
         GitSource("file:///nowhere", path=path, workdir=tmp_path)
+
+
+def _package_commit(remote: GitRemote, entry: str) -> str:
+    return remote.commit(
+        {
+            "desired-state/pkg/install.ps1": "Write-Output install\n",
+            "desired-state/pkg/uninstall.ps1": "Write-Output uninstall\n",
+            "desired-state/pkg/package.yaml": minimal_package_yaml([entry]),
+        },
+        f"package with {entry}",
+    )
+
+
+def test_a_package_file_may_not_leave_the_exported_tree(remote, source):
+    """The containment root of a git source is the exported tree: not the clone beside it
+    (whose config holds the URL, token included) nor another revision's tree."""
+    source.fetch()
+    bad = _package_commit(remote, "../../../repository.git/config")
+    with pytest.raises(InvalidRevision) as raised:
+        source.fetch()
+    assert raised.value.revision == bad
+    [error] = raised.value.errors
+    assert (error.file, error.line, error.field) == (
+        "desired-state/pkg/package.yaml",
+        11,
+        "spec.platforms[0].files[2]",
+    )
+    assert "leaves the desired-state directory" in error.message
+
+
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [("/proc/self/environ", "absolute"), ("../../../../../etc/passwd", "outside")],
+    ids=["absolute", "relative-out"],
+)
+def test_a_commit_with_a_symlink_out_of_the_tree_is_refused(remote, source, target, says):
+    source.fetch()
+    (remote.work / "desired-state" / "pkg").mkdir(parents=True)
+    (remote.work / "desired-state" / "pkg" / "env.bin").symlink_to(target)
+    bad = _package_commit(remote, "env.bin")
+    with pytest.raises(InvalidRevision) as raised:
+        source.fetch()
+    assert raised.value.revision == bad
+    assert says in str(raised.value)
+    assert "root:" not in str(raised.value)  # nothing of the target was read
+
+
+def test_a_symlink_inside_the_tree_is_followed(remote, source):
+    (remote.work / "desired-state" / "pkg").mkdir(parents=True)
+    (remote.work / "desired-state" / "shared.bin").write_bytes(b"shared")
+    (remote.work / "desired-state" / "pkg" / "env.bin").symlink_to("../shared.bin")
+    _package_commit(remote, "env.bin")
+    revision = source.fetch()
+    [package] = revision.desired.of_kind("Package")
+    assert package.built.artifacts[0].size > 0

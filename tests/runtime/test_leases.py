@@ -14,12 +14,11 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from controller.aws import AwsApi, AwsSettings, CallRecorder
 from controller.observability.metrics import Metrics
 from controller.service.ha import LeaseConflict, LeaseKeeper, LeaseSettings, LeaseTable
 from controller.service.ha.table import REPLICA_PREFIX
+from tests.runtime.helpers import TABLE, api
 
-TABLE = "fleet-controller-leases"
 SETTINGS = LeaseSettings()  # controller-runtime's defaults: 15 s, 10 s, 2 s
 UNREACHABLE = "http://127.0.0.1:9"  # nothing listens: every call fails to connect
 
@@ -33,32 +32,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-def api(endpoint: str) -> AwsApi:
-    return AwsApi(
-        AwsSettings(
-            region="us-east-1",
-            endpoint_url=endpoint,
-            rate_limits=None,
-            max_attempts=1,
-            connect_timeout_seconds=1,
-            read_timeout_seconds=5,
-        ),
-        CallRecorder(),
-        sleep=lambda seconds: None,
-    )
-
-
-@pytest.fixture
-def table(sandbox) -> LeaseTable:
-    sandbox.client("dynamodb").create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "target", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "target", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return LeaseTable(api(sandbox.endpoint), TABLE)
 
 
 def keeper(

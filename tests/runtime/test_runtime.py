@@ -187,3 +187,45 @@ def test_a_missing_lease_table_is_an_error_at_start(sandbox, tmp_path, capsys):
 def test_without_leases_this_replica_leads_every_target(sandbox, tmp_path):
     with service(sandbox, tmp_path) as built:
         assert sample(built.metrics, "fleet_leader", target="default") == 1
+
+
+def test_a_bounded_run_that_never_read_its_git_source_exits_1(sandbox, tmp_path, capsys):
+    """Hole 8 of issue 9: ``run --iterations 1`` with an unreachable git URL exited 0 having
+    reconciled nothing, so a CI job or cron job running it looked green."""
+    unreachable = f"file://{tmp_path / 'no-such-repository.git'}"
+    sandbox.admin.reset_calls()
+    code = main(
+        ["run", "--git-url", unreachable, "--git-dir", str(tmp_path / "clone"),
+         "--iterations", "1", "--interval", "0.1", "--endpoint-url", sandbox.endpoint,
+         "--region", "us-east-1", "--metrics-port", "0", "--log-format", "json"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "error: no valid desired state was read from" in err
+    assert "nothing was reconciled" in err
+    assert sandbox.admin.calls() == []
+
+
+def test_a_bounded_run_that_reconciled_exits_0(sandbox, tmp_path, capsys):
+    desired = activations_dir(tmp_path / "desired", "alpha")
+    code = main(
+        ["run", str(desired), "--iterations", "1", "--endpoint-url", sandbox.endpoint,
+         "--region", "us-east-1", "--metrics-port", "0", "--log-format", "json"]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err[-2000:]
+
+
+def test_a_bounded_run_whose_every_pass_failed_exits_1(sandbox, tmp_path, capsys):
+    desired = activations_dir(tmp_path / "desired", "alpha")
+    sandbox.admin.set_faults([{"service": "ssm", "deny_rate": 1.0}])
+    try:
+        code = main(
+            ["run", str(desired), "--iterations", "2", "--interval", "0.1", "--endpoint-url",
+             sandbox.endpoint, "--region", "us-east-1", "--metrics-port", "0",
+             "--log-format", "json"]
+        )  # fmt: skip
+    finally:
+        sandbox.admin.set_faults([])
+    err = capsys.readouterr().err
+    assert code == 1, err[-2000:]
+    assert "every pass failed for target(s) default" in err

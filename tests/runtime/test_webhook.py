@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from controller.observability.http import ObservabilityServer
 from controller.observability.metrics import Metrics
 from controller.observability.redaction import REDACTED, redact_text
 from controller.service.webhook import (
+    SeenDeliveries,
     Webhook,
     WebhookSecretError,
     followed_refs,
@@ -57,7 +60,7 @@ def counted(metrics: Metrics, result: str) -> float:
 
 
 def github(body: bytes, event: str = "push", signature: str | None = None) -> dict[str, str]:
-    headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": "d-1"}
+    headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4())}
     headers["X-Hub-Signature-256"] = signature if signature is not None else sign(SECRET, body)
     return headers
 
@@ -137,3 +140,57 @@ def test_the_secret_comes_from_a_file_or_the_environment_and_is_redacted(tmp_pat
         load_secret(None, {"FLEET_WEBHOOK_SECRET": "short"})
     with pytest.raises(WebhookSecretError, match="cannot read"):
         load_secret(tmp_path / "missing", {})
+
+
+def test_a_replayed_signed_delivery_is_dropped(hook):
+    """Hole 8 of issue 9: the signature covers the body, not its freshness. A captured delivery
+    sent again - as it was, or with a new X-GitHub-Delivery header - triggers nothing."""
+    server, metrics, triggers = hook
+    captured = github(PUSH)
+    assert post(server, PUSH, captured)[0] == 202
+    status, body = post(server, PUSH, captured)
+    assert (status, json.loads(body)) == (409, {"result": "replayed"})
+    assert post(server, PUSH, github(PUSH))[0] == 409  # same body, a fresh delivery id
+    other = json.dumps({"ref": "refs/heads/main", "after": "1" * 40}).encode()
+    assert (
+        post(server, other, {**github(other), "X-GitHub-Delivery": captured["X-GitHub-Delivery"]})[
+            0
+        ]
+        == 409
+    )
+    assert triggers.count == 1
+    assert counted(metrics, "accepted") == 1 and counted(metrics, "replayed") == 3
+
+
+def test_an_unsigned_or_forged_request_does_not_use_up_a_delivery(hook):
+    """Only signed deliveries are remembered: nobody without the secret can make the controller
+    drop a real delivery by sending its id or body first."""
+    server, _, triggers = hook
+    real = github(PUSH)
+    forged = {**real, "X-Hub-Signature-256": sign(b"not-the-secret-at-all-really", PUSH)}
+    assert post(server, PUSH, forged)[0] == 401
+    assert post(server, PUSH, real)[0] == 202
+    assert triggers.count == 1
+
+
+def test_replay_memory_is_bounded_and_concurrent_deliveries_count_once():
+    seen = SeenDeliveries(limit=100)
+    for index in range(1000):
+        assert seen.first_time(f"body:{index}", f"id:{index}")
+    assert len(seen) == 100
+    assert not seen.first_time("id:999")  # the newest are remembered
+    assert seen.first_time("id:1")  # the oldest were forgotten
+
+    fresh: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def deliver() -> None:
+        barrier.wait()
+        fresh.append(seen.first_time("body:same", "id:same"))
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(fresh) == [False] * 7 + [True]

@@ -2,8 +2,8 @@
 any document, with targets, a schedule or a slot in a stagger group, and rollout controls.
 
 Limits are CreateAssociation's (botocore): Targets <= 5 entries of <= 50 values, AssociationName
-``^[a-zA-Z0-9_\\-.]{3,128}$``, MaxConcurrency/MaxErrors patterns, rate at least 30 minutes, no
-specific month in cron. A stagger group (``schedule.stagger``) gives each member its own daily
+``^[a-zA-Z0-9_\\-.]{3,128}$``, MaxConcurrency/MaxErrors patterns; schedules as State Manager
+accepts them (controller/manifests/schedule.py). A stagger group (``schedule.stagger``) gives each member its own daily
 time ``start + k * every`` inside ``window``; a group with more members than slots is invalid.
 A package reference is resolved at load time against the Package manifests of the same revision,
 so an unknown package is a located error and the kind reads the rules from ``spec.resolved``.
@@ -32,6 +32,8 @@ from controller.manifests.common import (
 from controller.manifests.document import Manifest
 from controller.manifests.errors import ManifestError
 from controller.manifests.registry import register_kind
+from controller.manifests.schedule import normalize_expression as normalize_expression
+from controller.manifests.schedule import options_problem, schedule_kind, schedule_problem
 from controller.manifests.source import FieldPath
 
 KIND = "Association"
@@ -56,51 +58,7 @@ _DAYS = re.compile(
     r"(,(MON|TUE|WED|THU|FRI|SAT|SUN|[1-7])(-(MON|TUE|WED|THU|FRI|SAT|SUN|[1-7]))?)*"
 )
 _GROUP = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
-_CRON = re.compile(r"cron\((.+)\)")
-_AT = re.compile(r"at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)")
 _ARGUMENT_KEY = re.compile(r"SSM_[A-Za-z0-9_]{1,120}")
-
-
-def normalize_expression(expression: str) -> str:
-    """One spelling per schedule: trimmed, single spaces, upper-case names (``mon`` -> ``MON``)."""
-    text = " ".join(expression.split())
-    match = _CRON.fullmatch(text)
-    if match:
-        return f"cron({' '.join(match.group(1).upper().split())})"
-    return text
-
-
-def schedule_problem(expression: str) -> str | None:
-    """Why State Manager would refuse ``expression`` (InvalidSchedule), or None."""
-    text = normalize_expression(expression)
-    rate = _RATE.fullmatch(text)
-    if rate:
-        amount, unit = int(rate.group(1)), rate.group(2)
-        if amount <= 0 or (amount == 1) != (not unit.endswith("s")):
-            return f"{text}: use '1 {unit.rstrip('s')}' or 'N {unit.rstrip('s')}s' (N > 1)"
-        minutes = amount * {"minute": 1, "hour": 60, "day": 1440}[unit.rstrip("s")]
-        if minutes < 30:
-            return f"{text}: associations run at most every 30 minutes"
-        return None
-    if _AT.fullmatch(text):
-        return None
-    cron = _CRON.fullmatch(text)
-    if cron is None:
-        return (
-            f"{expression!r:.80} is not a schedule: use cron(minutes hours day-of-month month"
-            " day-of-week year), rate(N minutes|hours|days) or at(yyyy-mm-ddThh:mm:ss)"
-        )
-    fields = cron.group(1).split()
-    if len(fields) == 7:
-        fields = fields[1:]
-    if len(fields) not in (5, 6):
-        return f"{text}: a cron expression has minutes hours day-of-month month day-of-week [year]"
-    if fields[3] not in ("*", "?"):
-        return f"{text}: State Manager does not support a specific month in association cron"
-    if (fields[2] == "?") == (fields[4] == "?"):
-        return f"{text}: exactly one of day-of-month and day-of-week must be '?'"
-    return None
 
 
 def _check_schedule_expression(value: str) -> str:
@@ -266,8 +224,19 @@ class StaggerSpec(StrictModel):
 
 
 class ScheduleSpec(StrictModel):
+    """A cron/rate/at expression or a slot in a stagger group (which is a daily cron), and an
+    optional ScheduleOffset in days (cron only, with applyOnlyAtCronInterval)."""
+
     expression: Annotated[str, AfterValidator(_check_schedule_expression)] | None = None
     stagger: StaggerSpec | None = None
+    offset: int | None = None
+
+    @property
+    def kind(self) -> str | None:
+        """cron, rate or at (a stagger slot is a daily cron expression)."""
+        if self.stagger is not None:
+            return "cron"
+        return schedule_kind(self.expression) if self.expression is not None else None
 
 
 @dataclass(frozen=True)
@@ -364,16 +333,15 @@ class AssociationSpec(SpecModel):
             problems.append(
                 Problem(("schedule",), "give exactly one of expression (cron/rate) or stagger")
             )
-        cron = schedule is not None and (
-            schedule.stagger is not None or (schedule.expression or "").startswith("cron(")
+        found = options_problem(
+            schedule.kind if schedule is not None else None,
+            apply_only_at_cron_interval=self.apply_only_at_cron_interval,
+            offset=schedule.offset if schedule is not None else None,
         )
-        if self.apply_only_at_cron_interval and not cron:
-            problems.append(
-                Problem(
-                    ("applyOnlyAtCronInterval",),
-                    "needs a cron schedule (an expression cron(...) or a stagger group)",
-                )
-            )
+        if found is not None:
+            field, message = found
+            where = ("schedule", "offset") if field == "offset" else ("applyOnlyAtCronInterval",)
+            problems.append(Problem(where, message))
         return problems
 
 

@@ -3,25 +3,34 @@
 Limits come from the SSM model and Distributor's documentation: document names
 ``^[a-zA-Z0-9_\\-.]{3,128}$`` (not starting with AWS-, Amazon or Amzn), VersionName
 ``^[a-zA-Z0-9_\\-.]{1,128}$``, at most 20 attachments and 25 versions per package, and every zip
-holds install.ps1 and uninstall.ps1 at its root. Files are checked on disk at load time, so a
-missing file fails validation (file, line, field) before anything is uploaded.
+holds install.ps1 and uninstall.ps1 at its root.
+
+The files are checked when the revision loads (``referenced_files``): each must be a regular file
+inside the desired-state directory (controller/manifests/containment.py), within Distributor's
+size quotas (``file_problems``), and the zips are built then (``build``), so a missing, escaping or
+oversized file fails validation (file, line, field) before anything is uploaded.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator
 
 from controller.detection.rules import AllOf, AnyOf, LeafRule, RuleError, parse_rule
-from controller.manifests.common import Problem, SpecModel, StrictModel, fail
+from controller.manifests.common import BuildProblems, Problem, SpecModel, StrictModel, fail
+from controller.manifests.containment import ContainedFile, path_text_problem
 from controller.manifests.document import Manifest
 from controller.manifests.errors import ManifestError
 from controller.manifests.registry import register_kind
 from controller.manifests.source import FieldPath
+
+if TYPE_CHECKING:
+    from controller.packaging.build import PackageBuild
+    from controller.packaging.cache import BuildCache
 
 KIND = "Package"
 
@@ -39,6 +48,15 @@ _PLATFORM_VERSION = re.compile(r"_any|[0-9][0-9.]*")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 _PREFIX = re.compile(r"[a-zA-Z0-9!_.*'()\-/]{1,512}")
 _RULE_PATH = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+# Distributor's service quotas (AWS General Reference, "AWS Systems Manager endpoints and quotas",
+# Service quotas for Distributor: https://docs.aws.amazon.com/general/latest/gr/ssm.html). "GB"
+# is read as 10^9 bytes, the smaller reading, so what validates here is within either.
+MAX_ATTACHMENT_BYTES = 1_000_000_000  # "Maximum size per attachment in a Distributor package: 1 GB"
+MAX_FILE_BYTES = MAX_ATTACHMENT_BYTES  # a file larger than an attachment fits in none
+MAX_PACKAGE_BYTES = 20_000_000_000  # "Maximum package size in Distributor: 20 GB"
+MAX_PACKAGE_FILES = 1000  # "Maximum number of files in a Distributor package: 1,000"
+MAX_MANIFEST_BYTES = 64_000  # "Maximum package manifest size in Distributor: 64 KB"
 
 
 def _check_package_name(value: str) -> str:
@@ -80,11 +98,9 @@ def _check_prefix(value: str) -> str:
 
 
 def _check_file(value: str) -> str:
-    path = PurePosixPath(value)
-    if not value or path.is_absolute() or "\\" in value or ":" in value:
-        raise fail(
-            f"{value!r:.80}: give a path relative to this manifest file, with '/' separators"
-        )
+    problem = path_text_problem(value)
+    if problem is not None:
+        raise fail(f"{value!r:.80}: {problem}")
     return value
 
 
@@ -190,6 +206,99 @@ class PackageSpec(SpecModel):
                 )
         return problems
 
+    def referenced_files(self) -> list[tuple[FieldPath, str]]:
+        return [
+            (("platforms", index, "files", position), relative)
+            for index, platform in enumerate(self.platforms)
+            for position, relative in enumerate(platform.files)
+        ]
+
+    def file_problems(self, files: Mapping[FieldPath, ContainedFile]) -> list[Problem]:
+        """Distributor's quotas, from the sizes on disk (no file is read). A zip is never larger
+        than its inputs by more than a few bytes per entry, so the inputs' total stands for it;
+        ``build`` checks the built zips as well."""
+        problems: list[Problem] = []
+        total = count = 0
+        for index, platform in enumerate(self.platforms):
+            where: FieldPath = ("platforms", index, "files")
+            zip_total = 0
+            for position in range(len(platform.files)):
+                found = files.get((*where, position))
+                if found is None:
+                    continue
+                count += 1
+                zip_total += found.size
+                if found.size > MAX_FILE_BYTES:
+                    problems.append(
+                        Problem(
+                            (*where, position),
+                            f"{found.relative} is {found.size:,} bytes; Distributor takes at most"
+                            f" {MAX_FILE_BYTES:,} bytes per attachment (zip), so no file may be"
+                            " larger",
+                        )
+                    )
+            total += zip_total
+            if zip_total > MAX_ATTACHMENT_BYTES and len(platform.files) > 1:
+                problems.append(
+                    Problem(
+                        where,
+                        f"these files add up to {zip_total:,} bytes; one zip (attachment) may hold"
+                        f" at most {MAX_ATTACHMENT_BYTES:,} bytes in Distributor",
+                    )
+                )
+        if total > MAX_PACKAGE_BYTES:
+            problems.append(
+                Problem(
+                    ("platforms",),
+                    f"the package's files add up to {total:,} bytes; Distributor takes at most"
+                    f" {MAX_PACKAGE_BYTES:,} bytes per package",
+                )
+            )
+        if count > MAX_PACKAGE_FILES:
+            problems.append(
+                Problem(
+                    ("platforms",),
+                    f"{count} files in one package; Distributor takes at most {MAX_PACKAGE_FILES}",
+                )
+            )
+        return problems
+
+    def build(self, files: Mapping[FieldPath, ContainedFile], cache: BuildCache) -> PackageBuild:
+        from controller.packaging.build import ZipInput, build_package
+
+        inputs: list[list[ZipInput]] = []
+        for index, platform in enumerate(self.platforms):
+            zip_inputs = []
+            for position, relative in enumerate(platform.files):
+                found = files[("platforms", index, "files", position)]
+                name = PurePosixPath(relative).name
+                zip_inputs.append(ZipInput(name, found.path, cache.file_sha256(found), found.size))
+            inputs.append(zip_inputs)
+        build = build_package(self, inputs, cache)
+        problems = [
+            Problem(
+                ("platforms", index),
+                f"the built zip {artifact.name} is {artifact.size:,} bytes; Distributor takes at"
+                f" most {MAX_ATTACHMENT_BYTES:,} bytes per attachment",
+            )
+            for index, platform in enumerate(self.platforms)
+            for artifact in build.artifacts
+            if artifact.name == self.attachment_name(platform)
+            and artifact.size > MAX_ATTACHMENT_BYTES
+        ]
+        manifest_bytes = len(build.manifest_json(self.version).encode("utf-8"))
+        if manifest_bytes > MAX_MANIFEST_BYTES:
+            problems.append(
+                Problem(
+                    ("platforms",),
+                    f"the package manifest would be {manifest_bytes:,} bytes; Distributor takes"
+                    f" at most {MAX_MANIFEST_BYTES:,}",
+                )
+            )
+        if problems:
+            raise BuildProblems(problems)
+        return build
+
 
 def _rule_path(text: str) -> FieldPath:
     """``allOf[1].hive`` -> ("allOf", 1, "hive")."""
@@ -199,12 +308,8 @@ def _rule_path(text: str) -> FieldPath:
     return tuple(parts)
 
 
-def manifest_directory(manifest: Manifest) -> Path:
-    return Path(manifest.source.file).parent
-
-
 def check_packages(by_kind: Mapping[str, Sequence[Manifest]]) -> list[ManifestError]:
-    """Files exist on disk; no two Packages publish the same Distributor package."""
+    """No two Packages publish the same Distributor package (files are the loader's job)."""
     errors: list[ManifestError] = []
     first: dict[str, Manifest] = {}
     manifests = sorted(by_kind.get(KIND, ()), key=lambda m: (m.source.file, m.source.line))
@@ -226,19 +331,6 @@ def check_packages(by_kind: Mapping[str, Sequence[Manifest]]) -> list[ManifestEr
                     " document; give each Package its own name",
                 )
             )
-        base = manifest_directory(manifest)
-        for index, platform in enumerate(spec.platforms):
-            for position, relative in enumerate(platform.files):
-                path = base / relative
-                if not path.is_file():
-                    what = "is a directory" if path.is_dir() else "does not exist"
-                    errors.append(
-                        manifest.error(
-                            ("spec", "platforms", index, "files", position),
-                            f"{relative} {what} (looked for {path}); files are relative to"
-                            " the manifest file",
-                        )
-                    )
     return errors
 
 

@@ -22,10 +22,11 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
+from controller.aws import AwsApi, AwsSettings, CallRecorder
 from controller.observability.metrics import Metrics
 from controller.observability.redaction import redact_text
 from controller.service.ha.sharding import plan_balance
@@ -59,6 +60,22 @@ class LeaseSettings:
                 f"(got {self.retry_period_seconds}, {self.renew_deadline_seconds}, "
                 f"{self.duration_seconds})"
             )
+
+
+def lease_api(base: AwsSettings, settings: LeaseSettings, recorder: CallRecorder) -> AwsApi:
+    """The AwsApi for lease calls: fail fast, since a lease call that hangs past the retry period
+    is worth less than the next try; no rate limit (a few calls per retry period)."""
+    retry = settings.retry_period_seconds
+    fast = replace(
+        base,
+        max_attempts=2,
+        backoff_base_seconds=min(0.1, retry / 4),
+        backoff_max_seconds=retry / 2,
+        connect_timeout_seconds=max(0.5, retry),
+        read_timeout_seconds=max(1.0, retry * 2),
+        rate_limits=None,
+    )
+    return AwsApi(fast, recorder)
 
 
 @dataclass

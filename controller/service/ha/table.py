@@ -54,6 +54,16 @@ class LeaseConflict(Exception):
         self.current = current
 
 
+def missing_table(table: LeaseTable, error: Exception) -> str | None:
+    """The message for a lease table that does not exist (a deployment error), else None."""
+    if error_code(error) != "ResourceNotFoundException":
+        return None
+    return (
+        f"lease table {table.name!r} does not exist in {table.aws.region}"
+        " (create it with partition key 'target', a string)"
+    )
+
+
 def replica_key(replica_id: str) -> str:
     return f"{REPLICA_PREFIX}{replica_id}"
 

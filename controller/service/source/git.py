@@ -1,9 +1,15 @@
 """A git branch as the desired-state source, through the ``git`` CLI (no shell, no library).
 
 The repository is cloned once (``git init --bare`` and a first fetch) and fetched on every call.
-The followed ref is resolved to one commit, exactly that commit's tree is exported (``git archive``)
-into a directory of its own, and the desired state is loaded from there: what is validated and
-what is reconciled are the same bytes, whatever lands on the branch in between.
+The followed ref is resolved to one commit, exactly that commit's tree at ``path`` is exported
+(``git archive``) into a directory of its own, and the desired state is loaded from there: what is
+validated and what is reconciled are the same bytes, whatever lands on the branch in between.
+That exported tree is the containment root: nothing a manifest names may lead out of it (not into
+the clone, whose config holds the URL, nor into another revision's tree).
+
+A revision's tree stays on disk exactly as long as its DesiredState is alive: a finalizer removes
+it when the last user (the source, the tracker, a target thread in the middle of a pass) drops it.
+So a new revision validating never pulls files from under a pass still working on the old one.
 
 Credentials come from the environment as git itself reads them: ``GIT_SSH_COMMAND`` (a deploy
 key), a credential helper, or a token in the URL (``https://x-access-token:TOKEN@host/repo``). A
@@ -21,9 +27,10 @@ import subprocess
 import tarfile
 import tempfile
 import threading
+import weakref
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import structlog
@@ -31,6 +38,9 @@ import structlog
 from controller.manifests import InvalidDesiredState, ManifestError, load_desired_state
 from controller.observability.redaction import MIN_SECRET_LENGTH, redact_text, register_secret
 from controller.service.source.base import InvalidRevision, Revision, SourceUnavailable
+
+if TYPE_CHECKING:
+    from controller.packaging import BuildCache
 
 log = structlog.get_logger("fleet_controller.service.source.git")
 
@@ -82,6 +92,7 @@ class GitSource:
         workdir: Path | None = None,
         timeout_seconds: float = 120.0,
         git: str = "git",
+        cache: BuildCache | None = None,
     ) -> None:
         if not ref or ref.startswith("-") or any(c.isspace() for c in ref):
             raise ValueError(f"not a usable git ref: {ref!r}")
@@ -91,6 +102,7 @@ class GitSource:
         self.path = check_relative_path(path)
         self.timeout_seconds = timeout_seconds
         self.git = git
+        self.cache = cache
         self.description = f"{display_url(url)}@{ref}:{self.path}"
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="fleet-controller-git-"))
@@ -98,7 +110,7 @@ class GitSource:
         self.trees = self.workdir / "trees"
         self._lock = threading.Lock()
         self._cloned = False
-        self._good: Revision | None = None  # its tree stays on disk (kinds may read files in it)
+        self._good: Revision | None = None
         self._last_invalid: InvalidRevision | None = None
 
     # -- the one public operation ----------------------------------------------------------------
@@ -119,9 +131,8 @@ class GitSource:
             if self._last_invalid is not None and self._last_invalid.revision == sha:
                 raise self._last_invalid
             revision = self._load(sha)
-            self._good = revision
+            self._good = revision  # the previous one's tree goes when its last user drops it
             self._last_invalid = None
-            self._prune_trees(keep=sha)
             return revision
 
     @property
@@ -139,6 +150,7 @@ class GitSource:
     def _ensure_clone(self) -> None:
         if self._cloned:
             return
+        shutil.rmtree(self.trees, ignore_errors=True)  # trees of an earlier process: unused
         self.trees.mkdir(parents=True, exist_ok=True)
         if not (self.repository / "HEAD").is_file():
             self.repository.mkdir(parents=True, exist_ok=True)
@@ -152,10 +164,12 @@ class GitSource:
         self._cloned = True
 
     def _load(self, sha: str) -> Revision:
-        """Export exactly ``sha``'s tree at ``path`` and validate it."""
-        tree_root = self.trees / sha
-        shutil.rmtree(tree_root, ignore_errors=True)
-        tree_root.mkdir(parents=True)
+        """Export exactly ``sha``'s tree at ``path`` and validate it.
+
+        Each load gets a directory of its own, even for a sha loaded before (a branch reset
+        back to it): an older DesiredState of that sha may still be in use, and its finalizer
+        removes its own directory only."""
+        tree_root = Path(tempfile.mkdtemp(prefix=f"{sha[:12]}-", dir=self.trees))
         where = f"{sha}:" if self.path == "." else f"{sha}:{self.path}"
         kind = self._run("cat-file", "-t", where, check=False).strip()
         if kind != "tree":
@@ -181,12 +195,13 @@ class GitSource:
             self._last_invalid = refused
             raise refused from None
         try:
-            desired = load_desired_state(tree_root)
+            desired = load_desired_state(tree_root, cache=self.cache)
         except InvalidDesiredState as invalid:
             shutil.rmtree(tree_root, ignore_errors=True)
             located = InvalidRevision(sha, [self._relative(e, tree_root) for e in invalid.errors])
             self._last_invalid = located
             raise located from None
+        weakref.finalize(desired, shutil.rmtree, tree_root, True)
         return Revision(sha, desired)
 
     def _export(self, tree_ish: str, destination: Path) -> None:
@@ -207,11 +222,6 @@ class GitSource:
             return error
         inner = Path(error.file).relative_to(tree_root).as_posix()
         return replace(error, file=inner if self.path == "." else f"{self.path}/{inner}")
-
-    def _prune_trees(self, keep: str) -> None:
-        for entry in self.trees.iterdir():
-            if entry.name != keep:
-                shutil.rmtree(entry, ignore_errors=True)
 
     # -- running git ---------------------------------------------------------------------------------
 

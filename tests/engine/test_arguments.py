@@ -1,0 +1,75 @@
+"""Command-line arguments: a bad value is one clear line on stderr and exit code 1, before anything
+runs (hole 8 of issue 9: ``--max-deletes -1``, an empty or 300-character ``--controller-id``
+were accepted). Exit 1, not argparse's 2, because ``plan --detailed-exitcode`` 2 means "changes".
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.cli import main
+
+BAD = [
+    (["plan", "d", "--max-deletes", "-1"], "argument --max-deletes: must be 0 or more, got -1"),
+    (["apply", "d", "--max-deletes", "lots"], "argument --max-deletes: expected a whole number"),
+    (["plan", "d", "--controller-id", ""], "argument --controller-id: must be 1 to 63 letters"),
+    (["plan", "d", "--controller-id", "x" * 300], "(300 characters)"),
+    (["apply", "d", "--controller-id", "team/a"], "argument --controller-id: must be 1 to 63"),
+    (["apply", "d", "--controller-id=-lead"], "argument --controller-id: must be 1 to 63"),
+    (["plan", "d", "--apply-concurrency", "0"], "argument --apply-concurrency: must be 1 to 64"),
+    (["plan", "d", "--apply-concurrency", "1000"], "must be 1 to 64, got 1000"),
+    (["plan", "d", "--region", "mars-1"], "argument --region: must be an AWS Region name"),
+    (["plan", "d", "--endpoint-url", "localhost:4566"], "is not an http(s) URL with a host"),
+    (["plan", "d", "--sandbox-workspaces", "-5"], "argument --sandbox-workspaces: must be 0 to"),
+    (["validate", "d", "--log-level", "loud"], "argument --log-level: must be one of debug"),
+    (["run", "d", "--interval", "0"], "argument --interval: must be more than 0, got 0"),
+    (["run", "d", "--interval", "nan"], "argument --interval: expected a finite number"),
+    (["run", "d", "--interval", "-5"], "must be more than 0, got -5"),
+    (["run", "d", "--jitter", "1"], "argument --jitter: must be at least 0 and less than 1"),
+    (["run", "d", "--jitter", "-0.1"], "argument --jitter: must be at least 0"),
+    (["run", "d", "--metrics-port", "70000"], "argument --metrics-port: must be 0 to 65535"),
+    (["run", "d", "--iterations", "0"], "argument --iterations: must be 1 or more, got 0"),
+    (["run", "d", "--git-timeout", "0"], "argument --git-timeout: must be more than 0"),
+    (["run", "d", "--webhook-max-bytes", "0"], "argument --webhook-max-bytes: must be 1 to"),
+    (["run", "d", "--lease-duration", "-1"], "argument --lease-duration: must be more than 0"),
+    (["apply", "d", "--replica-id", "a b"], "argument --replica-id: must be 1 to 128"),
+    (["apply", "d", "--lease-target", "_leases"], "argument --lease-target: must be a target"),
+    (["sandbox", "--port", "-1"], "argument --port: must be 0 to 65535, got -1"),
+    (["plan", "d", "--format", "yaml"], "argument --format: invalid choice: 'yaml'"),
+    (["plan"], "the following arguments are required: directory"),
+]
+
+
+@pytest.mark.parametrize(("argv", "says"), BAD, ids=[" ".join(a)[:50] for a, _ in BAD])
+def test_a_bad_argument_is_one_line_and_exit_1(argv, says, capsys):
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    [line] = err.splitlines()
+    assert line.startswith("fleet-controller"), line
+    assert ": error: " in line
+    assert says in line, line
+
+
+def test_a_bad_value_from_the_environment_is_refused_too(monkeypatch, capsys):
+    monkeypatch.setenv("FLEET_CONTROLLER_ID", "")
+    assert main(["plan", "d"]) == 1
+    assert "argument --controller-id: must be 1 to 63" in capsys.readouterr().err
+
+
+def test_plan_with_detailed_exitcode_never_reports_changes_for_a_bad_argument(capsys):
+    assert main(["plan", "d", "--detailed-exitcode", "--max-deletes", "-1"]) == 1
+
+
+def test_help_still_exits_0(capsys):
+    assert main(["--help"]) == 0
+    assert "validate" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("controller_id", ["a", "fleet-controller", "prod_eu.1", "x" * 63])
+def test_good_controller_ids_pass(controller_id, tmp_path, capsys):
+    # validate takes no controller id; plan parses it before looking at the (missing) directory.
+    assert main(["plan", str(tmp_path / "nothing"), "--controller-id", controller_id]) == 1
+    err = capsys.readouterr().err
+    assert "--controller-id" not in err
+    assert "desired-state directory does not exist" in err

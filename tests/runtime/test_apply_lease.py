@@ -1,0 +1,133 @@
+"""One writer: ``apply --lease-table`` writes a target only while it holds the target's lease.
+
+Hole 8 of issue 9: an ``apply`` beside a running ``run`` made duplicate associations that each ran
+an install. Against the sandbox's DynamoDB: a live replica's lease makes apply refuse (naming the
+replica) before any write; a free lease is taken, renewed and released; a dead replica's lease
+is taken over after one lease duration; a lapsed lease stops further operations.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from controller.cli import main
+from controller.service.ha import LeaseKeeper, LeaseSettings
+from controller.service.ha.exclusive import ExclusiveLease, LeaseUnavailable
+from controller.service.ha.guard import WriteGate
+from tests.runtime.helpers import TABLE, activations_dir, eventually
+
+FAST = ["--lease-duration", "1.5", "--lease-renew-deadline", "1", "--lease-retry-period", "0.25"]
+SETTINGS = LeaseSettings(duration_seconds=1.5, renew_deadline_seconds=1, retry_period_seconds=0.25)
+
+
+def apply(sandbox, desired, *extra: str) -> int:
+    return main(
+        ["apply", str(desired), "--endpoint-url", sandbox.endpoint, "--region", "us-east-1",
+         "--lease-table", TABLE, "--log-format", "json", *FAST, *extra]
+    )  # fmt: skip
+
+
+def fleet_writes(sandbox) -> dict[str, int]:
+    return {
+        f"{row['service']}:{row['operation']}": row["count"]
+        for row in sandbox.admin.calls()
+        if row["service"] != "dynamodb"
+        and not row["operation"].startswith(("Describe", "List", "Get"))
+    }
+
+
+def test_apply_refuses_while_a_running_replica_holds_the_target(sandbox, table, tmp_path, capsys):
+    keeper = LeaseKeeper(table, "run-replica-a", ["default"], SETTINGS)
+    stop = threading.Event()
+    running = threading.Thread(target=keeper.run, args=(stop,), daemon=True)
+    running.start()
+    try:
+        assert eventually(lambda: keeper.may_write("default"), 20)
+        sandbox.admin.reset_calls()
+        code = apply(sandbox, activations_dir(tmp_path / "desired", "alpha"))
+        err = capsys.readouterr().err
+        assert code == 1
+        assert "error: target 'default' is being written by 'run-replica-a'" in err
+        assert "nothing was applied" in err
+        assert fleet_writes(sandbox) == {}
+        assert keeper.may_write("default")  # the replica keeps its lease
+    finally:
+        stop.set()
+        running.join(timeout=10)
+        keeper.stop(release=True)
+
+
+def test_apply_takes_a_free_lease_and_gives_it_back(sandbox, table, tmp_path, capsys):
+    desired = activations_dir(tmp_path / "desired", "alpha")
+    sandbox.admin.reset_calls()
+    assert apply(sandbox, desired, "--replica-id", "apply-ci-1") == 0, capsys.readouterr().err
+    assert fleet_writes(sandbox).get("ssm:CreateActivation") == 1
+    calls = sandbox.admin.call_counts("dynamodb")
+    assert calls.get("PutItem") == 1 and calls.get("DeleteItem") == 1
+    assert table.get("default") is None  # released: a replica may take it at once
+
+
+def test_apply_takes_over_a_dead_writers_lease_after_one_duration(sandbox, table, tmp_path):
+    """A lease nobody renews (its replica crashed) is not a live writer: after watching it stay
+    unchanged for a lease duration, apply takes it with a conditional write."""
+    table.create("default", "crashed-replica", time.time() - 3600, 15)
+    started = time.monotonic()
+    assert apply(sandbox, activations_dir(tmp_path / "desired", "alpha")) == 0
+    assert time.monotonic() - started >= SETTINGS.duration_seconds
+    assert table.get("default") is None
+
+
+def test_a_lease_that_lapses_stops_further_operations(sandbox, table):
+    now = [100.0]
+    lease = ExclusiveLease(
+        table,
+        "prod",
+        "apply-x",
+        LeaseSettings(duration_seconds=15, renew_deadline_seconds=10, retry_period_seconds=9),
+        clock=lambda: now[0],
+    )
+    lease.acquire()
+    try:
+        gate = WriteGate(threading.Event(), lease)
+        assert lease.may_write() and not gate.is_set()
+        now[0] += 11  # no renew for longer than the renew deadline
+        assert not lease.may_write() and gate.is_set()
+    finally:
+        lease.release()
+
+
+def test_two_applies_at_once_one_wins(sandbox, table):
+    leases = [ExclusiveLease(table, "prod", f"apply-{i}", SETTINGS) for i in range(2)]
+    results: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def take(lease: ExclusiveLease) -> None:
+        barrier.wait()
+        try:
+            lease.acquire()
+            results.append("held")
+        except LeaseUnavailable as refused:
+            results.append(str(refused))
+
+    threads = [threading.Thread(target=take, args=(lease,)) for lease in leases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    try:
+        assert sorted(results)[0] == "held"
+        assert "is being written by 'apply-" in sorted(results)[1]
+        assert sum(lease.may_write() for lease in leases) == 1
+    finally:
+        for lease in leases:
+            lease.release()
+
+
+def test_a_missing_lease_table_is_a_clear_error(sandbox, tmp_path, capsys):
+    code = main(
+        ["apply", str(activations_dir(tmp_path / "desired", "alpha")), "--endpoint-url",
+         sandbox.endpoint, "--region", "us-east-1", "--lease-table", "no-such-table"]
+    )  # fmt: skip
+    assert code == 1
+    assert "lease table 'no-such-table' does not exist in us-east-1" in capsys.readouterr().err
