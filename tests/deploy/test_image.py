@@ -175,13 +175,6 @@ def test_run_reconciles_a_sandbox_on_the_host(
     assert container.writes_outside_volumes() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="controller/service/source/git.py extracts with tarfile's filter= (Python 3.11.4+); "
-    "the Debian-made base has Python 3.11.2, so run exits 1 with a TypeError before its "
-    "first pass. Remove this mark when the controller works there.",
-)
 def test_the_default_command_follows_git(
     image: Image, container: Container, sandbox, tmp_path: Path
 ):

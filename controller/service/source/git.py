@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -79,6 +80,27 @@ def check_relative_path(path: str) -> str:
         raise ValueError(f"--git-path must be relative to the repository root: {path!r}")
     text = pure.as_posix()
     return "." if text in ("", ".") else text
+
+
+def check_archive_members(members: list[tarfile.TarInfo]) -> None:
+    """What tarfile's "data" filter refuses, for Pythons that lack it: anything but plain files,
+    directories and symlinks; absolute or ``..`` paths; links that leave the tree; paths through a
+    symlink; set-uid and other special mode bits (refused, not cleared: git never records them)."""
+    links = {PurePosixPath(member.name) for member in members if member.issym()}
+    for member in members:
+        name = PurePosixPath(member.name)
+        if name.is_absolute() or ".." in name.parts:
+            raise tarfile.TarError(f"{member.name!r} is outside the tree")
+        if not (member.isfile() or member.isdir() or member.issym()):
+            raise tarfile.TarError(f"{member.name!r} is not a file, directory or symlink")
+        if member.mode & ~0o777:
+            raise tarfile.TarError(f"{member.name!r} has special mode bits")
+        if member.issym():
+            target = PurePosixPath(posixpath.normpath(name.parent / member.linkname))
+            if target.is_absolute() or target.parts[:1] == ("..",):
+                raise tarfile.TarError(f"{member.name!r} links outside the tree")
+        if any(parent in links for parent in name.parents):
+            raise tarfile.TarError(f"{member.name!r} is reached through a symlink")
 
 
 class GitSource:
@@ -209,9 +231,14 @@ class GitSource:
             self._run("archive", "--format=tar", tree_ish, stdout=archive)
             archive.seek(0)
             with tarfile.open(fileobj=archive, mode="r:") as tar:
-                # The "data" filter refuses absolute paths, links out of the tree and devices: a
-                # commit is untrusted input until it validated.
-                tar.extractall(destination, filter="data")
+                # A commit is untrusted input until it validated: absolute paths, links out of the
+                # tree and devices are refused. Python 3.11.4 added the "data" filter that does it;
+                # Debian bookworm's 3.11.2 has none, so the same rules are checked here first.
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(destination, filter="data")
+                else:
+                    check_archive_members(tar.getmembers())
+                    tar.extractall(destination)
 
     def _relative(self, error: ManifestError, tree_root: Path) -> ManifestError:
         """Errors name files as they are in the repository (``desired-state/fleet.yaml``)."""
