@@ -120,7 +120,7 @@ def document_body() -> dict[str, Any]:
 @cache
 def document_content() -> str:
     """The exact Content sent to CreateDocument/UpdateDocument (stable JSON)."""
-    return json.dumps(document_body(), indent=2, sort_keys=True, ensure_ascii=True)
+    return json.dumps(document_body(), separators=(",", ":"), sort_keys=True, ensure_ascii=True)
 
 
 def content_hash() -> str:
