@@ -215,6 +215,8 @@ class _Context:
     region: str
     instance: ManagedInstance
     parameters: dict[str, str | list[str]]
+    # Parameters the document declares with interpolationType ENV_VAR (passed as SSM_<name>).
+    environment: frozenset[str] = frozenset()
 
     @property
     def agent(self) -> AgentModel:
@@ -239,10 +241,15 @@ def _run(
         document_version = str(spec.get("DocumentVersion", "$DEFAULT"))
     else:
         document_version = str(version.number)
-        parameters = resolve_parameters(
-            version.parameter_definitions(), spec.get("Parameters") or {}
+        definitions = version.parameter_definitions()
+        parameters = resolve_parameters(definitions, spec.get("Parameters") or {})
+        environment = frozenset(
+            name
+            for name, definition in definitions.items()
+            if isinstance(definition, dict) and definition.get("interpolationType") == "ENV_VAR"
         )
-        steps = execute(_Context(account_id, region, instance, parameters), version.parsed)
+        context = _Context(account_id, region, instance, parameters, environment)
+        steps = execute(context, version.parsed)
     failed = [s for s in steps if s.status == "Failed"]
     status = "Failed" if failed else "Success"
     summary = _summary(steps)
@@ -470,7 +477,8 @@ def _installer_busy(context: _Context, behaviour_: PackageBehaviour) -> int | No
 def _detection(context: _Context, name: str, action: str, script: str) -> StepResult:
     """The evaluator's step, answered by the sandbox's own implementation of the specification.
 
-    An agent older than 3.3.2746.0 does not set ``SSM_<parameter>`` for ENV_VAR parameters."""
+    The agent sets ``SSM_<parameter>`` for the parameters the document declares with
+    interpolationType ENV_VAR, from version 3.3.2746.0 on; older agents set none."""
     if detection.evaluator_version(script) != detection.SPEC_VERSION:
         return StepResult(
             name,
@@ -480,14 +488,16 @@ def _detection(context: _Context, name: str, action: str, script: str) -> StepRe
             f"the sandbox evaluates detection specification v{detection.SPEC_VERSION}; this"
             " document's evaluator declares another version",
         )
-    rules: str | None = None
-    verb: str | None = None
-    if detection.agent_version_ok(context.instance.agent_version):
-        raw = context.parameters.get("detectionRules", "")
-        rules = "\n".join(raw) if isinstance(raw, list) else raw
-        given = context.parameters.get("action", "")
-        verb = "\n".join(given) if isinstance(given, list) else given
-    code, output = detection.run(rules, verb, context.agent)
+
+    def variable(name: str) -> str | None:
+        if name not in context.environment:
+            return None
+        if not detection.agent_version_ok(context.instance.agent_version):
+            return None
+        value = context.parameters.get(name, "")
+        return "\n".join(value) if isinstance(value, list) else value
+
+    code, output = detection.run(variable("detectionRules"), variable("action"), context.agent)
     return StepResult(name, action, "Success" if code == 0 else "Failed", code, output)
 
 

@@ -261,7 +261,8 @@ def file_entry(agent: AgentModel, path: str) -> FileEntry | None:
 def add_file(agent: AgentModel, path: str, entry: FileEntry) -> None:
     """Create a file or folder and every folder above it, as an installer does."""
     for folder in _ancestors(path)[:-1]:
-        agent.files.setdefault(fold(folder), FileEntry(folder, is_directory=True))
+        if fold(folder) not in BASELINE_FOLDERS:
+            agent.files.setdefault(fold(folder), FileEntry(folder, is_directory=True))
     agent.files[fold(path)] = entry
 
 
@@ -298,9 +299,10 @@ def registry_key(agent: AgentModel, physical: str) -> RegistryKey | None:
 
 def add_key(agent: AgentModel, physical: str) -> RegistryKey:
     """Create a key and every key above it (below the hive), as RegCreateKeyEx does."""
-    for ancestor in _ancestors(physical):
-        agent.registry.setdefault(fold(ancestor), RegistryKey(ancestor))
-    return agent.registry[fold(physical)]
+    for ancestor in _ancestors(physical)[:-1]:
+        if fold(ancestor) not in BASELINE_KEYS:
+            agent.registry.setdefault(fold(ancestor), RegistryKey(ancestor))
+    return agent.registry.setdefault(fold(physical), RegistryKey(physical))
 
 
 def service(agent: AgentModel, name: str) -> WindowsService | None:

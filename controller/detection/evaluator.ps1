@@ -68,7 +68,7 @@ function Assert-Fields($Rule, [string]$Where, [string[]]$Allowed) {
 function Assert-Strings($Value) {
     if ($Value -is [string]) {
         if ($Value -match '\{\{\s*(ssm|ssm-secure|resolve)\s*:') {
-            throw 'a string holds a {{ssm:, {{ssm-secure: or {{resolve: reference'
+            throw 'a string holds a Systems Manager reference (ssm:, ssm-secure: or resolve: in double braces)'
         }
         for ($i = 0; $i -lt $Value.Length; $i++) {
             if ([char]::IsHighSurrogate($Value[$i]) -and $i + 1 -lt $Value.Length -and [char]::IsLowSurrogate($Value[$i + 1])) {
