@@ -18,7 +18,7 @@ from controller.detection import grammar, rules
 from controller.detection.document import document_body, document_content, evaluator_script
 from fleet_sandbox import detection as sandbox_detection
 from tests.detection.evaluator_shape import problems
-from tests.detection.spec import EVALUATOR, spec
+from tests.detection.spec import EVALUATOR, SPEC_TEXT, spec
 
 SHIPPED = EVALUATOR.read_text(encoding="utf-8")
 
@@ -153,3 +153,24 @@ def test_the_document_and_the_largest_rules_leave_room_in_ssms_64_kb():
     given at run time. The largest rules and 8 KB for the association's other parameters fit."""
     content = len(document_content().encode("utf-8"))
     assert content + spec()["limits"]["rulesMaxChars"] + 8192 <= 64 * 1024, content
+
+
+def test_the_written_specification_states_what_spec_yaml_holds():
+    """SPEC.md is the prose of spec.yaml: its exit code table, limits and variables agree."""
+    text = SPEC_TEXT.read_text(encoding="utf-8")
+    for outcome in spec()["outcomes"]:
+        prefix = str(outcome["says"]).split("{")[0]
+        row = next((line for line in text.splitlines() if f"`{prefix}" in line), None)
+        assert row is not None and row.startswith(f"| {outcome['exit']} |"), prefix
+    limits = spec()["limits"]
+    for number in (
+        f"{limits['rulesMaxChars']:,}",
+        f"at most **{limits['groupDepthMax']}** levels",
+        f"`timeoutSeconds` 1 to {limits['scriptTimeoutSeconds']['maximum']}",
+        f"(default {limits['scriptTimeoutSeconds']['default']})",
+        f"at most {limits['scriptTimeoutSeconds']['totalMaximum']} s",
+        f"**{limits['agentVersionMinimum']}**",
+    ):
+        assert number in text, number
+    for variable in spec()["machineVariables"]:
+        assert f"`%{variable}%`" in text, variable
