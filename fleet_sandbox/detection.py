@@ -108,12 +108,28 @@ def read_rules(text: str) -> Rule:
         data = json.loads(text)
     except ValueError as error:
         raise InvalidRules(f"not JSON ({error})") from None
+    except RecursionError:
+        raise InvalidRules("the JSON nests too deeply") from None
+    if _nesting(data) > 4 * GROUP_DEPTH_MAX:
+        raise InvalidRules("the JSON nests deeper than any rule can")
     _refuse_strings(data)
     rule = _rule(data, "rules", 1)
     total = sum(leaf.fields["timeoutSeconds"] for leaf in _leaves(rule) if leaf.kind == "script")
     if total > SCRIPT_TIMEOUT_TOTAL_MAX:
         raise InvalidRules(f"script timeouts add up to {total} s, more than 480 s")
     return rule
+
+
+def _nesting(data: Any) -> int:
+    """How deep lists and objects nest, counted without recursion (hostile input is deep)."""
+    deepest, pending = 0, [(data, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _refuse_strings(data: Any) -> None:

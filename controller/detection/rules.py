@@ -52,6 +52,7 @@ RULES_MAX_CHARS = 12_288
 characters on Windows) and, with the document's content and the association's other parameters,
 within SSM's 64 KB quota on a document plus its runtime parameters (SPEC.md, "Limits")."""
 DEPTH_MAX = 8
+NESTING_MAX = 4 * DEPTH_MAX  # lists and mappings together: a group and its list take two levels
 SCRIPT_TIMEOUT_DEFAULT = 60
 SCRIPT_TIMEOUT_MAX = 300
 SCRIPT_TIMEOUT_TOTAL_MAX = 480
@@ -347,6 +348,8 @@ _TAGS = {"allOf", "anyOf", *LEAF_TYPES}
 
 def parse_rule(data: Any) -> AllOf | AnyOf | LeafRule:
     """Validate a decoded JSON/YAML value as a rule; RuleError says where and what is wrong."""
+    if _nesting(data) > NESTING_MAX:
+        raise RuleError([("", f"the rules nest deeper than any rule can ({NESTING_MAX} levels)")])
     problems = _raw_problems(data)
     try:
         rule: AllOf | AnyOf | LeafRule = _ADAPTER.validate_python(data)
@@ -365,6 +368,8 @@ def rules_from_json(text: str) -> AllOf | AnyOf | LeafRule:
         data = json.loads(text)
     except ValueError as error:
         raise RuleError([("", f"detection rules are not valid JSON: {error}")]) from None
+    except RecursionError:
+        raise RuleError([("", "detection rules nest too deeply to read")]) from None
     return parse_rule(data)
 
 
@@ -372,6 +377,18 @@ def rules_to_json(rule: AllOf | AnyOf | LeafRule) -> str:
     """Compact, key-sorted, ASCII-only JSON: equal rules give byte-identical text."""
     data = _ADAPTER.dump_python(rule, mode="json", by_alias=True, exclude_none=True)
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _nesting(data: Any) -> int:
+    """How deep lists and mappings nest, counted without recursion (hostile input is deep)."""
+    deepest, pending = 0, [(data, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _raw_problems(data: Any, path: str = "", depth: int = 1) -> list[tuple[str, str]]:

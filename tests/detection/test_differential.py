@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.detection import RuleError, parse_rule, rules_to_json
+from controller.detection import RuleError, parse_rule, rules_from_json, rules_to_json
 from fleet_sandbox.detection import InvalidRules, read_rules
 
 # Per field: values the specification accepts, then values it refuses. A drawn leaf breaks at most
@@ -165,3 +166,19 @@ def test_the_controller_and_the_sandbox_accept_the_same_rules(data):
     # sandbox the rule as an author (or a hand-made association) would write it.
     text = rules_to_json(parse_rule(data)) if accepted else json.dumps(data)
     assert _sandbox_accepts(text) == accepted, (data, accepted)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 5000 + "]" * 5000,
+        '{"allOf":' + "[" * 3000 + "]" * 3000 + "}",
+        '{"a":' * 900 + "1" + "}" * 900,
+    ],
+    ids=["lists", "group-of-lists", "objects"],
+)
+def test_hostile_nesting_is_refused_by_both_not_a_crash(text):
+    with pytest.raises(RuleError, match="nest"):
+        rules_from_json(text)
+    with pytest.raises(InvalidRules, match="nest"):
+        read_rules(text)
