@@ -16,6 +16,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -116,25 +117,31 @@ class _Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
 
 
-class FileRule(_Rule):
-    """A file exists, or its version / size compares with a value."""
+class _Comparing(_Rule):
+    """A rule whose ``check`` is ``exists`` or compares with ``operator`` (and a value)."""
 
-    type: Literal["file"]
-    path: StrictStr = Field(min_length=1)
-    check: Literal["exists", "version", "size"]
-    operator: Operator | None = Field(default=None, validate_default=True)
-    value: StrictStr | StrictInt | None = Field(default=None, validate_default=True)
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        _check(grammar.path_problem(value))
-        return value
-
-    @field_validator("operator")
+    @field_validator("operator", check_fields=False)
     @classmethod
     def _operator(cls, value: str | None, info: ValidationInfo) -> str | None:
         return _operator_for(info.data.get("check"), value)
+
+
+def _checked_path(value: str) -> str:
+    _check(grammar.path_problem(value))
+    return value
+
+
+RulePath = Annotated[StrictStr, Field(min_length=1), AfterValidator(_checked_path)]
+
+
+class FileRule(_Comparing):
+    """A file exists, or its version / size compares with a value."""
+
+    type: Literal["file"]
+    path: RulePath
+    check: Literal["exists", "version", "size"]
+    operator: Operator | None = Field(default=None, validate_default=True)
+    value: StrictStr | StrictInt | None = Field(default=None, validate_default=True)
 
     @field_validator("value")
     @classmethod
@@ -155,16 +162,10 @@ class FolderRule(_Rule):
     """A folder exists."""
 
     type: Literal["folder"]
-    path: StrictStr = Field(min_length=1)
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        _check(grammar.path_problem(value))
-        return value
+    path: RulePath
 
 
-class RegistryRule(_Rule):
+class RegistryRule(_Comparing):
     """A key or value under HKLM exists, or a value compares as string, unsigned integer or
     version (SPEC.md: which value types each check reads)."""
 
@@ -193,11 +194,6 @@ class RegistryRule(_Rule):
     def _key(cls, value: str, info: ValidationInfo) -> str:
         _check(grammar.key_problem(value, bool(info.data.get("use_32bit_view"))))
         return value
-
-    @field_validator("operator")
-    @classmethod
-    def _operator(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return _operator_for(info.data.get("check"), value)
 
     @field_validator("value_name")
     @classmethod
