@@ -435,8 +435,8 @@ def _configure_package(
         target = chosen.version_name or str(chosen.number)
         if installed == target:
             return ok(f"{key} {target} is already installed.")
-        waited = _installer_busy(context, behaviour_)
-        if waited is not None and waited > behaviour_.busy_retry_seconds:
+        busy_for = _installer_busy(context, behaviour_)
+        if busy_for is not None and busy_for > behaviour_.busy_retry_seconds:
             return fail(
                 f"Failed to install package; install status Failed: install script for {key}"
                 f" {target} exited with code {INSTALL_IN_PROGRESS} (another installation is in"
@@ -703,13 +703,15 @@ def _scenario_packages(section: Any, account_id: str, region: str) -> None:
             set_outcome(account_id, region, name, str(config["outcome"]))
         for instance_id, outcome in (config.get("instanceOutcomes") or {}).items():
             set_outcome(account_id, region, name, str(outcome), [instance_id])
-        set_installer(
-            account_id,
-            region,
-            name,
-            config.get("windowsInstaller", False),
-            config.get("busyRetrySeconds", 0),
-        )
+        if "windowsInstaller" in config or "busyRetrySeconds" in config:
+            current = behaviour(account_id, region, name)
+            set_installer(
+                account_id,
+                region,
+                name,
+                config.get("windowsInstaller", current.windows_installer),
+                config.get("busyRetrySeconds", current.busy_retry_seconds),
+            )
 
 
 def set_installer(

@@ -44,6 +44,8 @@ _OPERATORS = {
     "le": lambda s: s <= 0,
 }
 _BLANK = " \t\r\n\v\f"
+# Systems Manager resolves these in parameter values before the agent sees them.
+_REFERENCE = re.compile(r"\{\{\s*(ssm|ssm-secure|resolve)\s*:", re.IGNORECASE)
 _VERSION = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9}){0,7}")
 _GUID = re.compile(r"\{[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}\}")
 _MACHINE_VARIABLES = {
@@ -134,10 +136,8 @@ def _nesting(data: Any) -> int:
 
 def _refuse_strings(data: Any) -> None:
     if isinstance(data, str):
-        lowered = data.lower()
-        for opener in ("ssm:", "ssm-secure:", "resolve:"):
-            if re.search(r"\{\{\s*" + re.escape(opener), lowered):
-                raise InvalidRules("a string holds a {{" + opener + " reference")
+        if _REFERENCE.search(data):
+            raise InvalidRules("a string holds a {{ssm:, {{ssm-secure: or {{resolve: reference")
         if any(0xD800 <= ord(c) <= 0xDFFF for c in data):
             raise InvalidRules("a string holds a lone surrogate")
     elif isinstance(data, list):

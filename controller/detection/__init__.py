@@ -18,7 +18,6 @@ from controller.detection.rules import (
     ScriptRule,
     ServiceRule,
     parse_rule,
-    parse_version,
     rules_from_json,
     rules_to_json,
 )
@@ -35,7 +34,6 @@ __all__ = [
     "ScriptRule",
     "ServiceRule",
     "parse_rule",
-    "parse_version",
     "rules_from_json",
     "rules_to_json",
 ]

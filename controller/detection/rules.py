@@ -75,11 +75,6 @@ class RuleError(ValueError):
         )
 
 
-def parse_version(text: str) -> tuple[int, ...] | None:
-    """Dotted numeric version as a tuple, or None when it is not one (``1.10`` > ``1.9``)."""
-    return grammar.parse_version(text)
-
-
 def _check(problem: str | None) -> None:
     if problem:
         raise ValueError(problem)

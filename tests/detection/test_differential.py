@@ -40,7 +40,10 @@ VERSIONS = (
 NUMBERS = ([0, 1, 2**32 - 1, 2**63 - 1], [-1, 2**64, True, 1.0, "5"])
 BIG_NUMBERS = ([0, 2**63, 2**64 - 1], [-1, 2**64, False, 2.5])
 OPERATORS = (["eq", "ne", "gt", "ge", "lt", "le"], ["approx", "EQ", None])
-TEXT = (["Pro", "", "x" * 20, "{{x}}", "O'Brien"], ["{{resolve:ssm:/x}}", "\ud800", 5])
+TEXT = (
+    ["Pro", "", "x" * 20, "{{x}}", "O'Brien", "{{ssm}}", "{ {ssm:x}}"],
+    ["{{resolve:ssm:/x}}", "{{ SSM :x}}", "{{Ssm-Secure:/x}}", "\ud800", 5],
+)
 
 
 @st.composite
@@ -131,15 +134,13 @@ def leaves(draw):
     return rule
 
 
-RULES = st.recursive(
-    leaves(),
-    lambda members: st.builds(
-        lambda kind, items: {kind: items},
-        st.sampled_from(["allOf", "anyOf"]),
-        st.lists(members, min_size=1, max_size=3) | st.just([]),
-    ),
-    max_leaves=6,
-)
+def _groups(members: st.SearchStrategy[dict]) -> st.SearchStrategy[dict]:
+    kinds = st.sampled_from(["allOf", "anyOf"])
+    lists = st.lists(members, min_size=1, max_size=3) | st.just([])
+    return st.tuples(kinds, lists).map(lambda pair: {pair[0]: pair[1]})
+
+
+RULES = st.recursive(leaves(), _groups, max_leaves=6)
 
 
 def _controller_accepts(data: object) -> bool:
