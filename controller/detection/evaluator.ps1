@@ -9,12 +9,10 @@
 # 3 agent too old, 4 a rule could not be evaluated (never counted as "not installed").
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 2.0
+# The console's code page (OEM) is what a child powershell.exe writes in; the answer itself is
+# written as UTF-8 bytes, as SSM Agent reads it (a redirected .NET writer keeps its encoding).
 $script:ChildEncoding = [Console]::OutputEncoding
-try {
-    [Console]::OutputEncoding = New-Object System.Text.UTF8Encoding($false)
-} catch {
-    Write-Verbose 'no console to set: the answer keeps the console code page'
-}
+$script:Utf8 = New-Object System.Text.UTF8Encoding($false)
 Add-Type -AssemblyName System.ServiceProcess
 
 $RulesMaxChars = 12288
@@ -39,15 +37,19 @@ $QwordMaximum = [decimal]'18446744073709551615'
 $SizeMaximum = [decimal]'9223372036854775807'
 
 function Write-Answer([string]$Text) {
-    [Console]::Out.WriteLine($Text)
-    [Console]::Out.Flush()
+    $bytes = $script:Utf8.GetBytes($Text + [Environment]::NewLine)
+    $stream = [Console]::OpenStandardOutput()
+    $stream.Write($bytes, 0, $bytes.Length)
+    $stream.Flush()
 }
 
 # --- reading the rules (exit 2 when they break the specification) ----------------------------
 
 function Get-Field($Object, [string]$Name) {
+    # The unary comma keeps an array whole: returned bare, a one-member allOf would arrive as its
+    # member (PowerShell unrolls what a function outputs).
     foreach ($property in $Object.PSObject.Properties) {
-        if ($property.Name -ceq $Name) { return $property.Value }
+        if ($property.Name -ceq $Name) { return , $property.Value }
     }
     return $null
 }

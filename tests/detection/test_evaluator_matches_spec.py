@@ -18,6 +18,7 @@ from controller.detection import grammar, rules
 from controller.detection.document import document_body, document_content, evaluator_script
 from fleet_sandbox import detection as sandbox_detection
 from tests.detection.evaluator_shape import problems
+from tests.detection.powershell import Script, walk
 from tests.detection.spec import EVALUATOR, SPEC_TEXT, spec
 
 SHIPPED = EVALUATOR.read_text(encoding="utf-8")
@@ -174,3 +175,13 @@ def test_the_written_specification_states_what_spec_yaml_holds():
         assert number in text, number
     for variable in spec()["machineVariables"]:
         assert f"`%{variable}%`" in text, variable
+
+
+def test_fields_are_returned_whole_so_a_one_member_group_stays_a_list():
+    """PowerShell unrolls what a function outputs: ``return $value`` hands a one-element array
+    to the caller as its element, and a valid ``allOf: [x]`` would be refused as "not a list"."""
+    script = Script(SHIPPED)
+    getter = script.functions["get-field"]
+    returns = [n for n in walk(getter) if n.type == "flow_control_statement"]
+    returned = [script.span(n) for n in returns if "$property.Value" in script.span(n)]
+    assert returned and all(re.match(r"return\s*,\s*\$property\.Value$", r) for r in returned)
