@@ -11,8 +11,12 @@ Running a Command document processes its steps in order with ``{{ parameter }}``
 for it: ``success`` (Distributor records the version and the package's effects appear),
 ``failure`` (non-zero exit, nothing changes) or ``silent`` (exit 0 and Distributor records the
 version, but the installer left nothing behind: AWS reports Success, the case detection exists
-for). ``aws:runPowerShellScript`` whose script carries ``DETECTION_MARKER`` evaluates the
-``detectionRules`` parameter against the machine; other scripts succeed without effect.
+for). A package whose installer is Windows Installer's fails with 1618 (another installation in
+progress) while the machine is still busy after booting, unless its install script's retries
+outlast that. ``aws:runPowerShellScript`` whose script carries the detection evaluator's marker
+is answered by the sandbox's own evaluator (``detection``, the specification implemented apart from
+the controller), given the environment variables an agent of the instance's version would pass;
+other scripts succeed without effect.
 """
 
 from __future__ import annotations
@@ -26,29 +30,29 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from controller.detection.rules import RuleError, rules_from_json
-from fleet_sandbox import admin, scenario, ssm_associations, ssm_documents
+from fleet_sandbox import admin, detection, scenario, ssm_associations, ssm_documents
 from fleet_sandbox.clock import clock
-from fleet_sandbox.detection import (
+from fleet_sandbox.effects import (
     Effects,
-    agent_to_json,
     apply_effects,
-    evaluate,
     parse_effects,
+    parse_machine,
     remove_effects,
 )
 from fleet_sandbox.extension import ServiceError
+from fleet_sandbox.machine import AgentModel, machine_to_json
 from fleet_sandbox.periodic import Periodic
 from fleet_sandbox.schedule import Cron, ScheduleError, parse_schedule
 from fleet_sandbox.state import (
-    AgentModel,
     ManagedInstance,
     attached,
     fleet_state,
     ssm_backend,
 )
+from fleet_sandbox.workspaces import lifecycle_listener
 
-DETECTION_MARKER = "FLEET-CONTROLLER-DETECTION-EVALUATOR"
+DETECTION_MARKER = detection.MARKER
+INSTALL_IN_PROGRESS = 1618  # ERROR_INSTALL_ALREADY_RUNNING: Windows Installer's mutex is held
 OUTCOMES = ("success", "failure", "silent")
 _PARAMETER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 _SUMMARY_MAX = 512
@@ -61,6 +65,8 @@ class PackageBehaviour:
     outcome: str = "success"
     instance_outcomes: dict[str, str] = field(default_factory=dict)
     effects: Effects = field(default_factory=Effects)
+    windows_installer: bool = False  # the installer runs msiexec (so it can meet exit code 1618)
+    busy_retry_seconds: int = 0  # how long the install script retries 1618 before giving up
 
     def outcome_for(self, instance_id: str) -> str:
         return self.instance_outcomes.get(instance_id, self.outcome)
@@ -120,6 +126,8 @@ class AgentState:
 
     packages: dict[str, PackageBehaviour] = field(default_factory=dict)
     history: list[RunRecord] = field(default_factory=list)
+    # Windows Installer is busy this long after a machine boots (updates, other installs).
+    installer_busy_after_boot: timedelta = timedelta(0)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -207,6 +215,8 @@ class _Context:
     region: str
     instance: ManagedInstance
     parameters: dict[str, str | list[str]]
+    # Parameters the document declares with interpolationType ENV_VAR (passed as SSM_<name>).
+    environment: frozenset[str] = frozenset()
 
     @property
     def agent(self) -> AgentModel:
@@ -231,10 +241,15 @@ def _run(
         document_version = str(spec.get("DocumentVersion", "$DEFAULT"))
     else:
         document_version = str(version.number)
-        parameters = resolve_parameters(
-            version.parameter_definitions(), spec.get("Parameters") or {}
+        definitions = version.parameter_definitions()
+        parameters = resolve_parameters(definitions, spec.get("Parameters") or {})
+        environment = frozenset(
+            name
+            for name, definition in definitions.items()
+            if isinstance(definition, dict) and definition.get("interpolationType") == "ENV_VAR"
         )
-        steps = execute(_Context(account_id, region, instance, parameters), version.parsed)
+        context = _Context(account_id, region, instance, parameters, environment)
+        steps = execute(context, version.parsed)
     failed = [s for s in steps if s.status == "Failed"]
     status = "Failed" if failed else "Success"
     summary = _summary(steps)
@@ -383,7 +398,7 @@ def _step(context: _Context, name: str, action: str, inputs: dict[str, Any]) -> 
         commands = inputs.get("runCommand", [])
         script = "\n".join(map(str, commands)) if isinstance(commands, list) else str(commands)
         if DETECTION_MARKER in script:
-            return _detection(context, name, action)
+            return _detection(context, name, action, script)
     return StepResult(name, action, "Success", 0, "")
 
 
@@ -420,6 +435,13 @@ def _configure_package(
         target = chosen.version_name or str(chosen.number)
         if installed == target:
             return ok(f"{key} {target} is already installed.")
+        busy_for = _installer_busy(context, behaviour_)
+        if busy_for is not None and busy_for > behaviour_.busy_retry_seconds:
+            return fail(
+                f"Failed to install package; install status Failed: install script for {key}"
+                f" {target} exited with code {INSTALL_IN_PROGRESS} (another installation is in"
+                f" progress; it retried for {behaviour_.busy_retry_seconds} s).",
+            )
         if outcome == "failure":
             return fail(
                 f"Failed to install package; install status Failed: install script for {key} {target} exited with code 1."
@@ -442,37 +464,41 @@ def _configure_package(
     return ok(f"Successfully uninstalled {key} {installed}.")
 
 
-def _detection(context: _Context, name: str, action: str) -> StepResult:
-    raw = context.parameters.get("detectionRules", "")
-    text = "\n".join(raw) if isinstance(raw, list) else raw
-    verb = context.parameters.get("action", "Install")
-    try:
-        rule = rules_from_json(text)
-    except RuleError as error:
-        return StepResult(name, action, "Failed", 2, f"the detection rules are invalid: {error}")
-    finding = evaluate(rule, context.agent)
-    reasons = "; ".join(finding.reasons)
-    if verb == "Uninstall":
-        if finding.detected:
-            return StepResult(
-                name,
-                action,
-                "Failed",
-                1,
-                f"detection after Uninstall: the package is still detected: {reasons}",
-            )
-        return StepResult(
-            name, action, "Success", 0, f"Not detected, as expected after Uninstall: {reasons}"
-        )
-    if not finding.detected:
+def _installer_busy(context: _Context, behaviour_: PackageBehaviour) -> int | None:
+    """Seconds Windows Installer stays busy from now (None when it is free or not involved)."""
+    if not behaviour_.windows_installer:
+        return None
+    busy = agent_state(context.account_id, context.region).installer_busy_after_boot
+    booted = context.agent.booted_at or context.instance.registration_date
+    left = (booted + busy - clock.now()).total_seconds()
+    return int(left) + 1 if left > 0 else None
+
+
+def _detection(context: _Context, name: str, action: str, script: str) -> StepResult:
+    """The evaluator's step, answered by the sandbox's own implementation of the specification.
+
+    The agent sets ``SSM_<parameter>`` for the parameters the document declares with
+    interpolationType ENV_VAR, from version 3.3.2746.0 on; older agents set none."""
+    if detection.evaluator_version(script) != detection.SPEC_VERSION:
         return StepResult(
             name,
             action,
             "Failed",
             1,
-            f"detection after Install: the package is not detected: {reasons}",
+            f"the sandbox evaluates detection specification v{detection.SPEC_VERSION}; this"
+            " document's evaluator declares another version",
         )
-    return StepResult(name, action, "Success", 0, f"Detected: {reasons}")
+
+    def variable(name: str) -> str | None:
+        if name not in context.environment:
+            return None
+        if not detection.agent_version_ok(context.instance.agent_version):
+            return None
+        value = context.parameters.get(name, "")
+        return "\n".join(value) if isinstance(value, list) else value
+
+    code, output = detection.run(variable("detectionRules"), variable("action"), context.agent)
+    return StepResult(name, action, "Success" if code == 0 else "Failed", code, output)
 
 
 # --- admin API -----------------------------------------------------------------------------------
@@ -546,6 +572,8 @@ def _get_packages(request: admin.AdminRequest) -> dict[str, Any]:
                     "outcome": config.outcome,
                     "instanceOutcomes": dict(config.instance_outcomes),
                     "effects": config.effects.model_dump(by_alias=True, exclude_none=True),
+                    "windowsInstaller": config.windows_installer,
+                    "busyRetrySeconds": config.busy_retry_seconds,
                 }
                 for name, config in sorted(state.packages.items())
             }
@@ -559,29 +587,32 @@ def _get_state(request: admin.AdminRequest) -> dict[str, Any]:
         raise admin.AdminError(400, "missing query parameter 'instanceId'")
     instance = _instance(request, instance_id)
     with fleet_state(request.account_id, request.region).lock:
-        return {"instanceId": instance_id, **agent_to_json(instance.agent)}
+        return _machine_json(instance)
 
 
 @admin.route("POST", "/_sandbox/agent/state")
 def _post_state(request: admin.AdminRequest) -> dict[str, Any]:
     """Set what is on a machine: ``replace`` clears it first, ``remove`` takes effects away, the
-    rest of the body (files, folders, registry, services, msiProducts, scripts) is added, and
-    ``distributorPackages`` sets Distributor's record."""
+    rest of the body (files, folders, registry, services, msiProducts, scripts, environment,
+    windowsInstaller) is added, ``distributorPackages`` sets Distributor's record and
+    ``agentVersion`` the SSM Agent's version."""
     instance = _instance(request, request.field("instanceId", str))
-    body = {
-        k: v
-        for k, v in request.body.items()
-        if k not in ("instanceId", "replace", "remove", "distributorPackages")
-    }
+    own = ("instanceId", "replace", "remove", "distributorPackages", "agentVersion")
+    body = {k: v for k, v in request.body.items() if k not in own}
     packages = request.field("distributorPackages", dict, None)
+    agent_version = request.field("agentVersion", str, None)
+    if agent_version is not None and not re.fullmatch(r"\d+(\.\d+){1,3}", agent_version):
+        raise admin.AdminError(400, f"agentVersion is a dotted version, got {agent_version!r}")
     try:
-        adding = parse_effects(body)
+        adding = parse_machine(body)
         removing = parse_effects(request.field("remove", dict, None))
     except ValidationError as error:
         raise admin.AdminError(400, _pydantic_message(error)) from None
     with fleet_state(request.account_id, request.region).lock:
         if request.field("replace", bool, False):
             instance.agent = AgentModel()
+        if agent_version is not None:
+            instance.agent_version = agent_version
         remove_effects(instance.agent, removing)
         apply_effects(instance.agent, adding)
         if packages is not None:
@@ -590,7 +621,44 @@ def _post_state(request: admin.AdminRequest) -> dict[str, Any]:
                     instance.agent.distributor_packages.pop(name, None)
                 else:
                     instance.agent.distributor_packages[name] = str(version)
-        return {"instanceId": instance.instance_id, **agent_to_json(instance.agent)}
+        return _machine_json(instance)
+
+
+def _machine_json(instance: ManagedInstance) -> dict[str, Any]:
+    return {
+        "instanceId": instance.instance_id,
+        "agentVersion": instance.agent_version,
+        **machine_to_json(instance.agent),
+    }
+
+
+def set_busy_after_boot(account_id: str, region: str, seconds: int) -> None:
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or not 0 <= seconds <= 86400:
+        raise ValueError(f"installerBusyAfterBootSeconds is 0 to 86400, got {seconds!r}")
+    state = agent_state(account_id, region)
+    with state.lock:
+        state.installer_busy_after_boot = timedelta(seconds=seconds)
+
+
+@admin.route("POST", "/_sandbox/agent/settings")
+def _post_settings(request: admin.AdminRequest) -> dict[str, Any]:
+    """``{"installerBusyAfterBootSeconds": N}``: how long after a boot msiexec meets 1618."""
+    set_busy_after_boot(
+        request.account_id, request.region, request.field("installerBusyAfterBootSeconds", int)
+    )
+    return {}
+
+
+@lifecycle_listener
+def _note_boot(account_id: str, region: str, workspace_id: str, event: str) -> None:
+    """A WorkSpace that starts or reboots boots its machine again (and Windows Installer is busy)."""
+    if event not in ("started", "rebooted"):
+        return
+    fleet = fleet_state(account_id, region)
+    with fleet.lock:
+        for instance in fleet.instances.values():
+            if instance.workspace_id == workspace_id:
+                instance.agent.booted_at = clock.now()
 
 
 @admin.route("POST", "/_sandbox/agent/run")
@@ -618,13 +686,15 @@ def _get_runs(request: admin.AdminRequest) -> dict[str, Any]:
 
 @scenario.section("packages")
 def _scenario_packages(section: Any, account_id: str, region: str) -> None:
-    """``packages: {name: {outcome: silent, instanceOutcomes: {mi-..: failure}, effects: {...}}}``."""
+    """``packages: {name: {outcome: silent, instanceOutcomes: {mi-..: failure}, effects: {...},
+    windowsInstaller: true, busyRetrySeconds: 300}}``."""
     if not isinstance(section, dict):
         raise ValueError("'packages' maps package names to {outcome, instanceOutcomes, effects}")
     for name, config in section.items():
         if not isinstance(config, dict):
             raise ValueError(f"package {name}: expected a mapping")
-        unknown = set(config) - {"outcome", "instanceOutcomes", "effects"}
+        fields = {"outcome", "instanceOutcomes", "effects", "windowsInstaller", "busyRetrySeconds"}
+        unknown = set(config) - fields
         if unknown:
             raise ValueError(f"package {name}: unknown field(s) {', '.join(sorted(unknown))}")
         if "effects" in config:
@@ -633,3 +703,33 @@ def _scenario_packages(section: Any, account_id: str, region: str) -> None:
             set_outcome(account_id, region, name, str(config["outcome"]))
         for instance_id, outcome in (config.get("instanceOutcomes") or {}).items():
             set_outcome(account_id, region, name, str(outcome), [instance_id])
+        if "windowsInstaller" in config or "busyRetrySeconds" in config:
+            current = behaviour(account_id, region, name)
+            set_installer(
+                account_id,
+                region,
+                name,
+                config.get("windowsInstaller", current.windows_installer),
+                config.get("busyRetrySeconds", current.busy_retry_seconds),
+            )
+
+
+def set_installer(
+    account_id: str, region: str, package: str, windows_installer: Any, busy_retry_seconds: Any
+) -> None:
+    """Whether a package's installer is msiexec, and how long its script retries 1618."""
+    if not isinstance(windows_installer, bool):
+        raise ValueError(f"package {package}: windowsInstaller is true or false")
+    if type(busy_retry_seconds) is not int or not 0 <= busy_retry_seconds <= 3600:
+        raise ValueError(f"package {package}: busyRetrySeconds is 0 to 3600")
+    config = behaviour(account_id, region, package)
+    config.windows_installer, config.busy_retry_seconds = windows_installer, busy_retry_seconds
+
+
+@scenario.section("agents")
+def _scenario_agents(section: Any, account_id: str, region: str) -> None:
+    """``agents: {installerBusyAfterBootSeconds: 120}``."""
+    if not isinstance(section, dict) or set(section) - {"installerBusyAfterBootSeconds"}:
+        raise ValueError("'agents' takes {installerBusyAfterBootSeconds: seconds}")
+    if "installerBusyAfterBootSeconds" in section:
+        set_busy_after_boot(account_id, region, section["installerBusyAfterBootSeconds"])

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from fleet_sandbox.machine import AgentModel
+
 T = TypeVar("T")
 
 _attach_lock = threading.Lock()
@@ -54,38 +56,6 @@ class Activation:
 
 
 @dataclass
-class InstalledFile:
-    version: str | None = None
-    size: int = 0
-    is_directory: bool = False
-
-
-@dataclass
-class WindowsService:
-    state: str = "Running"  # Running | Stopped | Paused ...
-    start_type: str = "Automatic"  # Automatic | Manual | Disabled
-
-
-@dataclass
-class AgentModel:
-    """What the simulated SSM agent can observe on its Windows machine.
-
-    Keys are stored case-folded where Windows is case-insensitive (paths, registry keys, value
-    names, service names); MSI product codes upper-case with braces.
-    """
-
-    files: dict[str, InstalledFile] = field(default_factory=dict)
-    # (hive, key) -> value name -> value; hive is HKLM/HKCU/...; view "64" or "32" is part of key
-    registry: dict[tuple[str, str, str], dict[str, str | int]] = field(default_factory=dict)
-    services: dict[str, WindowsService] = field(default_factory=dict)
-    msi_products: dict[str, str] = field(default_factory=dict)  # product code -> version
-    # What aws:configurePackage believes is installed (Distributor's own record), name -> version.
-    distributor_packages: dict[str, str] = field(default_factory=dict)
-    # Outcome of a custom detection script, keyed by sha256 of its text: (exit code, stdout).
-    script_results: dict[str, tuple[int, str]] = field(default_factory=dict)
-
-
-@dataclass
 class ManagedInstance:
     instance_id: str  # mi- + 17 hex
     activation_id: str
@@ -99,7 +69,7 @@ class ManagedInstance:
     platform_type: str = "Windows"
     platform_name: str = "Microsoft Windows Server 2022 Datacenter"
     platform_version: str = "10.0.20348"
-    agent_version: str = "3.3.1142.0"
+    agent_version: str = "3.3.3572.0"  # ENV_VAR interpolation needs 3.3.2746.0 or later
     workspace_id: str | None = None  # the simulator's link, invisible through the AWS API
     tags: dict[str, str] = field(default_factory=dict)
     agent: AgentModel = field(default_factory=AgentModel)

@@ -365,18 +365,18 @@ BROKEN = {
         True,
     ),
     "a parenthesis never closed": (
-        "-notmatch '^\\d+(\\.\\d+)*$') {",
-        "-notmatch '^\\d+(\\.\\d+)*$' {",
+        "-cnotmatch '\\A-?[0-9]+\\z' -or",
+        "-cnotmatch ('\\A-?[0-9]+\\z' -or",
         True,
     ),
     "a block never closed": (
-        "function Get-Sign($Left, $Right) {",
-        "function Get-Sign($Left, $Right) { {",
+        "function Get-Sign([decimal]$Left, [decimal]$Right) {",
+        "function Get-Sign([decimal]$Left, [decimal]$Right) { {",
         False,
     ),
     "a string never closed": (
-        'Write-Output "Detected: $reasons"',
-        'Write-Output "Detected: $reasons',
+        'Write-Answer "Detected: $reasons"',
+        'Write-Answer "Detected: $reasons',
         False,
     ),
     "a stray closing brace": (

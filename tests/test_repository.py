@@ -56,19 +56,21 @@ def test_mypy_is_clean_on_the_package():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_controller_reaches_the_sandbox_only_through_embedded_py():
-    """The sandbox is a separate package: production code never depends on it."""
+def _imports(path: Path) -> set[str]:
     import ast
 
-    def imports(path: Path) -> set[str]:
-        found: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                found.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add(node.module)
-        return found
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
 
+
+def test_the_controller_reaches_the_sandbox_only_through_embedded_py():
+    """The sandbox is a separate package: production code never depends on it."""
+    imports = _imports
     offenders = [
         str(path.relative_to(ROOT))
         for path in (ROOT / "controller").rglob("*.py")
@@ -76,3 +78,16 @@ def test_the_controller_reaches_the_sandbox_only_through_embedded_py():
         and any(name.split(".")[0] == "fleet_sandbox" for name in imports(path))
     ]
     assert offenders == [], f"import fleet_sandbox only in controller/embedded.py: {offenders}"
+
+
+def test_the_sandbox_never_imports_the_controller():
+    """The sandbox is the oracle the controller is tested against (its detection evaluator
+    implements the specification on its own): it may share no code with the controller."""
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            name for name in _imports(path) if name.split(".")[0] == "controller"
+        )
+        for path in (ROOT / "fleet_sandbox").rglob("*.py")
+    }
+    offenders = {path: names for path, names in offenders.items() if names}
+    assert offenders == {}, f"fleet_sandbox imports the controller: {offenders}"

@@ -1,7 +1,9 @@
 """Detection methods: how to tell whether an application is really installed on a Windows machine.
 
-``rules`` holds the one wire format shared by the Package manifest kind, the controller's detection
-document (which receives the rules as a JSON parameter) and the sandbox's simulated agent.
+``SPEC.md`` (beside this file) is the one specification of what a rule means on a machine, with
+its case table in ``spec.yaml``. ``rules`` holds the wire format shared by the Package manifest
+kind and the controller's detection document (which receives the rules as a JSON parameter and
+runs ``evaluator.ps1``); ``grammar`` refuses what LocalSystem could not evaluate truthfully.
 """
 
 from controller.detection.rules import (
@@ -15,10 +17,7 @@ from controller.detection.rules import (
     RuleError,
     ScriptRule,
     ServiceRule,
-    compare_versions,
-    describe,
     parse_rule,
-    parse_version,
     rules_from_json,
     rules_to_json,
 )
@@ -34,10 +33,7 @@ __all__ = [
     "RuleError",
     "ScriptRule",
     "ServiceRule",
-    "compare_versions",
-    "describe",
     "parse_rule",
-    "parse_version",
     "rules_from_json",
     "rules_to_json",
 ]

@@ -3,12 +3,15 @@
 The stock AWS-ConfigureAWSPackage reports Success when an installer exits 0 without installing.
 This Command document (schema 2.2) takes the same parameters plus ``detectionRules`` (JSON) and
 runs ``evaluator.ps1`` after the package step; the evaluator fails the run, naming the rule, when
-the package is not detected after Install or still detected after Uninstall.
+the package is not detected after Install or still detected after Uninstall (exit 1), and also
+when a rule cannot be evaluated (exit 4, never taken for "not installed"); SPEC.md beside this
+file is what it does.
 
 Rules are data: ``detectionRules`` and ``action`` are declared with ``interpolationType: ENV_VAR``
 and the script reads them from the environment, so no value from a manifest ever becomes script
 text. The document's content is a constant of the controller's version: its hash never depends on
-rules, so associations change only when their own parameters do.
+rules, so associations change only when their own parameters do. It is compact JSON because SSM's
+64 KB quota on a document counts its runtime parameters too.
 """
 
 from __future__ import annotations
@@ -120,7 +123,7 @@ def document_body() -> dict[str, Any]:
 @cache
 def document_content() -> str:
     """The exact Content sent to CreateDocument/UpdateDocument (stable JSON)."""
-    return json.dumps(document_body(), indent=2, sort_keys=True, ensure_ascii=True)
+    return json.dumps(document_body(), separators=(",", ":"), sort_keys=True, ensure_ascii=True)
 
 
 def content_hash() -> str:

@@ -2,20 +2,21 @@
 
 The same JSON travels three ways: the Package kind embeds these models in its manifest spec, the
 controller passes ``rules_to_json(rule)`` as a parameter of its detection document (data, never
-spliced into script text), and the sandbox evaluates it against its simulated agent. A rule is a
-leaf (file, folder, registry, service, msi, script) or a group (``allOf`` / ``anyOf``, nested
-freely). Anything unknown (a field, a hive, an operator, a check) is an error, so a typo in YAML
-never silently becomes "always detected".
+spliced into script text), and the evaluator on the machine reads it. A rule is a leaf (file,
+folder, registry, service, msi, script) or a group (``allOf`` / ``anyOf``, nested up to
+``DEPTH_MAX``). Anything unknown (a field, a hive, an operator, a check) is an error, so a typo in
+YAML never silently becomes "always detected"; anything that cannot be evaluated truthfully by
+LocalSystem on Windows (SPEC.md) is refused here, at ``validate``, with the field that says it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -26,13 +27,15 @@ from pydantic import (
     Tag,
     TypeAdapter,
     ValidationError,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
 
+from controller.detection import grammar
+
 Operator = Literal["eq", "ne", "gt", "ge", "lt", "le"]
-Hive = Literal["HKLM", "HKCU", "HKCR", "HKU", "HKCC"]
 OPERATORS: tuple[str, ...] = ("eq", "ne", "gt", "ge", "lt", "le")
-HIVES: tuple[str, ...] = ("HKLM", "HKCU", "HKCR", "HKU", "HKCC")
+HIVES: tuple[str, ...] = ("HKLM",)
 LEAF_TYPES: tuple[str, ...] = ("file", "folder", "registry", "service", "msi", "script")
 SERVICE_STATES: tuple[str, ...] = (
     "Running",
@@ -43,9 +46,22 @@ SERVICE_STATES: tuple[str, ...] = (
     "ContinuePending",
     "PausePending",
 )
-SERVICE_START_TYPES: tuple[str, ...] = ("Automatic", "Manual", "Disabled", "Boot", "System")
+SERVICE_START_TYPES: tuple[str, ...] = ("Automatic", "Manual", "Disabled")
 
-_VERSION = re.compile(r"^\d+(\.\d+)*$")
+RULES_MAX_CHARS = 12_288
+"""Bound on ``rules_to_json``: the rules travel as one environment variable (at most 32,767
+characters on Windows) and, with the document's content and the association's other parameters,
+within SSM's 64 KB quota on a document plus its runtime parameters (SPEC.md, "Limits")."""
+DEPTH_MAX = 8
+NESTING_MAX = 4 * DEPTH_MAX  # lists and mappings together: a group and its list take two levels
+SCRIPT_TIMEOUT_DEFAULT = 60
+SCRIPT_TIMEOUT_MAX = 300
+SCRIPT_TIMEOUT_TOTAL_MAX = 480
+"""Script timeouts add up (every member of a group is evaluated) and must end well inside the
+detection step's own 600 s, so the evaluator always reports, never the step's timeout."""
+INTEGER_MAX = 2**64 - 1  # REG_QWORD, read unsigned
+SIZE_MAX = 2**63 - 1  # FileInfo.Length is an Int64
+
 _PRODUCT_CODE = r"^\{[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}$"
 
 
@@ -59,154 +75,217 @@ class RuleError(ValueError):
         )
 
 
-def parse_version(text: str) -> tuple[int, ...] | None:
-    """Dotted numeric version as a tuple, or None when it is not one (``1.10`` > ``1.9``)."""
-    text = text.strip()
-    if not _VERSION.match(text):
-        return None
-    return tuple(int(part) for part in text.split("."))
+def _check(problem: str | None) -> None:
+    if problem:
+        raise ValueError(problem)
 
 
-def compare_versions(left: str, right: str) -> int | None:
-    """-1, 0 or 1; missing parts count as 0 (``1.2`` == ``1.2.0``); None if either is no version."""
-    a, b = parse_version(left), parse_version(right)
-    if a is None or b is None:
-        return None
-    width = max(len(a), len(b))
-    a, b = a + (0,) * (width - len(a)), b + (0,) * (width - len(b))
-    return (a > b) - (a < b)
+def _operator_for(check: object, operator: str | None) -> str | None:
+    """An operator goes with every check that compares, and with no other."""
+    if check == "exists" and operator is not None:
+        raise ValueError("check 'exists' takes no operator")
+    if check not in (None, "exists") and operator is None:
+        raise ValueError(f"check '{check}' needs an operator ({', '.join(OPERATORS)})")
+    return operator
 
 
-def holds(operator: str, comparison: int) -> bool:
-    """Whether ``left <operator> right`` given ``comparison`` = sign(left - right)."""
-    return {
-        "eq": comparison == 0,
-        "ne": comparison != 0,
-        "gt": comparison > 0,
-        "ge": comparison >= 0,
-        "lt": comparison < 0,
-        "le": comparison <= 0,
-    }[operator]
-
-
-def _check_version_value(value: object, what: str) -> None:
-    if not isinstance(value, str) or parse_version(value) is None:
-        raise ValueError(f"{what} must be a dotted numeric version such as '1.2.3', got {value!r}")
-
-
-def _require_comparison(check: str, operator: str | None, value: object) -> None:
+def _present_for(check: object, value: object) -> bool:
+    """Whether a comparing check has its value (and 'exists' has none); False: nothing to check."""
     if check == "exists":
-        if operator is not None or value is not None:
-            raise ValueError("check 'exists' takes no operator or value")
-        return
-    if operator is None or value is None:
-        raise ValueError(f"check '{check}' needs both 'operator' and 'value'")
+        if value is not None:
+            raise ValueError("check 'exists' takes no value")
+        return False
+    if check is None:
+        return False  # the check itself is wrong: its own error says so
+    if value is None:
+        raise ValueError(f"check '{check}' needs a value")
+    return True
+
+
+def _version_value(value: object, what: str) -> None:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a dotted numeric version such as '1.2.3', got {value!r}")
+    _check(grammar.version_problem(value))
 
 
 class _Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
 
 
-class FileRule(_Rule):
+class _Comparing(_Rule):
+    """A rule whose ``check`` is ``exists`` or compares with ``operator`` (and a value)."""
+
+    @field_validator("operator", check_fields=False)
+    @classmethod
+    def _operator(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _operator_for(info.data.get("check"), value)
+
+
+def _checked_path(value: str) -> str:
+    _check(grammar.path_problem(value))
+    return value
+
+
+RulePath = Annotated[StrictStr, Field(min_length=1), AfterValidator(_checked_path)]
+
+
+class FileRule(_Comparing):
     """A file exists, or its version / size compares with a value."""
 
     type: Literal["file"]
-    path: StrictStr = Field(min_length=1)
+    path: RulePath
     check: Literal["exists", "version", "size"]
-    operator: Operator | None = None
-    value: StrictStr | StrictInt | None = None
+    operator: Operator | None = Field(default=None, validate_default=True)
+    value: StrictStr | StrictInt | None = Field(default=None, validate_default=True)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> FileRule:
-        _require_comparison(self.check, self.operator, self.value)
-        if self.check == "version":
-            _check_version_value(self.value, "a file version value")
-        if self.check == "size" and (not isinstance(self.value, int) or self.value < 0):
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str | int | None, info: ValidationInfo) -> str | int | None:
+        check = info.data.get("check")
+        if not _present_for(check, value):
+            return value
+        if check == "version":
+            _version_value(value, "a file version value")
+        if check == "size" and (not isinstance(value, int) or not 0 <= value <= SIZE_MAX):
             raise ValueError(
-                f"a file size value must be a non-negative integer, got {self.value!r}"
+                f"a file size value must be an integer from 0 to {SIZE_MAX}, got {value!r}"
             )
-        return self
+        return value
 
 
 class FolderRule(_Rule):
     """A folder exists."""
 
     type: Literal["folder"]
-    path: StrictStr = Field(min_length=1)
+    path: RulePath
 
 
-class RegistryRule(_Rule):
-    """A registry key or value exists, or a value compares as string, integer or version."""
+class RegistryRule(_Comparing):
+    """A key or value under HKLM exists, or a value compares as string, unsigned integer or
+    version (SPEC.md: which value types each check reads)."""
 
     type: Literal["registry"]
-    hive: Hive
-    key: StrictStr = Field(min_length=1)
-    value_name: StrictStr | None = Field(default=None, alias="valueName")
-    check: Literal["exists", "string", "integer", "version"]
-    operator: Operator | None = None
-    value: StrictStr | StrictInt | None = None
+    hive: StrictStr
     use_32bit_view: StrictBool = Field(default=False, alias="use32BitView")
+    key: StrictStr = Field(min_length=1)
+    check: Literal["exists", "string", "integer", "version"]
+    operator: Operator | None = Field(default=None, validate_default=True)
+    value_name: StrictStr | None = Field(default=None, alias="valueName", validate_default=True)
+    value: StrictStr | StrictInt | None = Field(default=None, validate_default=True)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> RegistryRule:
-        _require_comparison(self.check, self.operator, self.value)
-        if self.check == "string" and not isinstance(self.value, str):
-            raise ValueError(f"a registry string value must be a string, got {self.value!r}")
-        if self.check == "integer" and not isinstance(self.value, int):
-            raise ValueError(f"a registry integer value must be an integer, got {self.value!r}")
-        if self.check == "version":
-            _check_version_value(self.value, "a registry version value")
-        return self
+    @field_validator("hive")
+    @classmethod
+    def _hive(cls, value: str) -> str:
+        if value in grammar.REFUSED_HIVES:
+            raise ValueError(
+                f"{value} is refused: {grammar.REFUSED_HIVES[value]}; detection reads HKLM only"
+            )
+        if value not in HIVES:
+            raise ValueError(f"hive must be 'HKLM', got {value!r}")
+        return value
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str, info: ValidationInfo) -> str:
+        _check(grammar.key_problem(value, bool(info.data.get("use_32bit_view"))))
+        return value
+
+    @field_validator("value_name")
+    @classmethod
+    def _value_name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        check = info.data.get("check")
+        if value is None and check not in (None, "exists"):
+            raise ValueError(
+                f"check '{check}' compares a value: give 'valueName' ('' for the default)"
+            )
+        if value is not None:
+            _check(grammar.value_name_problem(value))
+        return value
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str | int | None, info: ValidationInfo) -> str | int | None:
+        check = info.data.get("check")
+        if not _present_for(check, value):
+            return value
+        if check == "string" and not isinstance(value, str):
+            raise ValueError(f"a registry string value must be a string, got {value!r}")
+        if check == "integer" and (not isinstance(value, int) or not 0 <= value <= INTEGER_MAX):
+            raise ValueError(
+                "a registry integer value must be an integer from 0 to 18446744073709551615"
+                f" (REG_DWORD and REG_QWORD read unsigned), got {value!r}"
+            )
+        if check == "version":
+            _version_value(value, "a registry version value")
+        return value
 
 
 class ServiceRule(_Rule):
-    """A Windows service exists, or is in a state / has a start type."""
+    """A Windows service, by its exact service name, exists or is in a state / has a start type."""
 
     type: Literal["service"]
     name: StrictStr = Field(min_length=1)
     check: Literal["exists", "state", "startType"]
-    value: StrictStr | None = None
+    value: StrictStr | None = Field(default=None, validate_default=True)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ServiceRule:
-        if self.check == "exists":
-            if self.value is not None:
-                raise ValueError("check 'exists' takes no value")
-            return self
-        allowed = SERVICE_STATES if self.check == "state" else SERVICE_START_TYPES
-        if self.value not in allowed:
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        _check(grammar.service_name_problem(value))
+        return value
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str | None, info: ValidationInfo) -> str | None:
+        check = info.data.get("check")
+        if not _present_for(check, value):
+            return value
+        allowed = SERVICE_STATES if check == "state" else SERVICE_START_TYPES
+        if value not in allowed:
             raise ValueError(
-                f"a service {self.check} must be one of {', '.join(allowed)}, got {self.value!r}"
+                f"a service {check} must be one of {', '.join(allowed)}, got {value!r}"
             )
-        return self
+        return value
 
 
 class MsiRule(_Rule):
-    """An MSI product code is installed, optionally with a version comparison."""
+    """A Windows Installer product is installed (by product state), optionally with a version."""
 
     type: Literal["msi"]
     product_code: StrictStr = Field(alias="productCode", pattern=_PRODUCT_CODE)
     operator: Operator | None = None
-    version: StrictStr | None = None
+    version: StrictStr | None = Field(default=None, validate_default=True)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> MsiRule:
-        if (self.operator is None) != (self.version is None):
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "operator" in info.data and (info.data["operator"] is None) != (value is None):
             raise ValueError("an msi rule needs both 'operator' and 'version', or neither")
-        if self.version is not None:
-            _check_version_value(self.version, "an msi version")
-        return self
+        if value is not None:
+            _version_value(value, "an msi version")
+        return value
 
 
 class ScriptRule(_Rule):
-    """A custom PowerShell script; detected when it exits 0 AND writes something to stdout."""
+    """A custom PowerShell script: detected when it exits 0 and writes to stdout; an evaluation
+    error when it exits non-zero, writes only to stderr or outruns ``timeoutSeconds``."""
 
     type: Literal["script"]
     script: StrictStr = Field(min_length=1)
+    timeout_seconds: StrictInt = Field(
+        default=SCRIPT_TIMEOUT_DEFAULT, alias="timeoutSeconds", ge=1, le=SCRIPT_TIMEOUT_MAX
+    )
+
+    @field_validator("script")
+    @classmethod
+    def _script(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("a detection script holds a NUL character")
+        return value
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.script.encode("utf-8", "surrogatepass")).hexdigest()
+        return hashlib.sha256(self.script.encode("utf-8")).hexdigest()
 
 
 class AllOf(_Rule):
@@ -260,10 +339,18 @@ _TAGS = {"allOf", "anyOf", *LEAF_TYPES}
 
 def parse_rule(data: Any) -> AllOf | AnyOf | LeafRule:
     """Validate a decoded JSON/YAML value as a rule; RuleError says where and what is wrong."""
+    if _nesting(data) > NESTING_MAX:
+        raise RuleError([("", f"the rules nest deeper than any rule can ({NESTING_MAX} levels)")])
+    problems = _raw_problems(data)
     try:
         rule: AllOf | AnyOf | LeafRule = _ADAPTER.validate_python(data)
     except ValidationError as error:
-        raise RuleError(_problems(error)) from None
+        problems += _problems(error)
+    if problems:
+        raise RuleError(problems)
+    problems = _whole_problems(rule)
+    if problems:
+        raise RuleError(problems)
     return rule
 
 
@@ -272,6 +359,8 @@ def rules_from_json(text: str) -> AllOf | AnyOf | LeafRule:
         data = json.loads(text)
     except ValueError as error:
         raise RuleError([("", f"detection rules are not valid JSON: {error}")]) from None
+    except RecursionError:
+        raise RuleError([("", "detection rules nest too deeply to read")]) from None
     return parse_rule(data)
 
 
@@ -281,37 +370,69 @@ def rules_to_json(rule: AllOf | AnyOf | LeafRule) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def describe(rule: AllOf | AnyOf | LeafRule) -> str:
-    """A stable, human description used in failure messages."""
+def _nesting(data: Any) -> int:
+    """How deep lists and mappings nest, counted without recursion (hostile input is deep)."""
+    deepest, pending = 0, [(data, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _raw_problems(data: Any, path: str = "", depth: int = 1) -> list[tuple[str, str]]:
+    """Checks on the decoded input itself: every string, and how deep groups nest."""
+    problems: list[tuple[str, str]] = []
+    if isinstance(data, str):
+        found = grammar.text_problem(data)
+        if found:
+            problems.append((path, found))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            problems += _raw_problems(item, f"{path}[{index}]", depth)
+    elif isinstance(data, dict):
+        group = "allOf" in data or "anyOf" in data
+        if group and depth > DEPTH_MAX:
+            return [(path, f"groups nest deeper than {DEPTH_MAX} levels")]
+        for key, item in data.items():
+            where = f"{path}.{key}" if path else str(key)
+            problems += _raw_problems(item, where, depth + 1 if group else depth)
+    return problems
+
+
+def _whole_problems(rule: AllOf | AnyOf | LeafRule) -> list[tuple[str, str]]:
+    """Limits on the rule as a whole: its size on the wire and its scripts' time."""
+    problems: list[tuple[str, str]] = []
+    size = len(rules_to_json(rule))
+    if size > RULES_MAX_CHARS:
+        problems.append(
+            (
+                "",
+                f"the rules take {size} characters as JSON, more than {RULES_MAX_CHARS}: they"
+                " travel as one environment variable within SSM's 64 KB document quota; move"
+                " long scripts into the package and detect what they leave",
+            )
+        )
+    total = sum(leaf.timeout_seconds for leaf in _leaves(rule) if isinstance(leaf, ScriptRule))
+    if total > SCRIPT_TIMEOUT_TOTAL_MAX:
+        problems.append(
+            (
+                "",
+                f"script timeouts add up to {total} s, more than {SCRIPT_TIMEOUT_TOTAL_MAX} s: every"
+                " script may run, and all must end inside the detection step's 600 s",
+            )
+        )
+    return problems
+
+
+def _leaves(rule: AllOf | AnyOf | LeafRule) -> list[LeafRule]:
     if isinstance(rule, AllOf):
-        return "allOf(" + "; ".join(describe(member) for member in rule.all_of) + ")"
+        return [leaf for member in rule.all_of for leaf in _leaves(member)]
     if isinstance(rule, AnyOf):
-        return "anyOf(" + "; ".join(describe(member) for member in rule.any_of) + ")"
-    if isinstance(rule, FileRule):
-        return f"file {rule.path} " + _comparison(rule.check, rule.operator, rule.value)
-    if isinstance(rule, FolderRule):
-        return f"folder {rule.path} exists"
-    if isinstance(rule, RegistryRule):
-        where = f"{rule.hive}\\{rule.key}"
-        if rule.value_name is not None:
-            where += f" value {rule.value_name or '(Default)'}"
-        view = " (32-bit view)" if rule.use_32bit_view else ""
-        return f"registry {where} " + _comparison(rule.check, rule.operator, rule.value) + view
-    if isinstance(rule, ServiceRule):
-        if rule.check == "exists":
-            return f"service {rule.name} exists"
-        return f"service {rule.name} {rule.check} {rule.value}"
-    if isinstance(rule, MsiRule):
-        if rule.operator is None:
-            return f"msi {rule.product_code} installed"
-        return f"msi {rule.product_code} version {rule.operator} {rule.version}"
-    return f"script sha256:{rule.sha256[:12]} exits 0 with output"
-
-
-def _comparison(check: str, operator: str | None, value: object) -> str:
-    if check == "exists":
-        return "exists"
-    return f"{check} {operator} {value}"
+        return [leaf for member in rule.any_of for leaf in _leaves(member)]
+    return [rule]
 
 
 def _problems(error: ValidationError) -> list[tuple[str, str]]:
@@ -353,6 +474,17 @@ def _path(loc: tuple[int | str, ...]) -> str:
         if previous_is_index and part in _TAGS:
             previous_is_index = False
             continue
-        text += f".{part}" if text else part
+        name = _ALIASES.get(part, part)
+        text += f".{name}" if text else name
         previous_is_index = False
     return text
+
+
+_ALIASES = {
+    "value_name": "valueName",
+    "use_32bit_view": "use32BitView",
+    "product_code": "productCode",
+    "timeout_seconds": "timeoutSeconds",
+    "all_of": "allOf",
+    "any_of": "anyOf",
+}

@@ -36,7 +36,7 @@ CASES = [
          ("package Acme is already published by Package/acme", "both as version 1.0.0",
           "{dir}/a.yaml:7", "would collide")),
     Case("unknown-hive", "package.yaml", 20, "spec.detection.allOf[1].hive", "Package/acme",
-         ("'HKLM'", "'HKCC'", "got 'HKXX'")),
+         ("hive must be 'HKLM'", "got 'HKXX'")),
     Case("unknown-operator", "package.yaml", 20, "spec.detection.anyOf[0].operator",
          "Package/acme", ("'eq'", "'le'", "got 'gte'")),
     Case("keep-versions-26", "package.yaml", 11, "spec.keepVersions", "Package/acme",

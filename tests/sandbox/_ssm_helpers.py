@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fleet_sandbox.agent import DETECTION_MARKER
+from fleet_sandbox.detection import SPEC_VERSION
 from fleet_sandbox.state import ManagedInstance, fleet_state
 
 ACCOUNT = "123456789012"
@@ -97,7 +98,11 @@ DETECTION_DOCUMENT = {
     "schemaVersion": "2.2",
     "description": "Install a Distributor package, then check it with detection rules.",
     "parameters": {
-        "action": {"type": "String", "allowedValues": ["Install", "Uninstall"]},
+        "action": {
+            "type": "String",
+            "allowedValues": ["Install", "Uninstall"],
+            "interpolationType": "ENV_VAR",
+        },
         "name": {"type": "String"},
         "version": {"type": "String", "default": ""},
         "installationType": {"type": "String", "default": "Uninstall and reinstall"},
@@ -122,7 +127,7 @@ DETECTION_DOCUMENT = {
             "precondition": {"StringEquals": ["platformType", "Windows"]},
             "inputs": {
                 "runCommand": [
-                    f"# {DETECTION_MARKER}",
+                    f"# {DETECTION_MARKER} v{SPEC_VERSION}",
                     "$rules = $env:SSM_detectionRules | ConvertFrom-Json",
                     "exit (Test-Detection $rules $env:SSM_action)",
                 ]

@@ -144,12 +144,13 @@ def test_successful_install_is_detected_and_compliant(sandbox, acme):
     run_agents(sandbox)
     assert _status(ssm, acme, association_id)["Status"] == "Success"
     machine = agent_state(sandbox, acme)
-    assert machine["files"][APP_EXE.casefold()] == {
-        "version": "1.0.0",
-        "size": 2048,
-        "isDirectory": False,
+    assert machine["files"] == {
+        "C:\\Program Files\\Acme": {"isDirectory": True},
+        APP_EXE: {"version": "1.0.0.0", "size": 2048, "isDirectory": False},
     }
-    assert machine["services"] == {"acmesvc": {"state": "Running", "startType": "Automatic"}}
+    assert machine["services"] == {
+        "AcmeSvc": {"displayName": "AcmeSvc", "state": "Running", "startType": "Automatic"}
+    }
     items = ssm.list_compliance_items(ResourceIds=[acme], ResourceTypes=["ManagedInstance"])[
         "ComplianceItems"
     ]
@@ -182,7 +183,8 @@ def test_uninstall_removes_effects_and_a_silent_uninstall_is_still_detected(sand
     )
     run_agents(sandbox)
     assert _status(ssm, acme, uninstall)["Status"] == "Success"
-    assert agent_state(sandbox, acme)["files"] == {}
+    # Like most uninstallers, it leaves the folder it created behind, empty.
+    assert agent_state(sandbox, acme)["files"] == {"C:\\Program Files\\Acme": {"isDirectory": True}}
 
 
 def test_failed_install_changes_nothing(sandbox, acme):
@@ -378,11 +380,25 @@ def test_agent_state_can_be_set_and_read(sandbox, acme):
         },
     )
     machine = agent_state(sandbox, acme)
-    assert machine["files"]["c:\\tools\\tool.exe"]["version"] == "3.1"
-    assert machine["msiProducts"] == {"{1A2B3C4D-0000-1111-2222-333344445555}": "3.1"}
-    assert len(machine["scriptResults"]) == 1
-    cleared = sandbox.admin.post("agent/state", {"instanceId": acme, "replace": True})
+    assert machine["files"]["C:\\Tools\\tool.exe"]["version"] == "3.1.0.0"
+    assert machine["msiProducts"] == {
+        "{1A2B3C4D-0000-1111-2222-333344445555}": {"state": "installed", "version": "3.1"}
+    }
+    uninstall_key = (
+        "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\"
+        "{1A2B3C4D-0000-1111-2222-333344445555}"
+    )
+    assert machine["registry"][uninstall_key]["WindowsInstaller"] == {
+        "type": "REG_DWORD",
+        "value": 1,
+    }
+    assert len(machine["scripts"]) == 1
+    assert machine["agentVersion"] == "3.3.3572.0"
+    cleared = sandbox.admin.post(
+        "agent/state", {"instanceId": acme, "replace": True, "agentVersion": "3.2.1377.0"}
+    )
     assert cleared["files"] == {} and cleared["msiProducts"] == {}
+    assert cleared["agentVersion"] == "3.2.1377.0"
 
 
 @pytest.mark.parametrize(
@@ -400,6 +416,17 @@ def test_agent_state_can_be_set_and_read(sandbox, acme):
             400,
         ),
         ("agent/state", {"instanceId": "mi-0123456789abcdef0"}, 404),
+        (
+            "agent/effects",
+            {
+                "package": "Acme",
+                "effects": {
+                    "registry": [{"key": "a", "valueName": "v", "type": "REG_DWORD", "value": -1}]
+                },
+            },
+            400,
+        ),
+        ("agent/settings", {"installerBusyAfterBootSeconds": -5}, 400),
     ],
 )
 def test_admin_api_rejects_bad_input(sandbox, path, body, status):
