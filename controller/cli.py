@@ -143,6 +143,40 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     hook = run.add_argument_group("webhook (POST /webhook; secret from FLEET_WEBHOOK_SECRET)")
     hook.add_argument("--webhook-secret-file", type=Path, metavar="FILE")
     hook.add_argument("--webhook-max-bytes", type=int, default=1024 * 1024, metavar="BYTES")
+    enroll = run.add_argument_group(
+        "enrollment endpoint (off unless --enroll-port; POST /v1/enroll on its own listener)"
+    )
+    enroll.add_argument(
+        "--enroll-port",
+        type=_port,
+        default=env("FLEET_ENROLL_PORT"),  # argparse converts a string default with type
+        metavar="PORT",
+        help="serve WorkSpace enrollment on this port (with --sandbox and an Enrollment manifest,"
+        " a free loopback port is used when this is not given)",
+    )
+    enroll.add_argument("--enroll-host", default="0.0.0.0")
+    enroll.add_argument("--enroll-tls-cert", type=Path, metavar="PEM", help="serve HTTPS itself")
+    enroll.add_argument("--enroll-tls-key", type=Path, metavar="PEM")
+    proxies = env("FLEET_ENROLL_TRUSTED_PROXIES")
+    enroll.add_argument(
+        "--enroll-trusted-proxy",
+        action="append",
+        default=[p for p in (proxies or "").split(",") if p.strip()],
+        metavar="CIDR",
+        help="believe X-Forwarded-For only from these load balancer ranges (repeatable)",
+    )
+    enroll.add_argument("--enroll-rate-per-source", type=_positive_float, default=0.1)
+    enroll.add_argument("--enroll-burst-per-source", type=_positive_float, default=5.0)
+    enroll.add_argument("--enroll-rate-total", type=_positive_float, default=20.0)
+    enroll.add_argument("--enroll-burst-total", type=_positive_float, default=100.0)
+    run.add_argument(
+        "--requeue-seconds",
+        type=_positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="after a pass that changed something, or while enrollments are pending, pass again"
+        " this soon (doubling while it repeats, never beyond --interval)",
+    )
     targets = run.add_argument_group("targets")
     targets_file = env("FLEET_TARGETS")
     targets.add_argument(
@@ -167,6 +201,20 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         default=env("FLEET_REPLICA_ID"),
         help="this replica's name in the lease table (default: hostname and a random suffix)",
     )
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
