@@ -248,3 +248,45 @@ def test_the_answer_and_its_code_never_reach_the_log(sandbox, desired):
     (decision,) = [e for e in logged if e["event"] == "enrollment"]
     assert decision["activation_id"] == body["activationId"] and decision["result"] == "issued"
     assert code not in repr(ep.service.targets["default"].issuer.vault.get(workspace_id))
+
+
+def test_with_a_certificate_the_listener_speaks_https_only(sandbox, desired, tmp_path):
+    import http.client
+    import shutil
+    import ssl
+    import subprocess
+
+    from controller.service.enrollment.server import tls_context
+
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl (Debian's openssl package) is needed to make a test certificate"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=enroll.test",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (workspace_id,) = workspaces(sandbox, 1)
+    with endpoint(sandbox, desired, tls=tls_context(cert, key)) as ep:
+        assert ep.url.startswith("https://")
+        sandbox.admin.post("fleet/enrollment", {"url": ep.url, "caFile": str(cert)})
+        (result,) = enroll(sandbox, [workspace_id])
+        assert result["status"] == "registered"
+        # Plain HTTP to the TLS port gets no answer; a client that does not trust the
+        # certificate never sends its request.
+        plain = http.client.HTTPConnection("127.0.0.1", ep.server.port, timeout=10)
+        with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
+            plain.request("POST", "/v1/enroll", body=b"{}")
+            plain.getresponse()
+        row = fleet(sandbox)[workspace_id]
+        with pytest.raises(ssl.SSLCertVerificationError):
+            ep.ask(row["ipAddress"], row["computerName"], context=ssl.create_default_context())
+        assert ep.counted("issued") == 1 and ep.counted("bad_request") == 0
+
+
+def test_a_certificate_without_its_key_is_refused_at_start(tmp_path):
+    from controller.service.enrollment.endpoint import EndpointSettings
+
+    with pytest.raises(ValueError, match="go together"):
+        EndpointSettings(tls_cert=tmp_path / "cert.pem")
