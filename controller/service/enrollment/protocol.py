@@ -33,7 +33,7 @@ import re
 
 PATH = "/v1/enroll"
 METHOD = "POST"
-HEALTH_PATH = "/healthz"  # for the load balancer's health check; says nothing about WorkSpaces
+HEALTH_PATH = "/healthz"  # the load balancer's check: 200 where asks can be answered (lease held)
 CONTENT_TYPE = "application/json"
 REQUEST_FIELDS = ("computerName",)
 RESPONSE_FIELDS = (

@@ -1,7 +1,9 @@
 """The enrollment listener: its own port, apart from /metrics and the webhook.
 
-It serves ``POST /v1/enroll`` and a bare ``GET /healthz`` for the load balancer, nothing else, so
-the port can be opened to the WorkSpaces' subnets without exposing metrics or the webhook. With a
+It serves ``POST /v1/enroll`` and ``GET /healthz`` for the load balancer, nothing else, so the port
+can be opened to the WorkSpaces' subnets without exposing metrics or the webhook. The health check
+answers 503 on a replica that holds no target's lease, so the load balancer sends asks to a replica
+that can answer them. With a
 certificate (``--enroll-tls-cert``/``--enroll-tls-key``) it speaks HTTPS itself, for a network load
 balancer that passes TCP through with the client's address preserved; without one it expects a
 proxy in front that terminates TLS (and then X-Forwarded-For from ``--enroll-trusted-proxy``).
@@ -147,7 +149,10 @@ def _handler(server: EnrollmentServer, request_timeout: float) -> type[BaseHTTPR
 
         def do_GET(self) -> None:
             if self.path.split("?", 1)[0] == protocol.HEALTH_PATH:
-                self._send(200, {"Content-Type": "text/plain"}, b"ok\n")
+                if server.service.serving():
+                    self._send(200, {"Content-Type": "text/plain"}, b"ok\n")
+                else:
+                    self._send(503, {"Content-Type": "text/plain"}, b"not the lease holder\n")
             else:
                 self._send(404, {"Content-Type": "text/plain"}, b"not found\n")
 

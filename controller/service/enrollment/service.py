@@ -87,7 +87,12 @@ class EnrollmentService:
         for result in protocol.RESULTS:  # present from the start, so rate() and alerts see zeros
             metrics.enrollment_requests_total.labels(result=result)
 
-    # -- the loop's question -------------------------------------------------------------------------
+    # -- the load balancer's and the loop's questions ------------------------------------------------
+
+    def serving(self) -> bool:
+        """Can this replica issue for any target (holds its lease)? The load balancer's health
+        check asks, so asks reach a replica that can answer them."""
+        return any(target.may_write() for target in self.targets.values())
 
     def pending(self, target: str) -> bool:
         """Did this target hand out an activation recently (a registration may be on its way)?"""
