@@ -13,8 +13,9 @@ For each ask, in this order (the first "no" answers):
 
 Every decision is counted in ``fleet_enrollment_requests_total{result}`` and logged with the
 address, the claimed name, the WorkSpace and the activation ID, never the code. Rate-limited asks
-from one address are logged once a minute with how many were refused since, so a flood cannot
-flood the log as well (every one is counted).
+are logged once a minute (per address for the per-address limit, once for all for the overall
+limit and the in-flight bound) with how many were refused since, so a flood cannot flood the log
+as well; every one is counted.
 """
 
 from __future__ import annotations
@@ -213,11 +214,13 @@ class EnrollmentService:
         self, result: str, retry_after: float, context: dict[str, Any], started: float
     ) -> Answer:
         now = time.monotonic()
-        source = str(context["source"])
+        # One address flooding is logged per address; everyone together hitting the overall
+        # limit (a boot storm) or the in-flight bound is one line for all.
+        key = f"{result}:{context['source'] if result == 'rate_limited_source' else '*'}"
         with self._limited_lock:
-            last, refused = self._limited.get(source, (float("-inf"), 0))
+            last, refused = self._limited.get(key, (float("-inf"), 0))
             speak = now - last >= RATE_LIMIT_LOG_EVERY
-            self._limited[source] = (now, 0) if speak else (last, refused + 1)
+            self._limited[key] = (now, 0) if speak else (last, refused + 1)
             if len(self._limited) > self.admission.settings.max_sources:
                 self._limited.clear()
         return self._decide(
