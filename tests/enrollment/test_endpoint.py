@@ -215,7 +215,22 @@ def test_not_configured_or_not_the_lease_holder_is_unavailable_not_refused(sandb
         row = fleet(sandbox)[workspace_id]
         assert ep.ask(row["ipAddress"], row["computerName"])[0] == 503
         assert ep.counted("unavailable") == 1
+        # ... and the load balancer's health check sends asks elsewhere.
+        assert health(ep) == 503
     assert activations(sandbox) == []
+
+
+def health(ep) -> int:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", ep.server.port, timeout=10)
+    try:
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
 
 
 def test_the_listener_serves_only_its_path_and_a_health_check(sandbox, desired):
