@@ -3,7 +3,8 @@
 The endpoint (``controller/service/enrollment``) creates them; this kind keeps what is left behind
 honest, once per pass:
 
-* an unused activation past its expiry is deleted;
+* an unused activation past its expiry is deleted (AWS's ``Expired``, so a controller clock that
+  is off cannot delete one a WorkSpace is still entitled to);
 * a used one is checked: the instance that registered with it must report the computer name and
   address of the WorkSpace the activation was made for. If it does, the activation has done its
   job and is deleted. If it does not, the instance is an impostor (someone registered with a code
@@ -143,7 +144,7 @@ class EnrollmentKind(Kind[EnrollmentLive]):
                     _delete(activation, "no Enrollment manifest declares it any more", prune=True)
                 )
             elif activation.registrations == 0:
-                if activation.expired or ctx.now >= activation.expiration:
+                if activation.expired:
                     plan.operations.append(_delete(activation, "expired unused"))
                 else:
                     waiting += 1
@@ -169,7 +170,7 @@ class EnrollmentKind(Kind[EnrollmentLive]):
         if not instances or workspace is None:
             # Not visible yet (DescribeInstanceInformation lags a registration), deregistered, or
             # its WorkSpace is gone (TagSync reports the stale instance): wait for the expiry.
-            if activation.expired or ctx.now >= activation.expiration:
+            if activation.expired:
                 plan.operations.append(
                     _delete(activation, "used; nothing left to verify and past its expiry")
                 )
@@ -238,7 +239,7 @@ class EnrollmentKind(Kind[EnrollmentLive]):
             if activation.registrations > 0:
                 states["registered"] += 1
                 impostors += len(impostors_of(activation, live))
-            elif activation.expired or ctx.now >= activation.expiration:
+            elif activation.expired:
                 states["expired"] += 1
             else:
                 states["waiting"] += 1

@@ -139,6 +139,7 @@ def endpoint(
     tls: ssl.SSLContext | None = None,
     may_write: Callable[[], bool] = lambda: True,
     max_in_flight: int = 64,
+    max_connections: int = 512,
 ) -> Iterator[Endpoint]:
     from controller.service.enrollment.addresses import parse_networks
 
@@ -156,7 +157,14 @@ def endpoint(
     service = EnrollmentService(
         current, [target], metrics, Admission(admission), parse_networks(trusted_proxies)
     )
-    server = EnrollmentServer(service, "127.0.0.1", 0, tls, max_in_flight=max_in_flight)
+    server = EnrollmentServer(
+        service,
+        "127.0.0.1",
+        0,
+        tls,
+        max_in_flight=max_in_flight,
+        max_connections=max_connections,
+    )
     with server:
         yield Endpoint(server, service, metrics, aws, wakes)
 

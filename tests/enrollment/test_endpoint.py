@@ -305,3 +305,30 @@ def test_a_certificate_without_its_key_is_refused_at_start(tmp_path):
 
     with pytest.raises(ValueError, match="go together"):
         EndpointSettings(tls_cert=tmp_path / "cert.pem")
+
+
+def test_a_crowd_of_idle_connections_is_closed_at_the_door(sandbox, desired):
+    """Each open connection holds a thread; beyond the bound, a new one is closed at once."""
+    import contextlib
+    import http.client
+    import socket
+    import time
+
+    with endpoint(sandbox, desired, max_connections=2) as ep:
+        idle = [
+            socket.create_connection(("127.0.0.1", ep.server.port), timeout=10) for _ in range(2)
+        ]
+        # One accept loop takes them in order: the third finds both places taken.
+        extra = socket.create_connection(("127.0.0.1", ep.server.port), timeout=10)
+        with contextlib.suppress(ConnectionResetError):
+            assert extra.recv(1) == b""  # closed without an answer
+        extra.close()
+        for connection in idle:
+            connection.close()
+        deadline = time.monotonic() + 10
+        while True:  # the idle ones' threads end at EOF and free their places
+            with contextlib.suppress(ConnectionError, http.client.HTTPException):
+                if health(ep) == 200:
+                    break
+            assert time.monotonic() < deadline, "the bound never freed"
+            time.sleep(0.05)

@@ -234,3 +234,16 @@ def test_an_impostor_is_reported_removed_under_the_prune_guard_and_the_workspace
     reconciler(sandbox, prune=True).reconcile(desired)
     assert activations(sandbox) == []
     assert fleet(sandbox)[workspace_id]["instanceId"] == genuine
+
+
+def test_a_controller_clock_ahead_of_aws_deletes_nothing_aws_still_honours():
+    """Expiry is AWS's word (Expired), not the controller's clock: a minute ahead changes nothing."""
+    ahead = PerWorkspaceActivation(
+        activation_id=activation().activation_id,
+        manifest="office",
+        workspace_id=WORKSPACE.workspace_id,
+        registrations=0,
+        expiration=NOW - timedelta(minutes=1),
+        expired=False,
+    )
+    assert diff(EnrollmentLive([ahead])).operations == []

@@ -8,9 +8,11 @@ certificate (``--enroll-tls-cert``/``--enroll-tls-key``) it speaks HTTPS itself,
 balancer that passes TCP through with the client's address preserved; without one it expects a
 proxy in front that terminates TLS (and then X-Forwarded-For from ``--enroll-trusted-proxy``).
 
-A stalled client holds a thread for at most ``request_timeout`` seconds, the TLS handshake happens
-on the request's thread (never on the accepting one), bodies over 1 KiB are refused unread, and at
-most ``max_in_flight`` requests are worked on at once: beyond that the answer is 503 at once.
+A stalled client holds a thread for at most ``request_timeout`` seconds, at most
+``max_connections`` connections are open at once (more are closed at the door), the TLS handshake
+happens on the request's thread (never on the accepting one), bodies over 1 KiB are refused
+unread, and at most ``max_in_flight`` requests are worked on at once: beyond that the answer is
+503 at once.
 """
 
 from __future__ import annotations
@@ -52,25 +54,45 @@ class _Server(ThreadingHTTPServer):
         handler: type[BaseHTTPRequestHandler],
         tls: ssl.SSLContext | None,
         timeout: float,
+        max_connections: int,
     ) -> None:
         self.tls = tls
         self.handshake_timeout = timeout
+        self._connections = threading.BoundedSemaphore(max_connections)
         super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """At most ``max_connections`` open at once (each holds a thread): a crowd of idle or
+        slow connections is closed at the door instead of growing threads without bound."""
+        if not self._connections.acquire(blocking=False):
+            log.debug("enrollment connection refused: too many open", client=client_address[0])
+            with contextlib.suppress(OSError):
+                request.close()
+            return
+        super().process_request(request, client_address)  # on failure the caller shuts it
+
+    def shutdown_request(self, request: Any) -> None:
+        try:
+            super().shutdown_request(request)
+        finally:
+            self._connections.release()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """Runs on the request's own thread: the TLS handshake happens here."""
-        if self.tls is not None:
-            request.settimeout(self.handshake_timeout)
-            try:
-                request = self.tls.wrap_socket(request, server_side=True)
-            except (OSError, ssl.SSLError) as error:
-                log.debug(
-                    "enrollment TLS handshake failed", client=client_address[0], error=str(error)
-                )
-                with contextlib.suppress(OSError):
-                    request.close()
-                return
-        super().finish_request(request, client_address)
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(self.handshake_timeout)
+        try:
+            secured = self.tls.wrap_socket(request, server_side=True)
+        except (OSError, ssl.SSLError) as error:
+            log.debug("enrollment TLS handshake failed", client=client_address[0], error=str(error))
+            return
+        try:
+            super().finish_request(secured, client_address)
+        finally:
+            with contextlib.suppress(OSError):
+                secured.close()
 
 
 class EnrollmentServer:
@@ -84,11 +106,14 @@ class EnrollmentServer:
         tls: ssl.SSLContext | None = None,
         request_timeout: float = 10.0,
         max_in_flight: int = 64,
+        max_connections: int = 512,
     ) -> None:
         self.service = service
         self.tls = tls
         self._slots = threading.BoundedSemaphore(max_in_flight)
-        self._httpd = _Server((host, port), _handler(self, request_timeout), tls, request_timeout)
+        self._httpd = _Server(
+            (host, port), _handler(self, request_timeout), tls, request_timeout, max_connections
+        )
         self._thread: threading.Thread | None = None
 
     @property
