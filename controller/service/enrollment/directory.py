@@ -6,9 +6,14 @@ their tags from one tagging-API walk (100 a page). A WorkSpace created since the
 in it, so an address the index does not know (or knows in a state other than AVAILABLE) refreshes
 it, at most once per ``min_refresh_seconds`` and never more than half the time (the next refresh
 waits at least as long as the last one took); callers arriving during a refresh wait for that one
-instead of starting another. An entry older than ``max_age_seconds`` is confirmed by ID before it
-is believed (one DescribeWorkspaces for up to 25), so a WorkSpace terminated since the last read,
-whose address went to another machine, is not taken for the one that had it.
+instead of starting another.
+
+A WorkSpace terminated since the last read, whose address went to another machine, must not be
+taken for the one that had it. An answer from an index older than ``max_age_seconds`` starts a
+re-read in the background (the ask does not wait for it), so during a boot storm the index stays
+within about two minutes, or one read, of AWS at the cost of one read, not one call per ask; an
+answer from an index older than ``confirm_after_seconds`` (the re-reads keep failing) is confirmed
+by ID before it is believed (one DescribeWorkspaces).
 """
 
 from __future__ import annotations
@@ -45,15 +50,18 @@ class WorkspaceDirectory:
         aws: AwsApi,
         min_refresh_seconds: float = 5.0,
         max_age_seconds: float = 120.0,
+        confirm_after_seconds: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.aws = aws
         self.min_refresh_seconds = min_refresh_seconds
         self.max_age_seconds = max_age_seconds
+        self.confirm_after_seconds = confirm_after_seconds
         self._clock = clock
         self._snapshot = Snapshot()
         self._last_duration = 0.0
         self._refreshing = False
+        self._background: threading.Thread | None = None
         self._changed = threading.Condition()
         self.refreshes = 0
 
@@ -72,10 +80,28 @@ class WorkspaceDirectory:
         ):
             snapshot = self.refresh(scope)
             found = self._in_scope(snapshot, address, scope)
-        if found and self._clock() - snapshot.read_at > self.max_age_seconds:
+        age = self._clock() - snapshot.read_at
+        if found and age > self.max_age_seconds:
+            self._refresh_in_background(scope)
+        if found and age > self.confirm_after_seconds:
             found = self._confirm(found)
             found = tuple(w for w in found if w.ip_address == address and w.directory_id in scope)
         return found
+
+    def _refresh_in_background(self, scope: frozenset[str]) -> None:
+        with self._changed:
+            if self._refreshing or (self._background is not None and self._background.is_alive()):
+                return
+            self._background = threading.Thread(
+                target=self._quiet_refresh, args=(scope,), name="enrollment-reread", daemon=True
+            )
+            self._background.start()
+
+    def _quiet_refresh(self, scope: frozenset[str]) -> None:
+        try:
+            self.refresh(scope)
+        except Exception as error:  # the next old answer tries again; a later one confirms by ID
+            log.warning("enrollment directory re-read failed", error=type(error).__name__)
 
     @staticmethod
     def _in_scope(
