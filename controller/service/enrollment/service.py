@@ -63,7 +63,7 @@ class EnrollmentTarget:
 class Answer:
     status: int
     result: str
-    body: bytes
+    body: bytes = field(repr=False)  # an issued answer carries the code: never printed
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
