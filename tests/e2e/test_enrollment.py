@@ -78,3 +78,45 @@ def test_200_workspaces_enroll_over_http_and_no_pass_after_writes_a_tag(sandbox,
         )
     finally:
         assert controller.stop() == 0
+
+
+def test_the_readme_first_command_converges_in_minutes_not_intervals(tmp_path: Path):
+    """`run desired-state --sandbox`: the 50 WorkSpaces enroll over HTTP, register tagged and
+    report their installs long before the 5-minute interval would have come round."""
+    from tests.e2e.harness import ROOT
+
+    controller = Controller([str(ROOT / "desired-state"), "--sandbox"], tmp_path, name="first")
+    try:
+
+        def converged() -> bool:
+            samples = controller.metrics()
+
+            def total(name: str, **labels: str) -> float:
+                return sum(
+                    value
+                    for (sample, found), value in samples.items()
+                    if sample == name and set(labels.items()) <= set(found)
+                )
+
+            statuses: dict[str, dict[str, float]] = {}
+            for (sample, found), value in samples.items():
+                if sample == "fleet_association_instances":
+                    labels = dict(found)
+                    statuses.setdefault(labels["association"], {})[labels["status"]] = value
+            installs = len(statuses) == 3 and all(
+                s.get("Success", 0) > 0 and s.get("Pending", 0) == s.get("Failed", 0) == 0
+                for s in statuses.values()
+            )
+            return (
+                total("fleet_enrollment_requests_total", result="issued") == 50
+                and total("fleet_managed_instances", ping_status="Online") == 50
+                and total("fleet_workspaces_not_onboarded") == 0
+                and installs
+            )
+
+        eventually(converged, 150, interval=0.5, what="50 enrolled, tagged, installs reported")
+        assert (
+            controller.value("fleet_enrollment_requests_total", result="refused_no_workspace") == 0
+        )
+    finally:
+        assert controller.stop() == 0
