@@ -183,6 +183,40 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         default=1024 * 1024,
         metavar="BYTES",
     )
+    enroll = run.add_argument_group(
+        "enrollment endpoint (off unless --enroll-port; POST /v1/enroll on its own listener)"
+    )
+    enroll.add_argument(
+        "--enroll-port",
+        type=valid.int_range(0, 65535),
+        default=env("FLEET_ENROLL_PORT"),  # argparse converts a string default with type
+        metavar="PORT",
+        help="serve WorkSpace enrollment on this port (with --sandbox and an Enrollment manifest,"
+        " a free loopback port is used when this is not given)",
+    )
+    enroll.add_argument("--enroll-host", default="0.0.0.0")
+    enroll.add_argument("--enroll-tls-cert", type=Path, metavar="PEM", help="serve HTTPS itself")
+    enroll.add_argument("--enroll-tls-key", type=Path, metavar="PEM")
+    proxies = env("FLEET_ENROLL_TRUSTED_PROXIES")
+    enroll.add_argument(
+        "--enroll-trusted-proxy",
+        action="append",
+        default=[p for p in (proxies or "").split(",") if p.strip()],
+        metavar="CIDR",
+        help="believe X-Forwarded-For only from these load balancer ranges (repeatable)",
+    )
+    enroll.add_argument("--enroll-rate-per-source", type=valid.seconds(0), default=0.1)
+    enroll.add_argument("--enroll-burst-per-source", type=valid.seconds(0), default=5.0)
+    enroll.add_argument("--enroll-rate-total", type=valid.seconds(0), default=20.0)
+    enroll.add_argument("--enroll-burst-total", type=valid.seconds(0), default=100.0)
+    run.add_argument(
+        "--requeue-seconds",
+        type=valid.seconds(0),
+        default=5.0,
+        metavar="SECONDS",
+        help="after a pass that changed something, or while enrollments are pending, pass again"
+        " this soon (doubling while it repeats, never beyond --interval)",
+    )
     targets = run.add_argument_group("targets")
     targets_file = env("FLEET_TARGETS")
     targets.add_argument(

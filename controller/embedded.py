@@ -1,9 +1,11 @@
 """The embedded sandbox behind ``--sandbox``: a local AWS endpoint with a simulated fleet.
 
 It starts the sandbox in-process, applies a scenario (WorkSpaces in two directories with tags),
-points the fleet's WorkSpaces at the parameter the example Activation publishes to, and keeps a
-background "fleet tick": WorkSpaces register as soon as an activation is published and due
-associations run, the way a real fleet would catch up on its own.
+and keeps a background "fleet tick": WorkSpaces register and due associations run, the way a real
+fleet would catch up on its own. How the WorkSpaces get their activation follows the desired
+state: with an Enrollment manifest they ask the controller's enrollment endpoint over HTTP, each
+from its own loopback address (``enroll_at``); otherwise they read the parameter the first
+Activation publishes to.
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ class EmbeddedSandbox:
             raise ValueError("a sandbox scenario is a mapping of sections")
         return data
 
+    def enroll_at(self, url: str) -> None:
+        """From now on the fleet's WorkSpaces enroll at ``url``, each from its own address."""
+        SandboxClient(self.endpoint, region=self.region).post("fleet/enrollment", {"url": url})
+
     def stop(self) -> None:
         for worker in self._clockwork:
             worker.stop()
@@ -88,14 +94,16 @@ def start_embedded(
     desired: DesiredState | None,
     workspaces: int = 50,
     scenario: Path | None = None,
+    enrolls: bool = False,
 ) -> EmbeddedSandbox:
     """Start the embedded sandbox and point ``settings`` at it (``--sandbox``).
 
-    Its WorkSpaces read their activation from the first Activation's publish parameter, so the
-    loop closes: the controller publishes, the fleet registers, TagSync tags what registered.
+    Unless ``enrolls`` (``run`` with an enrollment endpoint, which then calls ``enroll_at``), its
+    WorkSpaces read their activation from the first Activation's publish parameter, so the loop
+    closes: the controller publishes, the fleet registers, TagSync tags what registered.
     """
     parameter = None
-    if desired is not None:
+    if desired is not None and not enrolls:
         activations = desired.of_kind("Activation")
         parameter = str(activations[0].spec.publish.parameter_name) if activations else None
     embedded = EmbeddedSandbox(

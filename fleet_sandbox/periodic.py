@@ -46,11 +46,13 @@ class Periodic:
 
 
 def fleet_clockwork(interval: float) -> list[Periodic]:
-    """Started: WorkSpaces register with the published activation, agents run what is due."""
+    """Started: WorkSpaces register with the published activation or enroll at the endpoint,
+    agents run what is due."""
     from fleet_sandbox.agent import AgentLoop
+    from fleet_sandbox.enrolling import Enroller
     from fleet_sandbox.fleet import AutoRegistrar
 
-    workers: list[Periodic] = [AutoRegistrar(interval), AgentLoop(interval)]
+    workers: list[Periodic] = [AutoRegistrar(interval), Enroller(interval), AgentLoop(interval)]
     for worker in workers:
         worker.start()
     return workers

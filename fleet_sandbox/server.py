@@ -31,6 +31,7 @@ EXTENSION_MODULES = (
     "fleet_sandbox.workspaces",
     "fleet_sandbox.tagging",
     "fleet_sandbox.fleet",
+    "fleet_sandbox.enrolling",
     "fleet_sandbox.agent",
 )
 

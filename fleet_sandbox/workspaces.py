@@ -58,6 +58,7 @@ class WorkspacesExtra:
     next_host: dict[str, int] = field(default_factory=dict)
     placements: int = 0
     terminated_at: dict[str, datetime] = field(default_factory=dict)
+    address_pool: str | None = None  # a CIDR every address comes from instead of the subnets
 
 
 def extra_of(backend: Any) -> WorkspacesExtra:
@@ -118,7 +119,8 @@ def ensure_identity(backend: Any, workspace: Any, computer_name: str | None = No
         extra.names.add(workspace.computer_name)
         if getattr(workspace, "ip_address", ""):
             return
-        subnets = _subnet_cidrs(backend, workspace.directory_id, extra)
+        pool = extra.address_pool
+        subnets = [] if pool else _subnet_cidrs(backend, workspace.directory_id, extra)
         address = None
         for attempt in range(len(subnets)):
             subnet_id, cidr = subnets[(extra.placements + attempt) % len(subnets)]
@@ -128,7 +130,7 @@ def ensure_identity(backend: Any, workspace: Any, computer_name: str | None = No
                 break
         extra.placements += 1
         if address is None:
-            address = _allocate_address(extra, _FALLBACK_NETWORK)
+            address = _allocate_address(extra, pool or _FALLBACK_NETWORK)
         workspace.ip_address = address or ""
 
 

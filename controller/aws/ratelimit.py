@@ -49,6 +49,20 @@ class TokenBucket:
             self._sleep(wait)
         return wait
 
+    def try_acquire(self) -> float:
+        """Take one token if one is there: 0.0 when taken, else the seconds until one will be.
+
+        For admission control (the enrollment endpoint answers 429 with Retry-After instead of
+        holding a request thread while a flood drains)."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+            self._updated = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return 0.0
+            return (1 - self._tokens) / self._rate
+
 
 class RateLimiter:
     """One token bucket per service; services without a configured rate are not limited."""

@@ -376,7 +376,11 @@ class ActivationKind(Kind[ActivationLive]):
         metrics.set_family(metrics.activation_expiry_timestamp_seconds, ctx.target, expiry)
         metrics.set_family(metrics.activation_registrations, ctx.target, registrations)
         metrics.set_family(metrics.activation_registration_limit, ctx.target, limits)
-        owned = [a for a in live.activations if is_owned(a.tags, ctx.controller_id)]
+        owned = [
+            a
+            for a in live.activations
+            if is_owned(a.tags, ctx.controller_id) and manifest_of(a.tags, KIND) is not None
+        ]  # per-WorkSpace activations are the Enrollment kind's
         metrics.managed_resources.labels(target=ctx.target, kind=KIND).set(len(owned))
 
     # -- export ----------------------------------------------------------------------------------

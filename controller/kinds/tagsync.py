@@ -54,6 +54,37 @@ def selects(manifest: Manifest, workspace: LiveWorkspace) -> bool:
     return workspace.state in scope.states
 
 
+@dataclass
+class WantedTags:
+    """What every TagSync selecting one WorkSpace wants on its instance, together."""
+
+    tags: dict[str, str] = field(default_factory=dict)  # keys they disagree on are left out
+    owners: set[str] = field(default_factory=set)  # the TagSyncs selecting the WorkSpace
+    conflicts: set[str] = field(default_factory=set)  # keys with two different values
+    refused: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (name, key, why)
+
+
+def wanted_for(desired: list[Manifest], workspace: LiveWorkspace) -> WantedTags:
+    """The tags the instance of ``workspace`` should carry: the one answer for TagSync's diff and
+    for the activation a WorkSpace enrolls with (so it registers already tagged)."""
+    found = WantedTags()
+    for manifest in desired:
+        if not selects(manifest, workspace):
+            continue
+        found.owners.add(manifest.name)
+        for key, value in desired_tags(manifest, workspace).items():
+            problem = unwritable(key, value)
+            if problem:
+                found.refused[(manifest.name, key, problem)] += 1
+                continue
+            if key in found.tags and found.tags[key] != value:
+                found.conflicts.add(key)
+            found.tags[key] = value
+    for key in found.conflicts:
+        found.tags.pop(key, None)
+    return found
+
+
 def desired_tags(manifest: Manifest, workspace: LiveWorkspace) -> dict[str, str]:
     """The tags one TagSync wants on the instance of one WorkSpace."""
     spec = manifest.spec
@@ -103,7 +134,7 @@ class TagSyncKind(Kind[TagSyncLive]):
             source = "per-resource"
         return TagSyncLive(
             workspaces=[
-                _workspace(w, workspace_tags.get(w["WorkspaceId"], {})) for w in workspaces
+                live_workspace(w, workspace_tags.get(w["WorkspaceId"], {})) for w in workspaces
             ],
             instances=[_instance(i, instance_tags.get(i["InstanceId"], {})) for i in instances],
             tag_source=source,
@@ -204,24 +235,18 @@ class TagSyncKind(Kind[TagSyncLive]):
         owners: dict[str, set[str]] = {}
         conflicts: dict[str, set[str]] = {}
         refused: Counter[tuple[str, str, str]] = Counter()
-        for manifest in desired:
-            for workspace in live.workspaces:
-                instance = matches.by_workspace.get(workspace.workspace_id)
-                if instance is None or not selects(manifest, workspace):
-                    continue
-                tags = wanted.setdefault(instance.instance_id, {})
-                owners.setdefault(instance.instance_id, set()).add(manifest.name)
-                for key, value in desired_tags(manifest, workspace).items():
-                    problem = unwritable(key, value)
-                    if problem:
-                        refused[(manifest.name, key, problem)] += 1
-                        continue
-                    if key in tags and tags[key] != value:
-                        conflicts.setdefault(instance.instance_id, set()).add(key)
-                    tags[key] = value
-        for instance_id, keys in conflicts.items():
-            for key in keys:
-                wanted[instance_id].pop(key, None)
+        for workspace in live.workspaces:
+            instance = matches.by_workspace.get(workspace.workspace_id)
+            if instance is None:
+                continue
+            found = wanted_for(desired, workspace)
+            if not found.owners:
+                continue
+            wanted[instance.instance_id] = found.tags
+            owners[instance.instance_id] = found.owners
+            if found.conflicts:
+                conflicts[instance.instance_id] = found.conflicts
+            refused.update(found.refused)
         return wanted, owners, conflicts, refused
 
     def _tag_operation(
@@ -414,7 +439,8 @@ def stale_instances(matches: Matches, controller_id: str) -> list[LiveInstance]:
     ]
 
 
-def _workspace(item: dict[str, Any], tags: dict[str, str]) -> LiveWorkspace:
+def live_workspace(item: dict[str, Any], tags: dict[str, str]) -> LiveWorkspace:
+    """A DescribeWorkspaces item and its tags as the matcher sees it."""
     properties = item.get("WorkspaceProperties", {}) or {}
     return LiveWorkspace(
         workspace_id=item["WorkspaceId"],
@@ -443,4 +469,13 @@ def _instance(item: dict[str, Any], tags: dict[str, str]) -> LiveInstance:
     )
 
 
-__all__ = ["KIND", "OWNER_TAG", "TagSyncKind", "desired_tags", "selects"]
+__all__ = [
+    "KIND",
+    "OWNER_TAG",
+    "TagSyncKind",
+    "WantedTags",
+    "desired_tags",
+    "live_workspace",
+    "selects",
+    "wanted_for",
+]

@@ -43,6 +43,7 @@ CONTROLLER_WIDE = frozenset(
         "fleet_desired_state_valid",
         "fleet_desired_state_info",
         "fleet_webhook_requests",
+        "fleet_enrollment_requests",
         "fleet_controller_info",
     }
 )
@@ -221,6 +222,27 @@ class Metrics:
             "fleet_webhook_requests_total",
             "Webhook requests by result (accepted, bad_signature, missing_signature, too_large...).",
             ["result"],
+            registry=r,
+        )
+        self.enrollment_requests_total = Counter(
+            "fleet_enrollment_requests_total",
+            "Enrollment asks by decision (issued, reused, refused_*, rate_limited_*, busy,"
+            " bad_request, unavailable, error).",
+            ["result"],
+            registry=r,
+        )
+        self.enrollment_activations = Gauge(
+            "fleet_enrollment_activations",
+            "Per-WorkSpace activations by state: waiting (handed out, unused), registered (used,"
+            " its instance not yet verified), expired (unused, to be deleted).",
+            [*t, "state"],
+            registry=r,
+        )
+        self.impostor_instances = Gauge(
+            "fleet_impostor_instances",
+            "Instances registered with a WorkSpace's activation whose computer name or address is"
+            " not that WorkSpace's.",
+            t,
             registry=r,
         )
         self.controller_info = Gauge(

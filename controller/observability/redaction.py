@@ -45,9 +45,18 @@ _SECRET_KEY_PARTS = (
 # Opaque pagination cursors: named like tokens, not secrets, and useful when debugging paging.
 _NOT_SECRET_KEYS = frozenset({"nexttoken", "paginationtoken", "continuationtoken"})
 
+# Most secrets (activation codes, AWS keys and session tokens) are made of "token" characters. A
+# fleet that enrolls thousands of WorkSpaces registers one code each, so those are kept in sets by
+# length and found by looking only inside runs of token characters: the cost of a scan grows with
+# the text and the number of distinct lengths, not with the number of secrets (a regex alternation
+# of 10,000 codes took milliseconds per log line). Other secrets keep the alternation.
+_TOKEN_RUN = re.compile(rf"[A-Za-z0-9+/=_\-]{{{MIN_SECRET_LENGTH},}}")
+
 _lock = threading.Lock()
 _secrets: set[str] = set()
-_pattern: re.Pattern[str] | None = None
+_token_secrets: dict[int, set[str]] = {}  # length -> secrets of that length
+_token_lengths: tuple[int, ...] = ()  # longest first, so a secret containing another wins
+_pattern: re.Pattern[str] | None = None  # secrets with other characters
 
 
 def _normalise_key(key: str) -> str:
@@ -67,7 +76,7 @@ def register_secret(value: str) -> None:
 
     Registered secrets are never forgotten: a rotated-out activation code is still a secret.
     """
-    global _pattern
+    global _pattern, _token_lengths
     if not isinstance(value, str):
         raise TypeError("secrets are strings")
     if len(value) < MIN_SECRET_LENGTH:
@@ -79,23 +88,65 @@ def register_secret(value: str) -> None:
         if value in _secrets:
             return
         _secrets.add(value)
+        if _TOKEN_RUN.fullmatch(value):
+            # The set for a length exists before its length is published, so a concurrent scan
+            # never looks up a length without a set (membership tests need no lock).
+            _token_secrets.setdefault(len(value), set()).add(value)
+            _token_lengths = tuple(sorted(_token_secrets, reverse=True))
+            return
         # Longest first so that a secret containing another is replaced whole.
-        alternatives = sorted(_secrets, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(s) for s in alternatives))
+        others = sorted((s for s in _secrets if not _TOKEN_RUN.fullmatch(s)), key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(s) for s in others))
+
+
+def _token_spans(text: str) -> list[tuple[int, int]]:
+    """Where token-shaped secrets occur in ``text``: (start, end), in order, not overlapping."""
+    index, lengths = _token_secrets, _token_lengths
+    if not lengths:
+        return []
+    shortest = lengths[-1]
+    spans: list[tuple[int, int]] = []
+    for run in _TOKEN_RUN.finditer(text):
+        start, end = run.span()
+        if end - start < shortest:
+            continue
+        position = start
+        while position + shortest <= end:
+            for length in lengths:
+                if position + length <= end and text[position : position + length] in index[length]:
+                    spans.append((position, position + length))
+                    position += length
+                    break
+            else:
+                position += 1
+    return spans
 
 
 def contains_secret(text: str) -> bool:
     """True when ``text`` contains a registered secret."""
     pattern = _pattern
-    return pattern is not None and pattern.search(text) is not None
+    if pattern is not None and pattern.search(text) is not None:
+        return True
+    return bool(_token_spans(text))
 
 
 def redact_text(text: str) -> str:
     """Replace every registered secret in ``text``; for plan output, exception text and the like."""
-    pattern = _pattern
-    if pattern is None or not text:
+    if not text:
         return text
-    return pattern.sub(REDACTED, text)
+    pattern = _pattern
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    spans = _token_spans(text)
+    if not spans:
+        return text
+    parts: list[str] = []
+    previous = 0
+    for start, end in spans:
+        parts += [text[previous:start], REDACTED]
+        previous = end
+    parts.append(text[previous:])
+    return "".join(parts)
 
 
 def redact_value(value: Any, _depth: int = 0) -> Any:
@@ -120,7 +171,7 @@ def redact_value(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, bytes | bytearray):
         text = bytes(value).decode("utf-8", errors="replace")
         return redact_text(text) if contains_secret(text) else value
-    if _pattern is None:
+    if _pattern is None and not _token_lengths:
         return value
     rendered = _safe_str(value)
     if contains_secret(rendered) or contains_secret(_safe_repr(value)):

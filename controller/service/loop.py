@@ -50,6 +50,10 @@ class LoopSettings:
     jitter_fraction: float = 0.1  # each wait is interval * (1 ± jitter)
     enforce: bool = True
     max_iterations: int | None = None  # for tests and one-shot runs
+    # After a pass that changed something, or while ``pending`` says work is on its way (a
+    # WorkSpace was just handed an activation), the next pass comes this soon instead of after
+    # the interval; the delay doubles while that repeats and never exceeds the interval.
+    requeue_seconds: float | None = None
 
 
 class Refresh(StrEnum):
@@ -137,6 +141,7 @@ class ReconcileLoop:
         stop: threading.Event | None = None,
         wake: threading.Event | None = None,
         guard: WriteGuard | None = None,
+        pending: Callable[[], bool] | None = None,
     ) -> None:
         self.desired = desired
         self.reconciler = reconciler
@@ -145,12 +150,15 @@ class ReconcileLoop:
         self.stop = stop or threading.Event()
         self.wake = wake or threading.Event()  # set to reconcile now (webhooks, leases, tests)
         self.guard = guard
+        self.pending = pending
         self.target = reconciler.settings.target
         self.completed = 0
         self.passes = 0
         self.last_revision: str | None = None
         self._reported = False  # whether this replica exports the target's status series
         self._random = random.Random()
+        self._changed = False  # the last pass applied something
+        self._requeues = 0  # consecutive short waits
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -164,6 +172,7 @@ class ReconcileLoop:
             self._wait()
 
     def run_once(self) -> None:
+        self._changed = False
         if not self.may_write():
             if self._reported:
                 forget_target_status(self.metrics, self.target)
@@ -188,6 +197,7 @@ class ReconcileLoop:
             self._after_pass()
             return
         self.completed += 1
+        self._changed = bool(result.applied)
         self.last_revision = revision.id
         self._after_pass()
         log.info(
@@ -213,10 +223,21 @@ class ReconcileLoop:
         return self.guard is None or self.guard.may_write()
 
     def _wait(self) -> None:
+        if self.wake.wait(timeout=max(0.0, self.next_wait())):
+            self._requeues = 0  # woken (an enrollment, a push): the short requeue starts afresh
+        self.wake.clear()
+
+    def next_wait(self) -> float:
+        """Seconds until the next pass: the interval (with jitter), or a short requeue."""
         jitter = self.settings.jitter_fraction
         seconds = self.settings.interval_seconds * (1 + self._random.uniform(-jitter, jitter))
-        self.wake.wait(timeout=max(0.0, seconds))
-        self.wake.clear()
+        requeue = self.settings.requeue_seconds
+        if requeue is None or not (self._changed or (self.pending is not None and self.pending())):
+            self._requeues = 0
+            return seconds
+        delay = float(requeue * 2 ** min(self._requeues, 30))
+        self._requeues += 1
+        return min(seconds, delay)
 
     def request_stop(self) -> None:
         """Finish the current operation, then end the loop (the SIGTERM handler calls this)."""

@@ -14,23 +14,31 @@ another replica takes over at once instead of after a lease duration.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import socket
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import structlog
 from botocore.exceptions import ClientError
 
 from controller.arguments import REPLICA_ID
 from controller.aws import AwsSettings, CallRecorder
-from controller.aws.targets import build_target, count_calls, default_target, load_targets
+from controller.aws.targets import Target, build_target, count_calls, default_target, load_targets
 from controller.engine.prune import PruneSettings
 from controller.engine.reconcile import Reconciler, ReconcileSettings
+from controller.manifests import DesiredState
 from controller.observability.http import ObservabilityServer
 from controller.observability.metrics import DEFAULT_TARGET, Metrics
 from controller.observability.redaction import redact_text
+from controller.service.enrollment.admission import AdmissionSettings
+from controller.service.enrollment.directory import WorkspaceDirectory
+from controller.service.enrollment.endpoint import EndpointSettings, start_endpoint
+from controller.service.enrollment.issuer import ActivationIssuer
+from controller.service.enrollment.service import EnrollmentService, EnrollmentTarget
 from controller.service.ha.keeper import LeaseKeeper, LeaseSettings, lease_api
 from controller.service.ha.table import LeaseTable, missing_table
 from controller.service.loop import DesiredStateTracker, LoopSettings, ReconcileLoop, Refresh
@@ -149,6 +157,9 @@ class Service:
         self.runtime: Runtime | None = None
         self.server: ObservabilityServer | None = None
         self.metrics: Metrics | None = None
+        self.enrollment: EnrollmentService | None = None
+        self.enrollment_url: str | None = None
+        self._embedded: Any = None
         self._cleanup: list[Callable[[], None]] = []
         self._stop_requested = False
 
@@ -235,6 +246,7 @@ class Service:
             jitter_fraction=args.jitter,
             enforce=args.mode == "enforce",
             max_iterations=args.iterations,
+            requeue_seconds=args.requeue_seconds,
         )
         keeper = self._keeper(args, base, names, metrics) if args.lease_table else None
         if keeper is None:  # one replica owns every target: today's behaviour
@@ -257,6 +269,7 @@ class Service:
                 metrics,
                 settings,
                 guard=keeper.guard(target.name) if keeper else None,
+                pending=functools.partial(self._enrollment_pending, target.name),
             )
             for target in targets
         }
@@ -277,9 +290,11 @@ class Service:
                 max_body_bytes=args.webhook_max_bytes,
             ).mount(server)
         server.start()
+        self._start_enrollment(args, targets, loops, metrics, tracker)
         log.info(
             "serving",
             metrics=f"{server.url}/metrics",
+            enrollment=self.enrollment_url,
             webhook=f"{server.url}/webhook" if secret is not None else None,
             mode=args.mode,
             source=source.description,
@@ -287,6 +302,59 @@ class Service:
             leases=args.lease_table,
             replica=keeper.replica_id if keeper else None,
         )
+
+    def _start_enrollment(
+        self,
+        args: argparse.Namespace,
+        targets: list[Target],
+        loops: Mapping[str, ReconcileLoop],
+        metrics: Metrics,
+        tracker: DesiredStateTracker,
+    ) -> None:
+        """The enrollment listener, when asked for; with --sandbox also whenever the desired
+        state declares an Enrollment (on a free loopback port), and the fleet is pointed at it."""
+        sandbox_enrolls = self._embedded is not None and _sandbox_enrolls(args, tracker.current())
+        port, host = args.enroll_port, args.enroll_host
+        if port is None:
+            if not sandbox_enrolls:
+                return
+            port, host = 0, "127.0.0.1"
+        settings = EndpointSettings(
+            host=host,
+            port=port,
+            tls_cert=args.enroll_tls_cert,
+            tls_key=args.enroll_tls_key,
+            trusted_proxies=tuple(args.enroll_trusted_proxy),
+            admission=AdmissionSettings(
+                per_source_rate=args.enroll_rate_per_source,
+                per_source_burst=args.enroll_burst_per_source,
+                total_rate=args.enroll_rate_total,
+                total_burst=args.enroll_burst_total,
+            ),
+        )
+        enrolling = [
+            EnrollmentTarget(
+                target.name,
+                WorkspaceDirectory(target.aws),
+                ActivationIssuer(target.aws, args.controller_id),
+                may_write=loops[target.name].may_write,
+                wake=loops[target.name].wake.set,
+            )
+            for target in targets
+        ]
+
+        def desired() -> DesiredState | None:
+            revision = tracker.current()
+            return revision.desired if revision is not None else None
+
+        self.enrollment, server = start_endpoint(settings, desired, enrolling, metrics)
+        self._cleanup.append(server.stop)
+        self.enrollment_url = server.url
+        if sandbox_enrolls:
+            self._embedded.enroll_at(server.url)
+
+    def _enrollment_pending(self, target: str) -> bool:
+        return self.enrollment is not None and self.enrollment.pending(target)
 
     def _source(self, args: argparse.Namespace) -> DesiredStateSource:
         if args.git_url and args.directory is not None:
@@ -313,8 +381,10 @@ class Service:
             first.desired if first else None,
             args.sandbox_workspaces,
             args.sandbox_scenario,
+            enrolls=_sandbox_enrolls(args, first),
         )
         self._cleanup.append(embedded.stop)
+        self._embedded = embedded
 
     def _keeper(
         self, args: argparse.Namespace, base: AwsSettings, names: list[str], metrics: Metrics
@@ -344,6 +414,13 @@ class Service:
     def _wake(self, target: str) -> None:
         if self.runtime is not None:
             self.runtime.wake_target(target)
+
+
+def _sandbox_enrolls(args: argparse.Namespace, first: Revision | None) -> bool:
+    """With --sandbox, the simulated WorkSpaces enroll at the endpoint when the desired state
+    declares an Enrollment (or the endpoint was asked for); otherwise they read the parameter."""
+    declared = first is not None and bool(first.desired.of_kind("Enrollment"))
+    return bool(args.sandbox) and (declared or args.enroll_port is not None)
 
 
 def _check_table(table: LeaseTable) -> None:

@@ -98,6 +98,14 @@ CASES = [
          ("name", "not its ARN")),
     Case("reserved-parameter-name", "fleet.yaml", 9, "spec.publish.parameterName",
          "Activation/corp", ("cannot begin with 'aws' or 'ssm'",)),
+    Case("enrollment-valid-for-2d", "fleet.yaml", 8, "spec.validFor", "Enrollment/corp",
+         ("2d is longer than 1d, the maximum for validFor",)),
+    Case("enrollment-no-directories", "fleet.yaml", 9, "spec.workspaces.directoryIds",
+         "Enrollment/corp", ("name at least one directory",)),
+    Case("enrollment-directory-twice", "b.yaml", 9, "spec.workspaces.directoryIds[1]",
+         "Enrollment/lab",
+         ("d-1234567890 is already enrolled by Enrollment/office ({dir}/a.yaml:8)",
+          "one Enrollment only")),
 ]  # fmt: skip
 
 

@@ -45,6 +45,9 @@ REQUIRED = {
     "fleet_package_noncompliant_instances": "gauge",
     "fleet_leader": "gauge",
     "fleet_webhook_requests": "counter",
+    "fleet_enrollment_requests": "counter",
+    "fleet_enrollment_activations": "gauge",
+    "fleet_impostor_instances": "gauge",
     "fleet_controller_info": "gauge",
 }
 
@@ -106,6 +109,9 @@ def populate(m: Metrics) -> None:
     m.set_gauge_family(m.package_noncompliant_instances, "default", {"7zip": 2})
     m.set_leader("default", True)
     m.webhook_requests_total.labels(result="accepted").inc()
+    m.enrollment_requests_total.labels(result="issued").inc()
+    m.set_gauge_family(m.enrollment_activations, "default", {"waiting": 2, "registered": 1})
+    m.impostor_instances.labels(target="default").set(0)
 
 
 def test_every_required_metric_is_served_with_a_target_label(

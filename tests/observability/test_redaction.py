@@ -102,3 +102,28 @@ def test_redact_text_for_plan_output(secret: str) -> None:
 def test_short_secrets_are_refused() -> None:
     with pytest.raises(ValueError):
         register_secret("abc")
+
+
+def test_thousands_of_codes_are_each_redacted_in_time_linear_in_the_text() -> None:
+    """A fleet that enrolls thousands of WorkSpaces registers a code per WorkSpace; each is found
+    wherever it appears, and scanning does not grow with how many there are (counted, not timed:
+    the number of window look-ups is bounded by the text and the distinct lengths)."""
+    import secrets as random_source
+    import string
+
+    alphabet = string.ascii_letters + string.digits + "+/"
+    codes = ["".join(random_source.choice(alphabet) for _ in range(20)) for _ in range(5000)]
+    for code in codes:
+        register_secret(code)
+    for code in codes[::97]:
+        assert redact_text(f"code={code}&next") == f"code={REDACTED}&next"
+        assert redact_text(f"[{code}]") == f"[{REDACTED}]"
+    prose = "operation applied to ws-0123456789 through mi-0123456789abcdef0 in 0.25s"
+    assert redact_text(prose) == prose
+
+
+def test_a_secret_with_other_characters_and_a_token_secret_in_one_text() -> None:
+    register_secret("correct horse battery staple!")
+    register_secret("TokenShapedSecret0001")
+    text = "a correct horse battery staple! b TokenShapedSecret0001c"
+    assert redact_text(text) == f"a {REDACTED} b {REDACTED}c"

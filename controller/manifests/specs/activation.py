@@ -54,7 +54,7 @@ _KMS_KEY_ID = re.compile(r"[a-zA-Z0-9:/_-]+")
 _PARAMETER_CHARS = re.compile(r"[a-zA-Z0-9_.\-/]+")
 
 
-def _check_iam_role(value: str) -> str:
+def check_iam_role(value: str) -> str:
     if not value:
         raise fail("must name the IAM role that registered instances assume")
     if value.startswith("arn:"):
@@ -158,7 +158,7 @@ class PublishSpec(StrictModel):
 
 
 class ActivationSpec(SpecModel):
-    iam_role: Annotated[str, AfterValidator(_check_iam_role)]
+    iam_role: Annotated[str, AfterValidator(check_iam_role)]
     registration_limit: int = 1
     valid_for: Duration = timedelta(hours=24)
     renew_before_setting: Duration | None = Field(default=None, alias="renewBefore")
