@@ -13,7 +13,7 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from fleet_sandbox import admin, extension
+from fleet_sandbox import admin, extension, shapes
 from fleet_sandbox.clock import clock
 from fleet_sandbox.faults import FaultInjector, FaultRule
 from fleet_sandbox.middleware import SandboxMiddleware
@@ -162,6 +162,18 @@ def _advance_clock(request: admin.AdminRequest) -> dict[str, Any]:
 def _reset(request: admin.AdminRequest) -> dict[str, Any]:
     reset_all()
     return {}
+
+
+@admin.route("GET", "/_sandbox/fidelity")
+def _fidelity(request: admin.AdminRequest) -> dict[str, Any]:
+    """What the sandbox serves itself and which model constraints it cannot check."""
+    operations = extension.registered_operations()
+    services = sorted({service for service, _ in operations})
+    return {
+        "operations": [f"{s}:{o}" for s, o in operations],
+        "unenforcedPatterns": {s: shapes.unenforced_patterns(s) for s in services},
+        "shapeViolations": extension.shape_violations(),
+    }
 
 
 @admin.route("GET", "/_sandbox/shape-violations")
