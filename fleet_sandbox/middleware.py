@@ -11,6 +11,7 @@ import importlib
 import io
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import cache
@@ -23,6 +24,11 @@ from fleet_sandbox.traffic import ApiCall, CallCounter, identify
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+# moto checks a DynamoDB condition and then writes, without a lock: two concurrent conditional
+# writes can both pass (two lease holders). DynamoDB decides each conditional write atomically, so
+# the sandbox serves that service's requests one at a time.
+SERIALISED_SERVICES = frozenset({"dynamodb"})
 
 # botocore client name -> moto module, where they differ
 _MOTO_MODULES = {"resourcegroupstaggingapi": "resourcegroupstaggingapi"}
@@ -37,6 +43,7 @@ class SandboxMiddleware:
         self._moto = moto_app
         self.calls = calls
         self.faults = faults
+        self._serial = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         body = _read_body(environ)
@@ -68,7 +75,11 @@ class SandboxMiddleware:
             self.calls.record(call, "400")
             return _respond(start_response, 400, rejection[1], rejection[0])
 
-        status, headers, chunks = _run(self._moto, environ)
+        if call.service in SERIALISED_SERVICES:
+            with self._serial:
+                status, headers, chunks = _run(self._moto, environ)
+        else:
+            status, headers, chunks = _run(self._moto, environ)
         if status.startswith("500") and _is_html(headers):
             status, headers, chunks = _internal_failure(call)
         if fault.kind == "lost_response":
