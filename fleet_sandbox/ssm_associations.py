@@ -22,7 +22,7 @@ from typing import Any
 from fleet_sandbox import ssm_documents
 from fleet_sandbox.clock import clock
 from fleet_sandbox.extension import Call, ServiceError, operation
-from fleet_sandbox.schedule import Cron, ScheduleError, parse_schedule
+from fleet_sandbox.schedule import At, Cron, ScheduleError, association_schedule
 from fleet_sandbox.shapes import operation_model
 from fleet_sandbox.ssm_tags import check_tag_keys, tag_target
 from fleet_sandbox.state import ManagedInstance, attached, fleet_state, ssm_backend
@@ -305,25 +305,35 @@ def check_parameters(definitions: dict[str, dict[str, Any]], given: dict[str, li
 
 
 def _check_schedule(spec: dict[str, Any]) -> None:
+    """The association schedule rules (see ``schedule``): ApplyOnlyAtCronInterval needs a cron or
+    at() expression, ScheduleOffset needs a cron expression and ApplyOnlyAtCronInterval ("To use
+    offsets with associations, you must specify the --apply-only-at-cron-interval option")."""
     expression = spec.get("ScheduleExpression")
     schedule = None
     if expression is not None:
         try:
-            schedule = parse_schedule(expression)
+            schedule = association_schedule(expression)
         except ScheduleError as error:
             raise ServiceError(
                 "InvalidSchedule",
                 f"The schedule is invalid. Verify your cron or rate expression and try again. {error}",
             ) from None
-    if spec.get("ApplyOnlyAtCronInterval") and not isinstance(schedule, Cron):
+    if spec.get("ApplyOnlyAtCronInterval") and not isinstance(schedule, Cron | At):
         raise ServiceError(
             "InvalidSchedule",
-            "ApplyOnlyAtCronInterval needs a cron ScheduleExpression (it isn't supported for rate expressions).",
+            "ApplyOnlyAtCronInterval needs a cron or at() ScheduleExpression (it isn't supported "
+            "for rate expressions).",
         )
-    if spec.get("ScheduleOffset") is not None and not isinstance(schedule, Cron):
-        raise ServiceError(
-            "InvalidSchedule", "ScheduleOffset is supported for cron expressions only."
-        )
+    if spec.get("ScheduleOffset") is not None:
+        if not isinstance(schedule, Cron):
+            raise ServiceError(
+                "InvalidSchedule", "ScheduleOffset is supported for cron expressions only."
+            )
+        if not spec.get("ApplyOnlyAtCronInterval"):
+            raise ServiceError(
+                "InvalidSchedule",
+                "ScheduleOffset can only be used together with ApplyOnlyAtCronInterval.",
+            )
 
 
 # --- handlers ------------------------------------------------------------------------------------
