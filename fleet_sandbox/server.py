@@ -25,6 +25,7 @@ EXTENSION_MODULES = (
     "fleet_sandbox.scenario",
     "fleet_sandbox.ssm_activations",
     "fleet_sandbox.ssm_settings",
+    "fleet_sandbox.ssm_parameters",
     "fleet_sandbox.ssm_instances",
     "fleet_sandbox.ssm_associations",
     "fleet_sandbox.ssm_documents",
