@@ -34,6 +34,19 @@ SERIALISED_SERVICES = frozenset({"dynamodb"})
 _MOTO_MODULES = {"resourcegroupstaggingapi": "resourcegroupstaggingapi"}
 
 
+AfterCall = Callable[[ApiCall, str], None]
+"""(the call, its HTTP status line) after moto answered it; for state kept beside moto."""
+
+_after_call: list[AfterCall] = []
+
+
+def after_call(hook: AfterCall) -> AfterCall:
+    """Register ``hook`` to run after every request moto served (not admin, not faulted)."""
+    if hook not in _after_call:
+        _after_call.append(hook)
+    return hook
+
+
 class ConnectionDropped(ConnectionError):
     """Raised after the socket is shut: the client sees a reset, not a response."""
 
@@ -82,6 +95,8 @@ class SandboxMiddleware:
             status, headers, chunks = _run(self._moto, environ)
         if status.startswith("500") and _is_html(headers):
             status, headers, chunks = _internal_failure(call)
+        for hook in list(_after_call):
+            hook(call, status)
         if fault.kind == "lost_response":
             self.calls.record(call, "lost_response")
             _drop_connection(environ)

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from moto.core.resource_tagging import TaggedResource
+from moto.ssm.models import SimpleSystemManagerBackend
 
 from fleet_sandbox import ssm_documents
 from fleet_sandbox.clock import clock
@@ -26,6 +29,7 @@ from fleet_sandbox.schedule import At, Cron, ScheduleError, association_schedule
 from fleet_sandbox.shapes import operation_model
 from fleet_sandbox.ssm_tags import check_tag_keys, tag_target
 from fleet_sandbox.state import ManagedInstance, attached, fleet_state, ssm_backend
+from fleet_sandbox.tagging import resource_source
 
 MAX_ASSOCIATION_VERSIONS = 1000
 ASSOCIATION_DOCUMENT_TYPES = ("Command", "Automation", "Policy")
@@ -800,6 +804,19 @@ def _summary(instance_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --- tags and document changes ------------------------------------------------------------------
+
+
+@resource_source(SimpleSystemManagerBackend)
+def _tagged_associations(backend: Any) -> Iterator[TaggedResource]:
+    associations = attached(backend, AssociationStore)
+    with associations.lock:
+        owned = [(a.association_id, dict(a.tags)) for a in associations.associations.values()]
+    for association_id, tags in owned:
+        yield TaggedResource(
+            arn=f"arn:aws:ssm:{backend.region_name}:{backend.account_id}:association/{association_id}",
+            tags=tags,
+            resource_type="ssm:association",
+        )
 
 
 @tag_target("Association")

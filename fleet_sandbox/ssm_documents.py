@@ -26,18 +26,21 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import yaml
+from moto.core.resource_tagging import TaggedResource
+from moto.ssm.models import SimpleSystemManagerBackend
 
 from fleet_sandbox import scenario
 from fleet_sandbox.clock import clock
 from fleet_sandbox.extension import Call, ServiceError, operation
 from fleet_sandbox.ssm_tags import check_tag_keys, tag_target
 from fleet_sandbox.state import attached, ssm_backend
+from fleet_sandbox.tagging import resource_source
 
 AMAZON = "Amazon"
 PACKAGE_VERSION_LIMIT = 25
@@ -845,6 +848,20 @@ def paginate(
     end = start + size
     token = base64.urlsafe_b64encode(f"offset:{end}".encode()).decode() if end < len(rows) else None
     return rows[start:end], token
+
+
+@resource_source(SimpleSystemManagerBackend)
+def _tagged_documents(backend: Any) -> Iterator[TaggedResource]:
+    """The account's own documents join the tagging API as ``ssm:document`` (Amazon's do not)."""
+    documents = attached(backend, DocumentStore)
+    with documents.lock:
+        owned = [(d.name, dict(d.tags)) for d in documents.documents.values()]
+    for name, tags in owned:
+        yield TaggedResource(
+            arn=f"arn:aws:ssm:{backend.region_name}:{backend.account_id}:document/{name}",
+            tags=tags,
+            resource_type="ssm:document",
+        )
 
 
 @tag_target("Document")

@@ -18,7 +18,7 @@ from typing import Any
 from moto.core.resource_tagging import TaggedResource
 from moto.ssm.models import SimpleSystemManagerBackend
 
-from fleet_sandbox import paging
+from fleet_sandbox import consistency, paging
 from fleet_sandbox.clock import clock
 from fleet_sandbox.extension import Call, ServiceError, operation
 from fleet_sandbox.ssm_tags import tag_target
@@ -169,6 +169,9 @@ def describe_instance_information(call: Call) -> dict[str, Any]:
     fleet = fleet_state(call.account_id, call.region)
     with fleet.lock:
         instances = list(fleet.instances.values())
+    not_yet = consistency.hidden_since("ssm")  # a just-registered instance takes a while to show
+    if not_yet is not None:
+        instances = [i for i in instances if i.registration_date <= not_yet]
     requested_ids = {v for key, values in filters if key == "InstanceIds" for v in values}
     unknown = sorted(requested_ids - {i.instance_id for i in instances})
     if unknown:

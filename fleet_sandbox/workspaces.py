@@ -27,6 +27,7 @@ from fleet_sandbox.clock import clock
 from fleet_sandbox.extension import Call, ServiceError, operation
 from fleet_sandbox.shapes import service_model
 from fleet_sandbox.state import attached, workspaces_backend
+from fleet_sandbox.tagging import note_tagged
 
 DESCRIBE_LIMIT = 25  # Limit: 1..25 (botocore model); 25 when omitted
 MAX_TAGS_PER_RESOURCE = 50  # "Each WorkSpaces resource can have a maximum of 50 tags."
@@ -306,7 +307,23 @@ def delete_tags(call: Call) -> dict[str, Any]:
     doomed = set(call.params["TagKeys"])
     with extra_of(backend).lock:
         resource.tags = [t for t in normalise_tags(resource.tags) if t["Key"] not in doomed]
+    note_tagged(call.account_id, call.region, workspaces_arn(call, call.params["ResourceId"]))
     return {}
+
+
+_ARN_TYPES = {
+    "ws-": "workspace",
+    "d-": "directory",
+    "wsi-": "workspaceimage",
+    "wsb-": "workspacebundle",
+    "wsipg-": "workspaceipgroup",
+    "wsca-": "connectionalias",
+}
+
+
+def workspaces_arn(call: Call, resource_id: str) -> str:
+    kind = next(t for p, t in _ARN_TYPES.items() if resource_id.startswith(p))
+    return f"arn:aws:workspaces:{call.region}:{call.account_id}:{kind}/{resource_id}"
 
 
 # --- state changes ---------------------------------------------------------------------------
