@@ -274,9 +274,11 @@ def _validate_spec(account_id: str, region: str, spec: dict[str, Any]) -> None:
 
 
 def check_parameters(definitions: dict[str, dict[str, Any]], given: dict[str, list[str]]) -> None:
-    """InvalidParameters unless ``given`` fits the document's parameter definitions."""
-    import re
-
+    """InvalidParameters unless ``given`` fits the document's parameter definitions: no unknown
+    names, every parameter without a default given, each value of its type (String one value,
+    StringList many, Boolean true/false, Integer digits, StringMap a JSON object, MapList a JSON
+    list of objects) and within allowedValues, allowedPattern (matched whole, Java dialect),
+    minItems/maxItems and minChars/maxChars."""
     unknown = sorted(set(given) - set(definitions))
     if unknown:
         raise ServiceError(
@@ -289,23 +291,58 @@ def check_parameters(definitions: dict[str, dict[str, Any]], given: dict[str, li
             if "default" not in spec:
                 raise ServiceError("InvalidParameters", f"Parameter {name} is required.")
             continue
+        problem = _parameter_problem(spec, values)
+        if problem:
+            raise ServiceError("InvalidParameters", f"Parameter {name} {problem}.")
+
+
+def _parameter_problem(spec: dict[str, Any], values: list[str]) -> str | None:
+    import json
+
+    import regex
+
+    kind = spec.get("type", "String")
+    if kind != "StringList" and len(values) != 1:
+        return f"is a {kind} and takes exactly one value, got {len(values)}"
+    if kind == "StringList":
+        low, high = spec.get("minItems"), spec.get("maxItems")
+        if low is not None and len(values) < int(low):
+            return f"needs at least {low} item(s)"
+        if high is not None and len(values) > int(high):
+            return f"takes at most {high} item(s)"
+    for value in values:
+        if kind == "Boolean" and value not in ("true", "false"):
+            return "must be true or false"
+        if kind == "Integer" and not value.lstrip("-").isdigit():
+            return "must be an integer"
+        if kind in ("StringMap", "MapList"):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                return f"must be a JSON {'object' if kind == 'StringMap' else 'list'}"
+            if kind == "StringMap" and not isinstance(parsed, dict):
+                return "must be a JSON object"
+            if kind == "MapList" and not (
+                isinstance(parsed, list) and all(isinstance(i, dict) for i in parsed)
+            ):
+                return "must be a JSON list of objects"
+        low, high = spec.get("minChars"), spec.get("maxChars")
+        if (low is not None and len(value) < int(low)) or (
+            high is not None and len(value) > int(high)
+        ):
+            return f"must have {low or 0} to {high or 'any number of'} characters"
         allowed = spec.get("allowedValues")
-        if allowed and any(v not in allowed for v in values):
-            raise ServiceError(
-                "InvalidParameters",
-                f"Parameter {name} must be one of {', '.join(map(str, allowed))}.",
-            )
+        if allowed and value not in [str(a) for a in allowed]:
+            return f"must be one of {', '.join(map(str, allowed))}"
         pattern = spec.get("allowedPattern")
         if pattern:
             try:
-                compiled = re.compile(pattern)
-            except re.error:
-                continue
-            bad = [v for v in values if not compiled.search(v)]
-            if bad:
-                raise ServiceError(
-                    "InvalidParameters", f"Parameter {name} value does not match {pattern}."
-                )
+                compiled = regex.compile(str(pattern))
+            except regex.error:
+                continue  # a pattern AWS would have refused at CreateDocument
+            if compiled.fullmatch(value) is None:
+                return f"value does not match {pattern}"
+    return None
 
 
 def _check_schedule(spec: dict[str, Any]) -> None:

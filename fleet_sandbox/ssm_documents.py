@@ -26,6 +26,7 @@ import hashlib
 import json
 import re
 import threading
+from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -877,6 +878,8 @@ def _document_tags(account_id: str, region: str, resource_id: str) -> dict[str, 
 
 # --- Amazon-owned documents ---------------------------------------------------------------------
 
+_CATALOGUE = Path(__file__).parent / "catalogue" / "amazon_documents.yaml"
+
 _CONFIGURE_AWS_PACKAGE = {
     "schemaVersion": "2.2",
     "description": "Install or uninstall a Distributor package. You can install the latest version, "
@@ -930,28 +933,62 @@ _amazon: dict[str, StoredDocument] = {}
 _amazon_lock = threading.Lock()
 
 
+def _catalogue_content(entry: dict[str, Any]) -> dict[str, Any]:
+    """A catalogue entry as a schema 2.2 Command document."""
+    steps = []
+    for step in entry["steps"]:
+        built: dict[str, Any] = {
+            "action": step["action"],
+            "name": step["name"],
+            "inputs": step.get("inputs") or {},
+        }
+        if step.get("platform"):
+            built["precondition"] = {"StringEquals": ["platformType", step["platform"]]}
+        steps.append(built)
+    return {
+        "schemaVersion": "2.2",
+        "description": entry["description"],
+        "parameters": entry.get("parameters") or {},
+        "mainSteps": steps,
+    }
+
+
+def _amazon_document(name: str, content: dict[str, Any], created: datetime) -> StoredDocument:
+    version = DocumentVersion(
+        number=1,
+        content=json.dumps(content, indent=2),
+        document_format="JSON",
+        parsed=copy.deepcopy(content),
+        created=created,
+    )
+    return StoredDocument(
+        name=name,
+        document_type="Command",
+        owner=AMAZON,
+        created=created,
+        versions={1: version},
+        default_version=1,
+        next_version=2,
+    )
+
+
 def amazon_documents() -> dict[str, StoredDocument]:
-    """The Amazon-owned documents every account sees (read-only)."""
+    """The Amazon-owned documents every account sees (read-only): the catalogue plus
+    AWS-ConfigureAWSPackage."""
     with _amazon_lock:
         if not _amazon:
-            created = datetime(2018, 11, 14, tzinfo=UTC)
-            content = json.dumps(_CONFIGURE_AWS_PACKAGE, indent=2)
-            version = DocumentVersion(
-                number=1,
-                content=content,
-                document_format="JSON",
-                parsed=copy.deepcopy(_CONFIGURE_AWS_PACKAGE),
-                created=created,
+            _amazon["AWS-ConfigureAWSPackage"] = _amazon_document(
+                "AWS-ConfigureAWSPackage",
+                _CONFIGURE_AWS_PACKAGE,
+                datetime(2018, 11, 14, tzinfo=UTC),
             )
-            _amazon["AWS-ConfigureAWSPackage"] = StoredDocument(
-                name="AWS-ConfigureAWSPackage",
-                document_type="Command",
-                owner=AMAZON,
-                created=created,
-                versions={1: version},
-                default_version=1,
-                next_version=2,
-            )
+            for entry in yaml.safe_load(_CATALOGUE.read_text(encoding="utf-8")):
+                created = entry["created"]
+                _amazon[entry["name"]] = _amazon_document(
+                    entry["name"],
+                    _catalogue_content(entry),
+                    datetime(created.year, created.month, created.day, tzinfo=UTC),
+                )
         return _amazon
 
 
