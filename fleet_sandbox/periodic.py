@@ -46,11 +46,13 @@ class Periodic:
 
 
 def fleet_clockwork(interval: float) -> list[Periodic]:
-    """Started: WorkSpaces register with the published activation, agents run what is due."""
+    """Started: WorkSpaces register with the published activation, agents run what is due and
+    the commands sent to them."""
     from fleet_sandbox.agent import AgentLoop
     from fleet_sandbox.fleet import AutoRegistrar
+    from fleet_sandbox.ssm_commands import CommandLoop
 
-    workers: list[Periodic] = [AutoRegistrar(interval), AgentLoop(interval)]
+    workers: list[Periodic] = [AutoRegistrar(interval), AgentLoop(interval), CommandLoop(interval)]
     for worker in workers:
         worker.start()
     return workers

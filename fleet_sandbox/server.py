@@ -34,6 +34,8 @@ EXTENSION_MODULES = (
     "fleet_sandbox.tagging",
     "fleet_sandbox.fleet",
     "fleet_sandbox.agent",
+    "fleet_sandbox.plugins",
+    "fleet_sandbox.ssm_commands",
 )
 
 calls = CallCounter()

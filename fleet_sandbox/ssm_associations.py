@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -111,6 +111,13 @@ class Association:
 
     def request_run(self) -> None:
         self.trigger += 1
+
+
+def execution_id(association: Association) -> str:
+    """The ExecutionId of the association's current run: one per run, shared by its targets."""
+    return str(
+        uuid.uuid5(uuid.NAMESPACE_URL, f"{association.association_id}/{association.trigger}")
+    )
 
 
 @dataclass
@@ -681,10 +688,24 @@ def _instance_status_info(association: Association, instance_id: str) -> dict[st
 # --- compliance ----------------------------------------------------------------------------------
 
 
+ComplianceProvider = Callable[[str, str, str], list[dict[str, Any]]]
+"""(account_id, region, instance_id) -> more ComplianceItems (Patch, Custom:...) of the instance."""
+
+_compliance_providers: list[ComplianceProvider] = []
+
+
+def compliance_provider(provider: ComplianceProvider) -> ComplianceProvider:
+    """Decorator: ``provider`` adds compliance items of another type than Association."""
+    if provider not in _compliance_providers:
+        _compliance_providers.append(provider)
+    return provider
+
+
 def compliance_items(
     account_id: str, region: str, instance_id: str, index: dict[str, set[str]] | None = None
 ) -> list[dict[str, Any]]:
-    """Association compliance of one instance, as State Manager reports it (SyncCompliance AUTO)."""
+    """Compliance of one instance: Association (as State Manager reports it, SyncCompliance AUTO)
+    and whatever other types the providers report."""
     items = []
     for association in associations_on(account_id, region, instance_id, index):
         spec = association.spec
@@ -711,6 +732,8 @@ def compliance_items(
                 },
             }
         )
+    for provider in list(_compliance_providers):
+        items.extend(provider(account_id, region, instance_id))
     return items
 
 
@@ -795,12 +818,7 @@ def list_compliance_items(call: Call) -> dict[str, Any]:
 def list_resource_compliance_summaries(call: Call) -> dict[str, Any]:
     params = call.params
     rows = []
-    index = targets_index(call.account_id, call.region)
-    for instance_id in sorted(fleet_state(call.account_id, call.region).instances):
-        items = compliance_items(call.account_id, call.region, instance_id, index)
-        if not items:
-            continue
-        summary = _summary(instance_id, items)
+    for summary in resource_summaries(call.account_id, call.region):
         if _passes(summary, params.get("Filters") or [], _SUMMARY_FILTER_KEYS):
             rows.append(summary)
     page, token = ssm_documents.paginate(
@@ -809,21 +827,68 @@ def list_resource_compliance_summaries(call: Call) -> dict[str, Any]:
     return _page("ResourceComplianceSummaryItems", page, token)
 
 
-def _summary(instance_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+@operation("ssm", "ListComplianceSummaries")
+def list_compliance_summaries(call: Call) -> dict[str, Any]:
+    """Per compliance type, how many resources are compliant and not (by overall severity)."""
+    params = call.params
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for summary in resource_summaries(call.account_id, call.region):
+        if _passes(summary, params.get("Filters") or [], _SUMMARY_FILTER_KEYS):
+            by_type.setdefault(summary["ComplianceType"], []).append(summary)
+    rows = []
+    for compliance_type, summaries in sorted(by_type.items()):
+        compliant = [s for s in summaries if s["Status"] == "COMPLIANT"]
+        non_compliant = [s for s in summaries if s["Status"] == "NON_COMPLIANT"]
+        rows.append(
+            {
+                "ComplianceType": compliance_type,
+                "CompliantSummary": {
+                    "CompliantCount": len(compliant),
+                    "SeveritySummary": _severity_counts(compliant, "OverallSeverity"),
+                },
+                "NonCompliantSummary": {
+                    "NonCompliantCount": len(non_compliant),
+                    "SeveritySummary": _severity_counts(non_compliant, "OverallSeverity"),
+                },
+            }
+        )
+    page, token = ssm_documents.paginate(
+        rows, params.get("MaxResults"), params.get("NextToken"), default=10
+    )
+    return _page("ComplianceSummaryItems", page, token)
+
+
+def _severity_counts(group: list[dict[str, Any]], key: str) -> dict[str, int]:
+    counts = dict.fromkeys(_SEVERITY_FIELD.values(), 0)
+    for item in group:
+        counts[_SEVERITY_FIELD[item[key]]] += 1
+    return counts
+
+
+def resource_summaries(account_id: str, region: str) -> list[dict[str, Any]]:
+    """One summary per instance and compliance type, as ListResourceComplianceSummaries lists."""
+    rows = []
+    index = targets_index(account_id, region)
+    for instance_id in sorted(fleet_state(account_id, region).instances):
+        by_type: dict[str, list[dict[str, Any]]] = {}
+        for item in compliance_items(account_id, region, instance_id, index):
+            by_type.setdefault(item["ComplianceType"], []).append(item)
+        for compliance_type, items in sorted(by_type.items()):
+            rows.append(_summary(instance_id, items, compliance_type))
+    return rows
+
+
+def _summary(
+    instance_id: str, items: list[dict[str, Any]], compliance_type: str = "Association"
+) -> dict[str, Any]:
     compliant = [i for i in items if i["Status"] == "COMPLIANT"]
     non_compliant = [i for i in items if i["Status"] == "NON_COMPLIANT"]
-
-    def severities(group: list[dict[str, Any]]) -> dict[str, int]:
-        counts = dict.fromkeys(_SEVERITY_FIELD.values(), 0)
-        for item in group:
-            counts[_SEVERITY_FIELD[item["Severity"]]] += 1
-        return counts
 
     ranked = non_compliant or items
     overall = min((i["Severity"] for i in ranked), key=_SEVERITY_ORDER.index)
     latest = max(items, key=lambda i: i["ExecutionSummary"]["ExecutionTime"])
     return {
-        "ComplianceType": "Association",
+        "ComplianceType": compliance_type,
         "ResourceType": "ManagedInstance",
         "ResourceId": instance_id,
         "Status": "NON_COMPLIANT" if non_compliant else "COMPLIANT",
@@ -831,11 +896,11 @@ def _summary(instance_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
         "ExecutionSummary": latest["ExecutionSummary"],
         "CompliantSummary": {
             "CompliantCount": len(compliant),
-            "SeveritySummary": severities(compliant),
+            "SeveritySummary": _severity_counts(compliant, "Severity"),
         },
         "NonCompliantSummary": {
             "NonCompliantCount": len(non_compliant),
-            "SeveritySummary": severities(non_compliant),
+            "SeveritySummary": _severity_counts(non_compliant, "Severity"),
         },
     }
 
