@@ -36,6 +36,8 @@ EXTENSION_MODULES = (
     "fleet_sandbox.agent",
     "fleet_sandbox.plugins",
     "fleet_sandbox.ssm_commands",
+    "fleet_sandbox.association_runs",
+    "fleet_sandbox.ssm_inventory",
 )
 
 calls = CallCounter()

@@ -96,6 +96,7 @@ class Association:
     runs: dict[str, InstanceRun] = field(default_factory=dict)  # instance id -> latest run
     last_execution: datetime | None = None
     last_success: datetime | None = None
+    triggered: dict[int, datetime] = field(default_factory=dict)  # run number -> when requested
 
     @property
     def current(self) -> AssociationVersion:
@@ -111,6 +112,7 @@ class Association:
 
     def request_run(self) -> None:
         self.trigger += 1
+        self.triggered[self.trigger] = clock.now()
 
 
 def execution_id(association: Association) -> str:

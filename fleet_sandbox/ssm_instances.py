@@ -28,8 +28,9 @@ from fleet_sandbox.tagging import resource_source
 DEFAULT_MAX_RESULTS = 10  # "The default value is 10 items." (botocore ssm model)
 RESOURCE_TYPE = "ManagedInstance"
 
-InformationFields = Callable[[str, str, ManagedInstance], dict[str, Any]]
-"""(account_id, region, instance) -> extra InstanceInformation members (None values dropped)."""
+InformationFields = Callable[[str, str, ManagedInstance, dict[str, Any]], dict[str, Any]]
+"""(account_id, region, instance, memo) -> extra InstanceInformation members (None values
+dropped); ``memo`` is shared by every instance of one request, for work done once per request."""
 
 _information_fields: list[InformationFields] = []
 
@@ -112,10 +113,12 @@ def _filters(params: dict[str, Any]) -> list[tuple[str, list[str]]]:
     return pairs
 
 
-def _extras(account_id: str, region: str, instance: ManagedInstance) -> dict[str, Any]:
+def _extras(
+    account_id: str, region: str, instance: ManagedInstance, memo: dict[str, Any]
+) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     for provider in _information_fields:
-        extra.update(provider(account_id, region, instance))
+        extra.update(provider(account_id, region, instance, memo))
     return {key: value for key, value in extra.items() if value is not None}
 
 
@@ -158,6 +161,8 @@ def describe(instance: ManagedInstance, now: datetime, extra: dict[str, Any]) ->
         "Name": instance.name,
         "IPAddress": instance.ip_address,
         "ComputerName": instance.computer_name,
+        "SourceId": instance.instance_id,
+        "SourceType": _SOURCE_TYPE,
     }
     info.update(extra)
     return {key: value for key, value in info.items() if value is not None}
@@ -177,8 +182,9 @@ def describe_instance_information(call: Call) -> dict[str, Any]:
     if unknown:
         raise ServiceError("InvalidInstanceId", f"Instance Id {unknown[0]} is not valid.")
     selected = []
+    memo: dict[str, Any] = {}
     for instance in instances:
-        extra = _extras(call.account_id, call.region, instance)
+        extra = _extras(call.account_id, call.region, instance, memo)
         if all(_matches(instance, extra, key, values) for key, values in filters):
             selected.append((instance, extra))
     scope = paging.fingerprint("DescribeInstanceInformation", filters)
