@@ -47,7 +47,10 @@ AMAZON = "Amazon"
 PACKAGE_VERSION_LIMIT = 25
 DOCUMENT_VERSION_LIMIT = 1000
 MAX_PACKAGE_FILES = 20
-_RESERVED_PREFIXES = ("aws-", "amazon", "amzn")
+# "You can't use the following strings as document name prefixes ... aws amazon amzn AWSEC2
+# AWSConfigRemediation AWSSupport" (CreateDocument's Name, botocore model); compared ignoring case.
+_RESERVED_PREFIXES = ("aws", "amazon", "amzn", "awsec2", "awsconfigremediation", "awssupport")
+MAX_CONTENT_BYTES = 64 * 1024  # "The content of the document must not exceed 64KB."
 _NAME = re.compile(r"^[a-zA-Z0-9_\-.]{3,128}$")
 _ARN = re.compile(r"^arn:[^:]+:ssm:[^:]*:[^:]*:document/(.+)$")
 _SCHEMAS = {
@@ -462,6 +465,11 @@ def _version_from_request(
     params = call.params
     document_format = params.get("DocumentFormat") or "JSON"
     content = params["Content"]
+    if len(content.encode("utf-8")) > MAX_CONTENT_BYTES:
+        raise ServiceError(
+            "MaxDocumentSizeExceeded",
+            f"The content of the document must not exceed 64 KB ({MAX_CONTENT_BYTES} bytes).",
+        )
     parsed = _parse_content(content, document_format, document_type)
     version_name = params.get("VersionName")
     if document_type == "Package":
@@ -493,7 +501,10 @@ def _version_from_request(
         parsed=parsed,
         created=clock.now(),
         version_name=version_name,
-        display_name=params.get("DisplayName"),
+        # "If you don't specify a value for this parameter in your request, the existing value is
+        # applied to the new document version." (UpdateDocument's DisplayName)
+        display_name=params.get("DisplayName")
+        or (existing.version(existing.latest_version).display_name if existing else None),
         target_type=params.get("TargetType"),
         requires=params.get("Requires"),
         attachments=attachments,
@@ -559,7 +570,8 @@ def _check_new_name(name: str) -> None:
     if name.lower().startswith(_RESERVED_PREFIXES):
         raise ServiceError(
             "ValidationException",
-            f"Invalid document name {name}: names beginning with AWS-, Amazon or Amzn are reserved.",
+            f"Invalid document name {name}: the prefixes aws, amazon, amzn, AWSEC2, "
+            "AWSConfigRemediation and AWSSupport are reserved by AWS.",
         )
 
 

@@ -182,13 +182,18 @@ def test_terminate_ends_the_workspace_and_its_instance(sandbox):
     assert boot(sandbox)["results"] == []
 
 
-def test_a_deregistered_instance_is_replaced_on_the_next_boot(sandbox):
+def test_a_deregistered_instance_is_replaced_on_the_next_boot_with_a_new_activation(sandbox):
     ssm = sandbox.client("ssm")
     ids = workspaces(sandbox, 1)
     activation_id, code = activate(ssm, limit=2)
     publish(sandbox, activation_id, code)
     first = boot(sandbox)["results"][0]["instanceId"]
     ssm.deregister_managed_instance(InstanceId=first)
+    # "you must use a different Activation Code and Activation ID than used to register the
+    # machine previously" (DeregisterManagedInstance): the same activation is refused.
+    assert boot(sandbox)["results"][0]["status"] == "failed"
+    activation_id, code = activate(ssm, limit=1)
+    publish(sandbox, activation_id, code)
     second = boot(sandbox)["results"][0]["instanceId"]
     assert second != first
     assert fleet_row(sandbox, ids[0])["instanceId"] == second
