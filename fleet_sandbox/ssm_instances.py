@@ -22,8 +22,15 @@ from fleet_sandbox import consistency, paging
 from fleet_sandbox.clock import clock
 from fleet_sandbox.extension import Call, ServiceError, operation
 from fleet_sandbox.ssm_tags import tag_target
-from fleet_sandbox.state import FleetState, ManagedInstance, attached, fleet_state
+from fleet_sandbox.state import (
+    FleetState,
+    ManagedInstance,
+    attached,
+    fleet_state,
+    workspaces_backend,
+)
 from fleet_sandbox.tagging import resource_source
+from fleet_sandbox.workspaces import purge_terminated
 
 DEFAULT_MAX_RESULTS = 10  # "The default value is 10 items." (botocore ssm model)
 RESOURCE_TYPE = "ManagedInstance"
@@ -171,6 +178,8 @@ def describe(instance: ManagedInstance, now: datetime, extra: dict[str, Any]) ->
 @operation("ssm", "DescribeInstanceInformation")
 def describe_instance_information(call: Call) -> dict[str, Any]:
     filters = _filters(call.params)
+    # WorkSpaces going down take their agents' pings with them, minutes later.
+    purge_terminated(workspaces_backend(call.account_id, call.region))
     fleet = fleet_state(call.account_id, call.region)
     with fleet.lock:
         instances = list(fleet.instances.values())

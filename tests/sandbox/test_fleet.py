@@ -133,13 +133,38 @@ def test_stop_and_start_move_the_instance_offline_and_back(sandbox):
     assert ping_status(sandbox, instances[0]) == "Online"
 
 
-def test_the_workspaces_api_drives_the_instance_too(sandbox):
+def test_the_workspaces_api_drives_the_instance_too_on_the_agents_timing(sandbox):
     ids, instances, _ = registered_fleet(sandbox, 1)
     client = sandbox.client("workspaces")
     client.stop_workspaces(StopWorkspaceRequests=[{"WorkspaceId": ids[0]}])
+    assert ping_status(sandbox, instances[0]) == "Online"  # the agent has not missed a ping yet
+    sandbox.admin.advance_clock(4 * 60)
+    assert fleet_row(sandbox, ids[0])["state"] == "STOPPED"
+    assert ping_status(sandbox, instances[0]) == "Online"
+    sandbox.admin.advance_clock(61)  # five minutes after the stop
     assert ping_status(sandbox, instances[0]) == "ConnectionLost"
     client.start_workspaces(StartWorkspaceRequests=[{"WorkspaceId": ids[0]}])
+    assert ping_status(sandbox, instances[0]) == "ConnectionLost"  # still STARTING
+    sandbox.admin.advance_clock(121)
     assert ping_status(sandbox, instances[0]) == "Online"
+
+
+def test_a_rebuild_through_the_api_loses_the_instance_and_registers_anew(sandbox):
+    ids, instances, _ = registered_fleet(sandbox, 1)
+    ssm = sandbox.client("ssm")
+    activation_id, code = activate(ssm, limit=1)
+    publish(sandbox, activation_id, code)
+    sandbox.client("workspaces").rebuild_workspaces(
+        RebuildWorkspaceRequests=[{"WorkspaceId": ids[0]}]
+    )
+    assert fleet_row(sandbox, ids[0])["state"] == "REBUILDING"
+    assert boot(sandbox)["registered"] == 0
+    sandbox.admin.advance_clock(5 * 60 + 1)
+    assert ping_status(sandbox, instances[0]) == "ConnectionLost"
+    assert boot(sandbox)["registered"] == 0  # still REBUILDING
+    sandbox.admin.advance_clock(25 * 60)
+    assert fleet_row(sandbox, ids[0])["state"] == "AVAILABLE"
+    assert boot(sandbox)["registered"] == 1
 
 
 def test_the_admin_power_switch_stops_always_on_workspaces(sandbox):
