@@ -471,3 +471,53 @@ def test_run_sandbox_serves_a_registering_fleet_and_stops_on_ctrl_c(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _banner(tmp_path, workspaces, scenario=None):
+    """run_sandbox's banner, from a sandbox started and stopped on a thread of this process."""
+    import io
+    import threading
+
+    from fleet_sandbox.main import run_sandbox
+
+    out, stop = io.StringIO(), threading.Event()
+    done = threading.Event()
+
+    def serve():
+        run_sandbox(
+            port=0,
+            workspaces=workspaces,
+            scenario=scenario,
+            auto_register_seconds=0,
+            stop_event=stop,
+            out=out,
+        )
+        done.set()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    for _ in range(600):
+        if "register with" in out.getvalue():
+            break
+        time.sleep(0.05)
+    stop.set()
+    thread.join(timeout=30)
+    assert done.is_set()
+    return out.getvalue()
+
+
+def test_sandbox_without_a_scenario_serves_the_demo_fleet_and_counts_it(sandbox, tmp_path):
+    text = _banner(tmp_path, 10)
+    assert "10 WorkSpaces from the demo scenario" in text
+    assert DEFAULT_REGISTRATION_PARAMETER in text
+    rows = sandbox.admin.get("fleet")["workspaces"]
+    assert sorted({r["directoryId"] for r in rows}) == ["d-9067a1b2c3", "d-9067d4e5f6"]
+    tags = sandbox.client("workspaces").describe_tags(ResourceId=rows[0]["workspaceId"])["TagList"]
+    assert {t["Key"] for t in tags} >= {"CostCenter", "LineOfBusiness"}
+
+
+def test_the_banner_counts_a_scenario_fleet(sandbox, tmp_path):
+    scenario = tmp_path / "three.yaml"
+    scenario.write_text("workspaces:\n  - count: 3\n    userNamePrefix: lab\n", encoding="utf-8")
+    text = _banner(tmp_path, 50, scenario)
+    assert f"3 WorkSpaces from {scenario}" in text
