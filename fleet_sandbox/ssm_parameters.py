@@ -105,6 +105,9 @@ def _conceal(parameter: dict[str, Any]) -> None:
 
 
 def _concealed(call: Call, list_key: str | None) -> Any:
+    token = call.params.get("NextToken")
+    if token is not None and not str(token).isdigit():  # moto's tokens are offsets; it crashes
+        raise ServiceError("InvalidNextToken", "The specified token isn't valid.")
     answer = call.delegate()
     if call.params.get("WithDecryption") or not isinstance(answer, ActionResult):
         return answer
