@@ -250,7 +250,7 @@ def test_a_crash_inside_the_sandbox_is_still_an_aws_shaped_answer(sandbox):
     extension.operation("ssm", "DescribeActivations")(crashing)
     extension.install()
     try:
-        status, headers, body = _signed(sandbox.endpoint, "ssm", "DescribeActivations", b"{}")
+        status, _headers, body = _signed(sandbox.endpoint, "ssm", "DescribeActivations", b"{}")
     finally:
         extension.operation("ssm", "DescribeActivations")(original)
         extension.install()
