@@ -30,6 +30,7 @@ EXTENSION_MODULES = (
     "fleet_sandbox.ssm_associations",
     "fleet_sandbox.ssm_documents",
     "fleet_sandbox.workspaces",
+    "fleet_sandbox.workspaces_resources",
     "fleet_sandbox.consistency",
     "fleet_sandbox.tagging",
     "fleet_sandbox.fleet",

@@ -276,6 +276,18 @@ def create_workspaces(call: Call) -> Any:
 # --- tags: one resource per call -------------------------------------------------------------
 
 
+TaggedLookup = Callable[[Any, str], Any]
+"""(backend, resource id) -> a resource with a ``tags`` list, or None (other modules' types)."""
+
+_lookups: list[TaggedLookup] = []
+
+
+def tagged_resource_lookup(lookup: TaggedLookup) -> TaggedLookup:
+    if lookup not in _lookups:
+        _lookups.append(lookup)
+    return lookup
+
+
 def _tagged(backend: Any, resource_id: str) -> Any:
     purge_terminated(backend)
     tables = {
@@ -286,6 +298,10 @@ def _tagged(backend: Any, resource_id: str) -> Any:
     for prefix, table in tables.items():
         if resource_id.startswith(prefix) and resource_id in table:
             return table[resource_id]
+    for lookup in list(_lookups):
+        found = lookup(backend, resource_id)
+        if found is not None:
+            return found
     raise ServiceError(
         "ResourceNotFoundException", f"The resource {resource_id} could not be found."
     )

@@ -87,6 +87,12 @@ ROUND_TWO = {
     ("ssm", "ListComplianceSummaries"),
     ("resourcegroupstaggingapi", "GetTagKeys"),
     ("resourcegroupstaggingapi", "GetTagValues"),
+    ("workspaces", "CreateIpGroup"),
+    ("workspaces", "DescribeIpGroups"),
+    ("workspaces", "DeleteIpGroup"),
+    ("workspaces", "CreateConnectionAlias"),
+    ("workspaces", "DescribeConnectionAliases"),
+    ("workspaces", "DeleteConnectionAlias"),
 }
 ALSO_TOURED_HERE = {
     ("ssm", "AddTagsToResource"),
@@ -189,6 +195,17 @@ def test_every_operation_added_this_round_answers_within_its_output_shape(sandbo
     record(
         "ssm", "StartAssociationsOnce", ssm.start_associations_once(AssociationIds=[association])
     )
+    ws = sandbox.client("workspaces")
+    group = record("workspaces", "CreateIpGroup", ws.create_ip_group(GroupName="tour"))["GroupId"]
+    record("workspaces", "DescribeIpGroups", ws.describe_ip_groups())
+    record("workspaces", "DeleteIpGroup", ws.delete_ip_group(GroupId=group))
+    alias = record(
+        "workspaces",
+        "CreateConnectionAlias",
+        ws.create_connection_alias(ConnectionString="tour.example.com"),
+    )["AliasId"]
+    record("workspaces", "DescribeConnectionAliases", ws.describe_connection_aliases())
+    record("workspaces", "DeleteConnectionAlias", ws.delete_connection_alias(AliasId=alias))
     setting = "/ssm/managed-instance/activation-tier"
     record("ssm", "GetServiceSetting", ssm.get_service_setting(SettingId=setting))
     record(
