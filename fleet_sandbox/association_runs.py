@@ -204,15 +204,17 @@ def describe_association_execution_targets(call: Call) -> dict[str, Any]:
 def _association_fields(
     account_id: str, region: str, instance: ManagedInstance, memo: dict[str, Any]
 ) -> dict[str, Any]:
-    index = memo.get("targets")
-    if index is None:
-        index = memo["targets"] = ssm_associations.targets_index(account_id, region)
+    associations = memo.get("associations")
+    if associations is None:
+        associations = memo["associations"] = list(
+            ssm_associations.all_associations(account_id, region)
+        )
     statuses: dict[str, int] = {}
     last: datetime | None = None
     last_success: datetime | None = None
-    for association in ssm_associations.associations_on(
-        account_id, region, instance.instance_id, index
-    ):
+    for association in associations:
+        if not ssm_associations.targets(association.spec, instance):
+            continue
         status, run = ssm_associations.instance_status(association, instance.instance_id)
         statuses[status] = statuses.get(status, 0) + 1
         if run is not None:

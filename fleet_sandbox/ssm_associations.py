@@ -162,6 +162,14 @@ def targeted(account_id: str, region: str, spec: dict[str, Any]) -> list[Managed
     ]
 
 
+def targets(spec: dict[str, Any], instance: ManagedInstance) -> bool:
+    """Whether an association version targets this one instance (``targeted`` for one)."""
+    if spec.get("InstanceId"):
+        return bool(spec["InstanceId"] == instance.instance_id)
+    chosen = spec.get("Targets") or []
+    return bool(chosen) and all(_target_matches(target, instance) for target in chosen)
+
+
 def _target_matches(target: dict[str, Any], instance: ManagedInstance) -> bool:
     key, values = target.get("Key", ""), target.get("Values") or []
     if key.lower() == "instanceids":

@@ -190,12 +190,15 @@ def describe_instance_information(call: Call) -> dict[str, Any]:
     unknown = sorted(requested_ids - {i.instance_id for i in instances})
     if unknown:
         raise ServiceError("InvalidInstanceId", f"Instance Id {unknown[0]} is not valid.")
-    selected = []
+    # Extra fields cost a look at every association: computed for filtering only when a filter
+    # needs them, else only for the page returned.
     memo: dict[str, Any] = {}
+    needs_extra = any(key == "AssociationStatus" for key, _ in filters)
+    selected = []
     for instance in instances:
-        extra = _extras(call.account_id, call.region, instance, memo)
+        extra = _extras(call.account_id, call.region, instance, memo) if needs_extra else {}
         if all(_matches(instance, extra, key, values) for key, values in filters):
-            selected.append((instance, extra))
+            selected.append(instance)
     scope = paging.fingerprint("DescribeInstanceInformation", filters)
     chunk, token = paging.page(
         selected,
@@ -206,7 +209,9 @@ def describe_instance_information(call: Call) -> dict[str, Any]:
     )
     now = clock.now()
     result: dict[str, Any] = {
-        "InstanceInformationList": [describe(i, now, extra) for i, extra in chunk]
+        "InstanceInformationList": [
+            describe(i, now, _extras(call.account_id, call.region, i, memo)) for i in chunk
+        ]
     }
     if token:
         result["NextToken"] = token
