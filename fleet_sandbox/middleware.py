@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import cache
@@ -27,11 +26,6 @@ log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-# moto checks a DynamoDB condition and then writes, without a lock: two concurrent conditional
-# writes can both pass (two lease holders). DynamoDB decides each conditional write atomically, so
-# the sandbox serves that service's requests one at a time.
-SERIALISED_SERVICES = frozenset({"dynamodb"})
 
 # botocore client name -> moto module, where they differ
 _MOTO_MODULES = {"resourcegroupstaggingapi": "resourcegroupstaggingapi"}
@@ -59,7 +53,6 @@ class SandboxMiddleware:
         self._moto = moto_app
         self.calls = calls
         self.faults = faults
-        self._serial = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         body = _read_body(environ)
@@ -94,11 +87,7 @@ class SandboxMiddleware:
             _drop_nulls(environ, body)
 
         try:
-            if call.service in SERIALISED_SERVICES:
-                with self._serial:
-                    status, headers, chunks = _run(self._moto, environ)
-            else:
-                status, headers, chunks = _run(self._moto, environ)
+            status, headers, chunks = _run(self._moto, environ)
         except ConnectionDropped:
             raise
         except Exception:  # a crash in moto or a handler: still an AWS-shaped answer, never HTML

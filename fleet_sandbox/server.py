@@ -21,6 +21,7 @@ from fleet_sandbox.traffic import CallCounter
 
 # Modules that register operations and admin routes when imported.
 EXTENSION_MODULES = (
+    "fleet_sandbox.dynamodb",
     "fleet_sandbox.ssm_tags",
     "fleet_sandbox.scenario",
     "fleet_sandbox.ssm_activations",
