@@ -119,18 +119,3 @@ def settle(backend: Any, notify: Notify, on_final: Callable[[Any, str], None]) -
             on_final(workspace, due.final_state)
         if due.event is not None:
             notify(backend.account_id, backend.region_name, due.workspace_id, due.event)
-
-
-def pending(backend: Any) -> list[dict[str, Any]]:
-    """What is still to happen (for the admin API)."""
-    state = lifecycle(backend)
-    with state.lock:
-        return [
-            {
-                "workspaceId": d.workspace_id,
-                "at": d.at.isoformat(),
-                "state": d.final_state,
-                "event": d.event,
-            }
-            for d in sorted(state.due, key=lambda d: d.at)
-        ]
