@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,6 @@ from controller.manifests import DesiredState
 from fleet_sandbox.client import SandboxClient
 
 log = structlog.get_logger("fleet_controller.embedded")
-
-DEFAULT_SCENARIO = "demo.yaml"
 
 
 @dataclass
@@ -53,12 +50,12 @@ class EmbeddedSandbox:
         return self.endpoint
 
     def _scenario(self) -> dict[str, Any]:
+        from fleet_sandbox.scenario import demo_scenario
+
         if self.scenario is not None:
             data = yaml.safe_load(self.scenario.read_text(encoding="utf-8")) or {}
         else:
-            text = resources.files("fleet_sandbox").joinpath("scenarios", DEFAULT_SCENARIO)
-            data = yaml.safe_load(text.read_text(encoding="utf-8"))
-            _scale(data, self.workspaces)
+            data = demo_scenario(self.workspaces)
         if not isinstance(data, dict):
             raise ValueError("a sandbox scenario is a mapping of sections")
         return data
@@ -72,21 +69,6 @@ class EmbeddedSandbox:
             worker.stop()
         if self._server is not None:
             self._server.stop()
-
-
-def _scale(scenario: dict[str, Any], total: int) -> None:
-    """Spread ``total`` WorkSpaces over the demo scenario's groups in their given proportions."""
-    groups = scenario.get("workspaces") or []
-    weights = [int(group.get("count", 1)) for group in groups]
-    if not groups or sum(weights) == 0:
-        return
-    assigned = 0
-    for index, group in enumerate(groups):
-        if index == len(groups) - 1:
-            group["count"] = max(0, total - assigned)
-        else:
-            group["count"] = total * weights[index] // sum(weights)
-            assigned += group["count"]
 
 
 def start_embedded(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import threading
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -94,6 +94,7 @@ class RunRecord:
     summary: str
     steps: list[StepResult]
     association_name: str | None = None
+    trigger: int = 0  # which run of the association this was (see ssm_associations.execution_id)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -231,7 +232,7 @@ def _run(
     now: datetime,
 ) -> RunRecord:
     spec = association.spec
-    execution_id = str(uuid.uuid4())
+    execution_id = ssm_associations.execution_id(association)  # one per run of the association
     try:
         _, version = ssm_documents.resolve(
             account_id, region, spec["Name"], spec.get("DocumentVersion")
@@ -278,6 +279,7 @@ def _run(
         executed=now,
         summary=summary,
         steps=steps,
+        trigger=association.trigger,
     )
 
 
@@ -391,6 +393,12 @@ def _precondition_holds(precondition: Any, instance: ManagedInstance) -> bool:
     return True
 
 
+StepHandler = Callable[["_Context", str, str, dict[str, Any]], StepResult]
+"""(context, step name, action, substituted inputs) -> the step's result."""
+
+STEP_HANDLERS: dict[str, StepHandler] = {}
+
+
 def _step(context: _Context, name: str, action: str, inputs: dict[str, Any]) -> StepResult:
     if action == "aws:configurePackage":
         return _configure_package(context, name, action, inputs)
@@ -399,6 +407,9 @@ def _step(context: _Context, name: str, action: str, inputs: dict[str, Any]) -> 
         script = "\n".join(map(str, commands)) if isinstance(commands, list) else str(commands)
         if DETECTION_MARKER in script:
             return _detection(context, name, action, script)
+    handler = STEP_HANDLERS.get(action)  # plugins other modules simulate (scripts, inventory ...)
+    if handler is not None:
+        return handler(context, name, action, inputs)
     return StepResult(name, action, "Success", 0, "")
 
 

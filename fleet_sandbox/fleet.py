@@ -76,6 +76,8 @@ class Link:
     instance_region: str | None = None
     current: str | None = None
     history: list[str] = field(default_factory=list)
+    activation_id: str | None = None  # the activation ``current`` registered with
+    spent: set[str] = field(default_factory=set)  # activations this machine may not use again
 
 
 @dataclass
@@ -360,6 +362,18 @@ def boot(
             if problem is not None or published is None:
                 results.append(_result(workspace_id, "failed", reason=str(problem)))
                 continue
+            if link.current and link.activation_id:
+                # Deregistered while its agent kept the registration: "If you want to reregister
+                # ..., you must use a different Activation Code and Activation ID than used to
+                # register the machine previously." (DeregisterManagedInstance)
+                link.spent.add(link.activation_id)
+            if published.activation_id in link.spent:
+                reason = (
+                    f"this machine was deregistered from activation {published.activation_id}; "
+                    "re-registering needs a new activation"
+                )
+                results.append(_result(workspace_id, "failed", reason=reason))
+                continue
             ensure_identity(backend, workspace)
             directory = backend.workspace_directories.get(workspace.directory_id)
             domain = directory.directory_name if directory is not None else DEFAULT_DIRECTORY_NAME
@@ -378,6 +392,7 @@ def boot(
                 results.append(_result(workspace_id, "failed", reason=error.message))
                 continue
             link.current, link.instance_region = instance.instance_id, published.region
+            link.activation_id = published.activation_id
             link.history.append(instance.instance_id)
             results.append(_result(workspace_id, "registered", instance_id=instance.instance_id))
     return results

@@ -1,10 +1,11 @@
 """Run the sandbox in the foreground: ``fleet-controller sandbox`` calls ``run_sandbox``.
 
-It starts the endpoint, creates a fleet of WorkSpaces that register with SSM as soon as the
-controller publishes an activation to the registration parameter, applies an optional scenario
-file (whose ``workspaces`` section, when present, is the fleet instead of ``workspaces`` generic
-ones, and whose ``registration`` section overrides the parameter), and blocks until Ctrl-C,
-SIGTERM or ``stop_event``.
+It starts the endpoint and a fleet of WorkSpaces that register with SSM as soon as the
+controller publishes an activation to the registration parameter. Without a scenario file the
+fleet is the built-in demo (``scenarios/demo.yaml``: two directories, tags and packages matching
+``desired-state/``) scaled to ``workspaces``; a scenario file replaces it (its ``workspaces``
+section is the fleet, its ``registration`` section overrides the parameter). The banner counts
+the WorkSpaces that exist. Blocks until Ctrl-C, SIGTERM or ``stop_event``.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from fleet_sandbox.fleet import (
     WorkspaceGroup,
     create_workspaces,
     set_registration,
+    sim_of,
 )
 from fleet_sandbox.periodic import Periodic, fleet_clockwork
-from fleet_sandbox.scenario import apply_scenario
+from fleet_sandbox.scenario import apply_scenario, demo_scenario
 from fleet_sandbox.server import Sandbox
+from fleet_sandbox.state import workspaces_backend
 
 # Where the example desired state (desired-state/activation.yaml) publishes its activation.
 DEFAULT_REGISTRATION_PARAMETER = "/fleet-controller/activations/workspaces"
@@ -53,19 +56,25 @@ def run_sandbox(
     try:
         account, region = admin.DEFAULT_ACCOUNT_ID, admin.DEFAULT_REGION
         set_registration(account, region, registration_parameter)
-        document = _read_scenario(scenario) if scenario is not None else {}
-        if workspaces > 0 and "workspaces" not in document:
-            create_workspaces(account, region, WorkspaceGroup(count=workspaces))
-        if document:
+        if scenario is not None:
+            document = _read_scenario(scenario)
+            if workspaces > 0 and "workspaces" not in document:
+                create_workspaces(account, region, WorkspaceGroup(count=workspaces))
             apply_scenario(document, account, region, source=str(scenario))
+            origin = str(scenario)
+        else:
+            apply_scenario(demo_scenario(workspaces), account, region, source="the demo scenario")
+            origin = "the demo scenario (desired-state/)"
         if auto_register_seconds > 0:
             clockwork = fleet_clockwork(auto_register_seconds)
         elapsed = time.perf_counter() - started
         print(f"sandbox listening on {endpoint} (ready in {elapsed:.2f}s)", file=out)
         print(f"export AWS_ENDPOINT_URL={endpoint}", file=out)
+        count = len(workspaces_backend(account, region).workspaces)
+        parameter = sim_of(workspaces_backend(account, region)).parameter_name
         print(
-            f"{workspaces} WorkSpaces in {region} register with the activation published to "
-            f"{registration_parameter}; admin API: {endpoint}/_sandbox/fleet",
+            f"{count} WorkSpaces from {origin} in {region} register with the activation "
+            f"published to {parameter}; admin API: {endpoint}/_sandbox/fleet",
             file=out,
         )
         out.flush()

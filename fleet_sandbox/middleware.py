@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -21,11 +22,26 @@ from fleet_sandbox.faults import FaultInjector, error_response
 from fleet_sandbox.shapes import service_model
 from fleet_sandbox.traffic import ApiCall, CallCounter, identify
 
+log = logging.getLogger(__name__)
+
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 # botocore client name -> moto module, where they differ
 _MOTO_MODULES = {"resourcegroupstaggingapi": "resourcegroupstaggingapi"}
+
+
+AfterCall = Callable[[ApiCall, str], None]
+"""(the call, its HTTP status line) after moto answered it; for state kept beside moto."""
+
+_after_call: list[AfterCall] = []
+
+
+def after_call(hook: AfterCall) -> AfterCall:
+    """Register ``hook`` to run after every request moto served (not admin, not faulted)."""
+    if hook not in _after_call:
+        _after_call.append(hook)
+    return hook
 
 
 class ConnectionDropped(ConnectionError):
@@ -67,10 +83,20 @@ class SandboxMiddleware:
         if rejection is not None:
             self.calls.record(call, "400")
             return _respond(start_response, 400, rejection[1], rejection[0])
+        if environ.get("HTTP_X_AMZ_TARGET"):
+            _drop_nulls(environ, body)
 
-        status, headers, chunks = _run(self._moto, environ)
+        try:
+            status, headers, chunks = _run(self._moto, environ)
+        except ConnectionDropped:
+            raise
+        except Exception:  # a crash in moto or a handler: still an AWS-shaped answer, never HTML
+            log.exception("sandbox failure serving %s:%s", call.service, call.operation)
+            status, headers, chunks = _internal_failure(call)
         if status.startswith("500") and _is_html(headers):
             status, headers, chunks = _internal_failure(call)
+        for hook in list(_after_call):
+            hook(call, status)
         if fault.kind == "lost_response":
             self.calls.record(call, "lost_response")
             _drop_connection(environ)
@@ -89,6 +115,27 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
     return body
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _drop_nulls(environ: dict[str, Any], body: bytes) -> None:
+    """A JSON null member is an absent member (as AWS reads it); moto would take it as a value."""
+    if b"null" not in body:
+        return
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return
+    cleaned = json.dumps(_without_nulls(parsed)).encode()
+    environ["wsgi.input"] = io.BytesIO(cleaned)
+    environ["CONTENT_LENGTH"] = str(len(cleaned))
 
 
 def _run(app: WsgiApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], list[bytes]]:

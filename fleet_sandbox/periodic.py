@@ -47,12 +47,18 @@ class Periodic:
 
 def fleet_clockwork(interval: float) -> list[Periodic]:
     """Started: WorkSpaces register with the published activation or enroll at the endpoint,
-    agents run what is due."""
+    agents run what is due and the commands sent to them."""
     from fleet_sandbox.agent import AgentLoop
     from fleet_sandbox.enrolling import Enroller
     from fleet_sandbox.fleet import AutoRegistrar
+    from fleet_sandbox.ssm_commands import CommandLoop
 
-    workers: list[Periodic] = [AutoRegistrar(interval), Enroller(interval), AgentLoop(interval)]
+    workers: list[Periodic] = [
+        AutoRegistrar(interval),
+        Enroller(interval),
+        AgentLoop(interval),
+        CommandLoop(interval),
+    ]
     for worker in workers:
         worker.start()
     return workers

@@ -8,6 +8,7 @@ silently.
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +62,29 @@ def _apply(request: admin.AdminRequest) -> dict[str, Any]:
     except ValueError as error:
         raise admin.AdminError(400, str(error)) from None
     return {}
+
+
+DEMO_SCENARIO = "demo.yaml"
+
+
+def demo_scenario(total: int) -> dict[str, Any]:
+    """The built-in demo fleet (matching desired-state/), its groups scaled to ``total``
+    WorkSpaces in their given proportions."""
+    text = resources.files("fleet_sandbox").joinpath("scenarios", DEMO_SCENARIO)
+    data: dict[str, Any] = yaml.safe_load(text.read_text(encoding="utf-8"))
+    groups = data.get("workspaces") or []
+    weights = [int(group.get("count", 1)) for group in groups]
+    if total <= 0:
+        data.pop("workspaces", None)
+        return data
+    if not groups or sum(weights) == 0:
+        return data
+    assigned = 0
+    for index, group in enumerate(groups):
+        if index == len(groups) - 1:
+            group["count"] = max(0, total - assigned)
+        else:
+            group["count"] = total * weights[index] // sum(weights)
+            assigned += group["count"]
+    data["workspaces"] = [g for g in groups if g["count"] > 0]
+    return data

@@ -1,5 +1,15 @@
 """State Manager schedule expressions: parse them as AWS validates them, and tell when they fire.
 
+``association_schedule`` applies the association rules of AWS's "Reference: Cron and rate
+expressions for Systems Manager" (section "Cron and rate expressions for associations"):
+- cron only every 1/2, 1, 2, 4, 8 or 12 hours, every day or week at a specific time, every nth day,
+  or the last (or nth) given weekday of the month; no specific month;
+- the optional Seconds field may only be 0;
+- rate() from 30 minutes to less than 31 days;
+- at(yyyy-mm-ddThh:mm:ss) once, in UTC (a date that does not exist is refused).
+Where the page is silent the sandbox accepts: a set of weekdays (MON-FRI) for "every week", and
+any first hour for the hourly steps (0/4 and 1/4 alike).
+
 Associations take ``rate(N minutes|hours|days)`` (at least 30 minutes), ``cron(...)`` in the
 EventBridge dialect (minutes hours day-of-month month day-of-week [year], with an optional leading
 seconds field; exactly one of day-of-month / day-of-week is ``?``; State Manager does not accept a
@@ -14,6 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 MIN_RATE = timedelta(minutes=30)
+MAX_RATE = timedelta(
+    days=31
+)  # exclusive: "intervals of 30 minutes or greater and less than 31 days"
+HOURLY_STEPS = frozenset({1, 2, 4, 8, 12})  # "every 1/2, 1, 2, 4, 8, or 12 hours"
 _RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
 _CRON = re.compile(r"^cron\((.+)\)$")
 _AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
@@ -97,7 +111,10 @@ def parse_schedule(expression: str) -> Schedule:
         return _rate(int(match.group(1)), match.group(2))
     match = _AT.match(text)
     if match:
-        return At(datetime.fromisoformat(match.group(1)).replace(tzinfo=UTC))
+        try:
+            return At(datetime.fromisoformat(match.group(1)).replace(tzinfo=UTC))
+        except ValueError:
+            raise ScheduleError(f"{match.group(1)} is not a date and time that exists") from None
     match = _CRON.match(text)
     if match:
         return _cron(match.group(1).split())
@@ -120,7 +137,73 @@ def _rate(value: int, unit: str) -> Rate:
         raise ScheduleError(
             "associations run at most every 30 minutes: use rate(30 minutes) or more"
         )
+    if interval >= MAX_RATE:
+        raise ScheduleError("an association rate must be less than 31 days")
     return Rate(interval)
+
+
+def association_schedule(expression: str) -> Schedule:
+    """``parse_schedule`` plus the cron shapes State Manager accepts for associations."""
+    schedule = parse_schedule(expression)
+    if isinstance(schedule, Cron):
+        fields = _CRON.match(expression.strip()).group(1).split()  # type: ignore[union-attr]
+        _check_association_cron(fields)
+    return schedule
+
+
+def _is_number(text: str, low: int, high: int) -> bool:
+    return text.isdigit() and low <= int(text) <= high
+
+
+def _step(text: str, low: int, high: int) -> int | None:
+    """N for ``*/N`` or ``M/N`` (M in range), else None."""
+    if "/" not in text:
+        return None
+    start, step = text.split("/", 1)
+    if start != "*" and not _is_number(start, low, high):
+        return None
+    return int(step) if step.isdigit() else None
+
+
+def _check_association_cron(fields: list[str]) -> None:
+    if len(fields) == 7:
+        if fields[0] != "0":
+            raise ScheduleError("the Seconds field of an association's cron can only be 0")
+        fields = fields[1:]
+    if len(fields) == 5:
+        fields = [*fields, "*"]
+    minute, hour, dom, _month, dow, year = fields
+    if year != "*":
+        raise ScheduleError("an association's cron cannot name years")
+    any_day = {dom, dow} == {"*", "?"}
+    every_half_hour = _step(minute, 0, 29) == 30 and hour == "*"
+    hourly = _is_number(minute, 0, 59) and (hour == "*" or _step(hour, 0, 23) in HOURLY_STEPS)
+    if every_half_hour or hourly:
+        if not any_day:
+            raise ScheduleError(
+                "an association that runs every 30 minutes or every 1, 2, 4, 8 or 12 hours runs "
+                "on every day ('*' and '?' for the day fields)"
+            )
+        return
+    if not (_is_number(minute, 0, 59) and _is_number(hour, 0, 23)):
+        raise ScheduleError(
+            "associations support cron only every 1/2, 1, 2, 4, 8 or 12 hours, or at one "
+            "specific time (minutes and hours as single numbers)"
+        )
+    if any_day:
+        return  # every day
+    if dom == "?" and re.fullmatch(r"[A-Za-z0-9,\-]+", dow):
+        return  # every week, on the given days
+    if dom == "?" and re.fullmatch(r"[A-Za-z0-9]+(L|#[1-5])", dow):
+        return  # the last (or nth) given weekday of the month
+    step = _step(dom, 1, 31)
+    if dow == "?" and step is not None and 1 <= step <= 31:
+        return  # every nth day
+    raise ScheduleError(
+        f"State Manager doesn't support this cron day pattern for associations "
+        f"(day-of-month {dom!r}, day-of-week {dow!r}): use every day, given weekdays, every "
+        "nth day, or the last or nth weekday of the month"
+    )
 
 
 def _cron(fields: list[str]) -> Cron:

@@ -13,7 +13,7 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from fleet_sandbox import admin, extension
+from fleet_sandbox import admin, extension, shapes
 from fleet_sandbox.clock import clock
 from fleet_sandbox.faults import FaultInjector, FaultRule
 from fleet_sandbox.middleware import SandboxMiddleware
@@ -21,18 +21,26 @@ from fleet_sandbox.traffic import CallCounter
 
 # Modules that register operations and admin routes when imported.
 EXTENSION_MODULES = (
+    "fleet_sandbox.dynamodb",
     "fleet_sandbox.ssm_tags",
     "fleet_sandbox.scenario",
     "fleet_sandbox.ssm_activations",
     "fleet_sandbox.ssm_settings",
+    "fleet_sandbox.ssm_parameters",
     "fleet_sandbox.ssm_instances",
     "fleet_sandbox.ssm_associations",
     "fleet_sandbox.ssm_documents",
     "fleet_sandbox.workspaces",
+    "fleet_sandbox.workspaces_resources",
+    "fleet_sandbox.consistency",
     "fleet_sandbox.tagging",
     "fleet_sandbox.fleet",
     "fleet_sandbox.enrolling",
     "fleet_sandbox.agent",
+    "fleet_sandbox.plugins",
+    "fleet_sandbox.ssm_commands",
+    "fleet_sandbox.association_runs",
+    "fleet_sandbox.ssm_inventory",
 )
 
 calls = CallCounter()
@@ -163,6 +171,18 @@ def _advance_clock(request: admin.AdminRequest) -> dict[str, Any]:
 def _reset(request: admin.AdminRequest) -> dict[str, Any]:
     reset_all()
     return {}
+
+
+@admin.route("GET", "/_sandbox/fidelity")
+def _fidelity(request: admin.AdminRequest) -> dict[str, Any]:
+    """What the sandbox serves itself and which model constraints it cannot check."""
+    operations = extension.registered_operations()
+    services = sorted({service for service, _ in operations})
+    return {
+        "operations": [f"{s}:{o}" for s, o in operations],
+        "unenforcedPatterns": {s: shapes.unenforced_patterns(s) for s in services},
+        "shapeViolations": extension.shape_violations(),
+    }
 
 
 @admin.route("GET", "/_sandbox/shape-violations")

@@ -9,13 +9,13 @@ field botocore would silently drop.
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from typing import Any
 
 import botocore.session
+import regex
 from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
 
 
@@ -162,16 +162,32 @@ def _check_size(
 
 
 @cache
-def _compiled(pattern: str) -> re.Pattern[str] | None:
+def _compiled(pattern: str) -> regex.Pattern[str] | None:
+    """The model's (Java) pattern compiled with ``regex``, which knows ``\\p{L}`` and friends.
+
+    None for a construct neither speaks (listed by ``unenforced_patterns``): AWS checks it, the
+    sandbox cannot, and the fidelity report says so instead of pretending.
+    """
     try:
-        return re.compile(pattern)
-    except re.error:
-        return None  # a Java-only construct: AWS checks it, we cannot
+        return regex.compile(pattern)
+    except regex.error:
+        return None
 
 
 def _matches(pattern: str, value: str) -> bool:
     compiled = _compiled(pattern)
     return compiled is None or compiled.fullmatch(value) is not None
+
+
+def unenforced_patterns(service: str) -> dict[str, str]:
+    """Shape name -> pattern, for every model pattern of ``service`` the sandbox cannot enforce."""
+    model = service_model(service)
+    found: dict[str, str] = {}
+    for name in model.shape_names:
+        pattern = model.shape_for(name).metadata.get("pattern")
+        if pattern and _compiled(pattern) is None:
+            found[name] = pattern
+    return found
 
 
 def validate_output(service: str, operation: str, result: Mapping[str, Any]) -> list[str]:

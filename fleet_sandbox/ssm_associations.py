@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from moto.core.resource_tagging import TaggedResource
+from moto.ssm.models import SimpleSystemManagerBackend
+
 from fleet_sandbox import ssm_documents
 from fleet_sandbox.clock import clock
 from fleet_sandbox.extension import Call, ServiceError, operation
-from fleet_sandbox.schedule import Cron, ScheduleError, parse_schedule
+from fleet_sandbox.schedule import At, Cron, ScheduleError, association_schedule
 from fleet_sandbox.shapes import operation_model
 from fleet_sandbox.ssm_tags import check_tag_keys, tag_target
 from fleet_sandbox.state import ManagedInstance, attached, fleet_state, ssm_backend
+from fleet_sandbox.tagging import resource_source
 
 MAX_ASSOCIATION_VERSIONS = 1000
 ASSOCIATION_DOCUMENT_TYPES = ("Command", "Automation", "Policy")
@@ -92,6 +96,7 @@ class Association:
     runs: dict[str, InstanceRun] = field(default_factory=dict)  # instance id -> latest run
     last_execution: datetime | None = None
     last_success: datetime | None = None
+    triggered: dict[int, datetime] = field(default_factory=dict)  # run number -> when requested
 
     @property
     def current(self) -> AssociationVersion:
@@ -107,6 +112,14 @@ class Association:
 
     def request_run(self) -> None:
         self.trigger += 1
+        self.triggered[self.trigger] = clock.now()
+
+
+def execution_id(association: Association) -> str:
+    """The ExecutionId of the association's current run: one per run, shared by its targets."""
+    return str(
+        uuid.uuid5(uuid.NAMESPACE_URL, f"{association.association_id}/{association.trigger}")
+    )
 
 
 @dataclass
@@ -147,6 +160,14 @@ def targeted(account_id: str, region: str, spec: dict[str, Any]) -> list[Managed
         for _, instance in sorted(instances.items())
         if all(_target_matches(target, instance) for target in targets)
     ]
+
+
+def targets(spec: dict[str, Any], instance: ManagedInstance) -> bool:
+    """Whether an association version targets this one instance (``targeted`` for one)."""
+    if spec.get("InstanceId"):
+        return bool(spec["InstanceId"] == instance.instance_id)
+    chosen = spec.get("Targets") or []
+    return bool(chosen) and all(_target_matches(target, instance) for target in chosen)
 
 
 def _target_matches(target: dict[str, Any], instance: ManagedInstance) -> bool:
@@ -270,9 +291,11 @@ def _validate_spec(account_id: str, region: str, spec: dict[str, Any]) -> None:
 
 
 def check_parameters(definitions: dict[str, dict[str, Any]], given: dict[str, list[str]]) -> None:
-    """InvalidParameters unless ``given`` fits the document's parameter definitions."""
-    import re
-
+    """InvalidParameters unless ``given`` fits the document's parameter definitions: no unknown
+    names, every parameter without a default given, each value of its type (String one value,
+    StringList many, Boolean true/false, Integer digits, StringMap a JSON object, MapList a JSON
+    list of objects) and within allowedValues, allowedPattern (matched whole, Java dialect),
+    minItems/maxItems and minChars/maxChars."""
     unknown = sorted(set(given) - set(definitions))
     if unknown:
         raise ServiceError(
@@ -285,45 +308,90 @@ def check_parameters(definitions: dict[str, dict[str, Any]], given: dict[str, li
             if "default" not in spec:
                 raise ServiceError("InvalidParameters", f"Parameter {name} is required.")
             continue
+        problem = _parameter_problem(spec, values)
+        if problem:
+            raise ServiceError("InvalidParameters", f"Parameter {name} {problem}.")
+
+
+def _parameter_problem(spec: dict[str, Any], values: list[str]) -> str | None:
+    import json
+
+    import regex
+
+    kind = spec.get("type", "String")
+    if kind != "StringList" and len(values) != 1:
+        return f"is a {kind} and takes exactly one value, got {len(values)}"
+    if kind == "StringList":
+        low, high = spec.get("minItems"), spec.get("maxItems")
+        if low is not None and len(values) < int(low):
+            return f"needs at least {low} item(s)"
+        if high is not None and len(values) > int(high):
+            return f"takes at most {high} item(s)"
+    for value in values:
+        if kind == "Boolean" and value not in ("true", "false"):
+            return "must be true or false"
+        if kind == "Integer" and not value.lstrip("-").isdigit():
+            return "must be an integer"
+        if kind in ("StringMap", "MapList"):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                return f"must be a JSON {'object' if kind == 'StringMap' else 'list'}"
+            if kind == "StringMap" and not isinstance(parsed, dict):
+                return "must be a JSON object"
+            if kind == "MapList" and not (
+                isinstance(parsed, list) and all(isinstance(i, dict) for i in parsed)
+            ):
+                return "must be a JSON list of objects"
+        low, high = spec.get("minChars"), spec.get("maxChars")
+        if (low is not None and len(value) < int(low)) or (
+            high is not None and len(value) > int(high)
+        ):
+            return f"must have {low or 0} to {high or 'any number of'} characters"
         allowed = spec.get("allowedValues")
-        if allowed and any(v not in allowed for v in values):
-            raise ServiceError(
-                "InvalidParameters",
-                f"Parameter {name} must be one of {', '.join(map(str, allowed))}.",
-            )
+        if allowed and value not in [str(a) for a in allowed]:
+            return f"must be one of {', '.join(map(str, allowed))}"
         pattern = spec.get("allowedPattern")
         if pattern:
             try:
-                compiled = re.compile(pattern)
-            except re.error:
-                continue
-            bad = [v for v in values if not compiled.search(v)]
-            if bad:
-                raise ServiceError(
-                    "InvalidParameters", f"Parameter {name} value does not match {pattern}."
-                )
+                compiled = regex.compile(str(pattern))
+            except regex.error:
+                continue  # a pattern AWS would have refused at CreateDocument
+            if compiled.fullmatch(value) is None:
+                return f"value does not match {pattern}"
+    return None
 
 
 def _check_schedule(spec: dict[str, Any]) -> None:
+    """The association schedule rules (see ``schedule``): ApplyOnlyAtCronInterval needs a cron or
+    at() expression, ScheduleOffset needs a cron expression and ApplyOnlyAtCronInterval ("To use
+    offsets with associations, you must specify the --apply-only-at-cron-interval option")."""
     expression = spec.get("ScheduleExpression")
     schedule = None
     if expression is not None:
         try:
-            schedule = parse_schedule(expression)
+            schedule = association_schedule(expression)
         except ScheduleError as error:
             raise ServiceError(
                 "InvalidSchedule",
                 f"The schedule is invalid. Verify your cron or rate expression and try again. {error}",
             ) from None
-    if spec.get("ApplyOnlyAtCronInterval") and not isinstance(schedule, Cron):
+    if spec.get("ApplyOnlyAtCronInterval") and not isinstance(schedule, Cron | At):
         raise ServiceError(
             "InvalidSchedule",
-            "ApplyOnlyAtCronInterval needs a cron ScheduleExpression (it isn't supported for rate expressions).",
+            "ApplyOnlyAtCronInterval needs a cron or at() ScheduleExpression (it isn't supported "
+            "for rate expressions).",
         )
-    if spec.get("ScheduleOffset") is not None and not isinstance(schedule, Cron):
-        raise ServiceError(
-            "InvalidSchedule", "ScheduleOffset is supported for cron expressions only."
-        )
+    if spec.get("ScheduleOffset") is not None:
+        if not isinstance(schedule, Cron):
+            raise ServiceError(
+                "InvalidSchedule", "ScheduleOffset is supported for cron expressions only."
+            )
+        if not spec.get("ApplyOnlyAtCronInterval"):
+            raise ServiceError(
+                "InvalidSchedule",
+                "ScheduleOffset can only be used together with ApplyOnlyAtCronInterval.",
+            )
 
 
 # --- handlers ------------------------------------------------------------------------------------
@@ -630,10 +698,24 @@ def _instance_status_info(association: Association, instance_id: str) -> dict[st
 # --- compliance ----------------------------------------------------------------------------------
 
 
+ComplianceProvider = Callable[[str, str, str], list[dict[str, Any]]]
+"""(account_id, region, instance_id) -> more ComplianceItems (Patch, Custom:...) of the instance."""
+
+_compliance_providers: list[ComplianceProvider] = []
+
+
+def compliance_provider(provider: ComplianceProvider) -> ComplianceProvider:
+    """Decorator: ``provider`` adds compliance items of another type than Association."""
+    if provider not in _compliance_providers:
+        _compliance_providers.append(provider)
+    return provider
+
+
 def compliance_items(
     account_id: str, region: str, instance_id: str, index: dict[str, set[str]] | None = None
 ) -> list[dict[str, Any]]:
-    """Association compliance of one instance, as State Manager reports it (SyncCompliance AUTO)."""
+    """Compliance of one instance: Association (as State Manager reports it, SyncCompliance AUTO)
+    and whatever other types the providers report."""
     items = []
     for association in associations_on(account_id, region, instance_id, index):
         spec = association.spec
@@ -660,6 +742,8 @@ def compliance_items(
                 },
             }
         )
+    for provider in list(_compliance_providers):
+        items.extend(provider(account_id, region, instance_id))
     return items
 
 
@@ -744,12 +828,7 @@ def list_compliance_items(call: Call) -> dict[str, Any]:
 def list_resource_compliance_summaries(call: Call) -> dict[str, Any]:
     params = call.params
     rows = []
-    index = targets_index(call.account_id, call.region)
-    for instance_id in sorted(fleet_state(call.account_id, call.region).instances):
-        items = compliance_items(call.account_id, call.region, instance_id, index)
-        if not items:
-            continue
-        summary = _summary(instance_id, items)
+    for summary in resource_summaries(call.account_id, call.region):
         if _passes(summary, params.get("Filters") or [], _SUMMARY_FILTER_KEYS):
             rows.append(summary)
     page, token = ssm_documents.paginate(
@@ -758,21 +837,68 @@ def list_resource_compliance_summaries(call: Call) -> dict[str, Any]:
     return _page("ResourceComplianceSummaryItems", page, token)
 
 
-def _summary(instance_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+@operation("ssm", "ListComplianceSummaries")
+def list_compliance_summaries(call: Call) -> dict[str, Any]:
+    """Per compliance type, how many resources are compliant and not (by overall severity)."""
+    params = call.params
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for summary in resource_summaries(call.account_id, call.region):
+        if _passes(summary, params.get("Filters") or [], _SUMMARY_FILTER_KEYS):
+            by_type.setdefault(summary["ComplianceType"], []).append(summary)
+    rows = []
+    for compliance_type, summaries in sorted(by_type.items()):
+        compliant = [s for s in summaries if s["Status"] == "COMPLIANT"]
+        non_compliant = [s for s in summaries if s["Status"] == "NON_COMPLIANT"]
+        rows.append(
+            {
+                "ComplianceType": compliance_type,
+                "CompliantSummary": {
+                    "CompliantCount": len(compliant),
+                    "SeveritySummary": _severity_counts(compliant, "OverallSeverity"),
+                },
+                "NonCompliantSummary": {
+                    "NonCompliantCount": len(non_compliant),
+                    "SeveritySummary": _severity_counts(non_compliant, "OverallSeverity"),
+                },
+            }
+        )
+    page, token = ssm_documents.paginate(
+        rows, params.get("MaxResults"), params.get("NextToken"), default=10
+    )
+    return _page("ComplianceSummaryItems", page, token)
+
+
+def _severity_counts(group: list[dict[str, Any]], key: str) -> dict[str, int]:
+    counts = dict.fromkeys(_SEVERITY_FIELD.values(), 0)
+    for item in group:
+        counts[_SEVERITY_FIELD[item[key]]] += 1
+    return counts
+
+
+def resource_summaries(account_id: str, region: str) -> list[dict[str, Any]]:
+    """One summary per instance and compliance type, as ListResourceComplianceSummaries lists."""
+    rows = []
+    index = targets_index(account_id, region)
+    for instance_id in sorted(fleet_state(account_id, region).instances):
+        by_type: dict[str, list[dict[str, Any]]] = {}
+        for item in compliance_items(account_id, region, instance_id, index):
+            by_type.setdefault(item["ComplianceType"], []).append(item)
+        for compliance_type, items in sorted(by_type.items()):
+            rows.append(_summary(instance_id, items, compliance_type))
+    return rows
+
+
+def _summary(
+    instance_id: str, items: list[dict[str, Any]], compliance_type: str = "Association"
+) -> dict[str, Any]:
     compliant = [i for i in items if i["Status"] == "COMPLIANT"]
     non_compliant = [i for i in items if i["Status"] == "NON_COMPLIANT"]
-
-    def severities(group: list[dict[str, Any]]) -> dict[str, int]:
-        counts = dict.fromkeys(_SEVERITY_FIELD.values(), 0)
-        for item in group:
-            counts[_SEVERITY_FIELD[item["Severity"]]] += 1
-        return counts
 
     ranked = non_compliant or items
     overall = min((i["Severity"] for i in ranked), key=_SEVERITY_ORDER.index)
     latest = max(items, key=lambda i: i["ExecutionSummary"]["ExecutionTime"])
     return {
-        "ComplianceType": "Association",
+        "ComplianceType": compliance_type,
         "ResourceType": "ManagedInstance",
         "ResourceId": instance_id,
         "Status": "NON_COMPLIANT" if non_compliant else "COMPLIANT",
@@ -780,16 +906,29 @@ def _summary(instance_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
         "ExecutionSummary": latest["ExecutionSummary"],
         "CompliantSummary": {
             "CompliantCount": len(compliant),
-            "SeveritySummary": severities(compliant),
+            "SeveritySummary": _severity_counts(compliant, "Severity"),
         },
         "NonCompliantSummary": {
             "NonCompliantCount": len(non_compliant),
-            "SeveritySummary": severities(non_compliant),
+            "SeveritySummary": _severity_counts(non_compliant, "Severity"),
         },
     }
 
 
 # --- tags and document changes ------------------------------------------------------------------
+
+
+@resource_source(SimpleSystemManagerBackend)
+def _tagged_associations(backend: Any) -> Iterator[TaggedResource]:
+    associations = attached(backend, AssociationStore)
+    with associations.lock:
+        owned = [(a.association_id, dict(a.tags)) for a in associations.associations.values()]
+    for association_id, tags in owned:
+        yield TaggedResource(
+            arn=f"arn:aws:ssm:{backend.region_name}:{backend.account_id}:association/{association_id}",
+            tags=tags,
+            resource_type="ssm:association",
+        )
 
 
 @tag_target("Association")

@@ -26,24 +26,31 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import yaml
+from moto.core.resource_tagging import TaggedResource
+from moto.ssm.models import SimpleSystemManagerBackend
 
 from fleet_sandbox import scenario
 from fleet_sandbox.clock import clock
 from fleet_sandbox.extension import Call, ServiceError, operation
 from fleet_sandbox.ssm_tags import check_tag_keys, tag_target
 from fleet_sandbox.state import attached, ssm_backend
+from fleet_sandbox.tagging import resource_source
 
 AMAZON = "Amazon"
 PACKAGE_VERSION_LIMIT = 25
 DOCUMENT_VERSION_LIMIT = 1000
 MAX_PACKAGE_FILES = 20
-_RESERVED_PREFIXES = ("aws-", "amazon", "amzn")
+# "You can't use the following strings as document name prefixes ... aws amazon amzn AWSEC2
+# AWSConfigRemediation AWSSupport" (CreateDocument's Name, botocore model); compared ignoring case.
+_RESERVED_PREFIXES = ("aws", "amazon", "amzn", "awsec2", "awsconfigremediation", "awssupport")
+MAX_CONTENT_BYTES = 64 * 1024  # "The content of the document must not exceed 64KB."
 _NAME = re.compile(r"^[a-zA-Z0-9_\-.]{3,128}$")
 _ARN = re.compile(r"^arn:[^:]+:ssm:[^:]*:[^:]*:document/(.+)$")
 _SCHEMAS = {
@@ -458,6 +465,11 @@ def _version_from_request(
     params = call.params
     document_format = params.get("DocumentFormat") or "JSON"
     content = params["Content"]
+    if len(content.encode("utf-8")) > MAX_CONTENT_BYTES:
+        raise ServiceError(
+            "MaxDocumentSizeExceeded",
+            f"The content of the document must not exceed 64 KB ({MAX_CONTENT_BYTES} bytes).",
+        )
     parsed = _parse_content(content, document_format, document_type)
     version_name = params.get("VersionName")
     if document_type == "Package":
@@ -489,7 +501,10 @@ def _version_from_request(
         parsed=parsed,
         created=clock.now(),
         version_name=version_name,
-        display_name=params.get("DisplayName"),
+        # "If you don't specify a value for this parameter in your request, the existing value is
+        # applied to the new document version." (UpdateDocument's DisplayName)
+        display_name=params.get("DisplayName")
+        or (existing.version(existing.latest_version).display_name if existing else None),
         target_type=params.get("TargetType"),
         requires=params.get("Requires"),
         attachments=attachments,
@@ -555,7 +570,8 @@ def _check_new_name(name: str) -> None:
     if name.lower().startswith(_RESERVED_PREFIXES):
         raise ServiceError(
             "ValidationException",
-            f"Invalid document name {name}: names beginning with AWS-, Amazon or Amzn are reserved.",
+            f"Invalid document name {name}: the prefixes aws, amazon, amzn, AWSEC2, "
+            "AWSConfigRemediation and AWSSupport are reserved by AWS.",
         )
 
 
@@ -847,6 +863,20 @@ def paginate(
     return rows[start:end], token
 
 
+@resource_source(SimpleSystemManagerBackend)
+def _tagged_documents(backend: Any) -> Iterator[TaggedResource]:
+    """The account's own documents join the tagging API as ``ssm:document`` (Amazon's do not)."""
+    documents = attached(backend, DocumentStore)
+    with documents.lock:
+        owned = [(d.name, dict(d.tags)) for d in documents.documents.values()]
+    for name, tags in owned:
+        yield TaggedResource(
+            arn=f"arn:aws:ssm:{backend.region_name}:{backend.account_id}:document/{name}",
+            tags=tags,
+            resource_type="ssm:document",
+        )
+
+
 @tag_target("Document")
 def _document_tags(account_id: str, region: str, resource_id: str) -> dict[str, str]:
     document = store(account_id, region).documents.get(resource_id)
@@ -859,6 +889,8 @@ def _document_tags(account_id: str, region: str, resource_id: str) -> dict[str, 
 
 
 # --- Amazon-owned documents ---------------------------------------------------------------------
+
+_CATALOGUE = Path(__file__).parent / "catalogue" / "amazon_documents.yaml"
 
 _CONFIGURE_AWS_PACKAGE = {
     "schemaVersion": "2.2",
@@ -913,28 +945,62 @@ _amazon: dict[str, StoredDocument] = {}
 _amazon_lock = threading.Lock()
 
 
+def _catalogue_content(entry: dict[str, Any]) -> dict[str, Any]:
+    """A catalogue entry as a schema 2.2 Command document."""
+    steps = []
+    for step in entry["steps"]:
+        built: dict[str, Any] = {
+            "action": step["action"],
+            "name": step["name"],
+            "inputs": step.get("inputs") or {},
+        }
+        if step.get("platform"):
+            built["precondition"] = {"StringEquals": ["platformType", step["platform"]]}
+        steps.append(built)
+    return {
+        "schemaVersion": "2.2",
+        "description": entry["description"],
+        "parameters": entry.get("parameters") or {},
+        "mainSteps": steps,
+    }
+
+
+def _amazon_document(name: str, content: dict[str, Any], created: datetime) -> StoredDocument:
+    version = DocumentVersion(
+        number=1,
+        content=json.dumps(content, indent=2),
+        document_format="JSON",
+        parsed=copy.deepcopy(content),
+        created=created,
+    )
+    return StoredDocument(
+        name=name,
+        document_type="Command",
+        owner=AMAZON,
+        created=created,
+        versions={1: version},
+        default_version=1,
+        next_version=2,
+    )
+
+
 def amazon_documents() -> dict[str, StoredDocument]:
-    """The Amazon-owned documents every account sees (read-only)."""
+    """The Amazon-owned documents every account sees (read-only): the catalogue plus
+    AWS-ConfigureAWSPackage."""
     with _amazon_lock:
         if not _amazon:
-            created = datetime(2018, 11, 14, tzinfo=UTC)
-            content = json.dumps(_CONFIGURE_AWS_PACKAGE, indent=2)
-            version = DocumentVersion(
-                number=1,
-                content=content,
-                document_format="JSON",
-                parsed=copy.deepcopy(_CONFIGURE_AWS_PACKAGE),
-                created=created,
+            _amazon["AWS-ConfigureAWSPackage"] = _amazon_document(
+                "AWS-ConfigureAWSPackage",
+                _CONFIGURE_AWS_PACKAGE,
+                datetime(2018, 11, 14, tzinfo=UTC),
             )
-            _amazon["AWS-ConfigureAWSPackage"] = StoredDocument(
-                name="AWS-ConfigureAWSPackage",
-                document_type="Command",
-                owner=AMAZON,
-                created=created,
-                versions={1: version},
-                default_version=1,
-                next_version=2,
-            )
+            for entry in yaml.safe_load(_CATALOGUE.read_text(encoding="utf-8")):
+                created = entry["created"]
+                _amazon[entry["name"]] = _amazon_document(
+                    entry["name"],
+                    _catalogue_content(entry),
+                    datetime(created.year, created.month, created.day, tzinfo=UTC),
+                )
         return _amazon
 
 

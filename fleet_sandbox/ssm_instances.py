@@ -18,18 +18,26 @@ from typing import Any
 from moto.core.resource_tagging import TaggedResource
 from moto.ssm.models import SimpleSystemManagerBackend
 
-from fleet_sandbox import paging
+from fleet_sandbox import consistency, paging
 from fleet_sandbox.clock import clock
 from fleet_sandbox.extension import Call, ServiceError, operation
 from fleet_sandbox.ssm_tags import tag_target
-from fleet_sandbox.state import FleetState, ManagedInstance, attached, fleet_state
+from fleet_sandbox.state import (
+    FleetState,
+    ManagedInstance,
+    attached,
+    fleet_state,
+    workspaces_backend,
+)
 from fleet_sandbox.tagging import resource_source
+from fleet_sandbox.workspaces import purge_terminated
 
 DEFAULT_MAX_RESULTS = 10  # "The default value is 10 items." (botocore ssm model)
 RESOURCE_TYPE = "ManagedInstance"
 
-InformationFields = Callable[[str, str, ManagedInstance], dict[str, Any]]
-"""(account_id, region, instance) -> extra InstanceInformation members (None values dropped)."""
+InformationFields = Callable[[str, str, ManagedInstance, dict[str, Any]], dict[str, Any]]
+"""(account_id, region, instance, memo) -> extra InstanceInformation members (None values
+dropped); ``memo`` is shared by every instance of one request, for work done once per request."""
 
 _information_fields: list[InformationFields] = []
 
@@ -112,10 +120,12 @@ def _filters(params: dict[str, Any]) -> list[tuple[str, list[str]]]:
     return pairs
 
 
-def _extras(account_id: str, region: str, instance: ManagedInstance) -> dict[str, Any]:
+def _extras(
+    account_id: str, region: str, instance: ManagedInstance, memo: dict[str, Any]
+) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     for provider in _information_fields:
-        extra.update(provider(account_id, region, instance))
+        extra.update(provider(account_id, region, instance, memo))
     return {key: value for key, value in extra.items() if value is not None}
 
 
@@ -158,6 +168,8 @@ def describe(instance: ManagedInstance, now: datetime, extra: dict[str, Any]) ->
         "Name": instance.name,
         "IPAddress": instance.ip_address,
         "ComputerName": instance.computer_name,
+        "SourceId": instance.instance_id,
+        "SourceType": _SOURCE_TYPE,
     }
     info.update(extra)
     return {key: value for key, value in info.items() if value is not None}
@@ -166,18 +178,27 @@ def describe(instance: ManagedInstance, now: datetime, extra: dict[str, Any]) ->
 @operation("ssm", "DescribeInstanceInformation")
 def describe_instance_information(call: Call) -> dict[str, Any]:
     filters = _filters(call.params)
+    # WorkSpaces going down take their agents' pings with them, minutes later.
+    purge_terminated(workspaces_backend(call.account_id, call.region))
     fleet = fleet_state(call.account_id, call.region)
     with fleet.lock:
         instances = list(fleet.instances.values())
+    not_yet = consistency.hidden_since("ssm")  # a just-registered instance takes a while to show
+    if not_yet is not None:
+        instances = [i for i in instances if i.registration_date <= not_yet]
     requested_ids = {v for key, values in filters if key == "InstanceIds" for v in values}
     unknown = sorted(requested_ids - {i.instance_id for i in instances})
     if unknown:
         raise ServiceError("InvalidInstanceId", f"Instance Id {unknown[0]} is not valid.")
+    # Extra fields cost a look at every association: computed for filtering only when a filter
+    # needs them, else only for the page returned.
+    memo: dict[str, Any] = {}
+    needs_extra = any(key == "AssociationStatus" for key, _ in filters)
     selected = []
     for instance in instances:
-        extra = _extras(call.account_id, call.region, instance)
+        extra = _extras(call.account_id, call.region, instance, memo) if needs_extra else {}
         if all(_matches(instance, extra, key, values) for key, values in filters):
-            selected.append((instance, extra))
+            selected.append(instance)
     scope = paging.fingerprint("DescribeInstanceInformation", filters)
     chunk, token = paging.page(
         selected,
@@ -188,7 +209,9 @@ def describe_instance_information(call: Call) -> dict[str, Any]:
     )
     now = clock.now()
     result: dict[str, Any] = {
-        "InstanceInformationList": [describe(i, now, extra) for i, extra in chunk]
+        "InstanceInformationList": [
+            describe(i, now, _extras(call.account_id, call.region, i, memo)) for i in chunk
+        ]
     }
     if token:
         result["NextToken"] = token

@@ -8,10 +8,14 @@ resource type (Parameter, Document, ...) is passed through to moto unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from moto.core.resource_tagging import TaggedResource
+from moto.ssm.models import SimpleSystemManagerBackend
+
 from fleet_sandbox.extension import Call, ServiceError, operation
+from fleet_sandbox.tagging import note_tagged, resource_source
 
 MAX_TAGS_PER_RESOURCE = 50
 
@@ -45,11 +49,41 @@ def check_tag_keys(keys: list[str]) -> None:
         )
 
 
+# ResourceTypeForTagging -> the resource part of its ARN (the IAM service reference's formats).
+_ARN_RESOURCE = {
+    "Document": "document",
+    "ManagedInstance": "managed-instance",
+    "MaintenanceWindow": "maintenancewindow",
+    "Parameter": "parameter",
+    "PatchBaseline": "patchbaseline",
+    "OpsItem": "opsitem",
+    "OpsMetadata": "opsmetadata",
+    "Automation": "automation-execution",
+    "Association": "association",
+}
+
+
+def ssm_arn(region: str, account_id: str, resource_type: str, resource_id: str) -> str:
+    name = resource_id.lstrip("/") if resource_type == "Parameter" else resource_id
+    return f"arn:aws:ssm:{region}:{account_id}:{_ARN_RESOURCE[resource_type]}/{name}"
+
+
 @operation("ssm", "AddTagsToResource")
-def add_tags_to_resource(call: Call) -> dict[str, Any] | None:
+def add_tags_to_resource(call: Call) -> Any:
+    resource_type, resource_id = call.params["ResourceType"], call.params["ResourceId"]
+    answer = _add_tags(call)
+    note_tagged(
+        call.account_id,
+        call.region,
+        ssm_arn(call.region, call.account_id, resource_type, resource_id),
+    )
+    return answer
+
+
+def _add_tags(call: Call) -> Any:
     tags = _tags_of(call)
     if tags is None:
-        return call.delegate()  # type: ignore[no-any-return]
+        return call.delegate()
     new = {tag["Key"]: tag["Value"] for tag in call.params["Tags"]}
     check_tag_keys(list(new))
     if len(set(tags) | set(new)) > MAX_TAGS_PER_RESOURCE:
@@ -62,13 +96,22 @@ def add_tags_to_resource(call: Call) -> dict[str, Any] | None:
 
 
 @operation("ssm", "RemoveTagsFromResource")
-def remove_tags_from_resource(call: Call) -> dict[str, Any] | None:
+def remove_tags_from_resource(call: Call) -> Any:
+    resource_type, resource_id = call.params["ResourceType"], call.params["ResourceId"]
     tags = _tags_of(call)
     if tags is None:
-        return call.delegate()  # type: ignore[no-any-return]
-    for key in call.params["TagKeys"]:
-        tags.pop(key, None)
-    return {}
+        answer = call.delegate()
+    else:
+        for key in call.params["TagKeys"]:
+            tags.pop(key, None)
+        answer = {}
+    # It had tags (or AWS would still remember it did): now "previously tagged".
+    note_tagged(
+        call.account_id,
+        call.region,
+        ssm_arn(call.region, call.account_id, resource_type, resource_id),
+    )
+    return answer
 
 
 @operation("ssm", "ListTagsForResource")
@@ -77,3 +120,31 @@ def list_tags_for_resource(call: Call) -> dict[str, Any] | None:
     if tags is None:
         return call.delegate()  # type: ignore[no-any-return]
     return {"TagList": [{"Key": key, "Value": value} for key, value in sorted(tags.items())]}
+
+
+@resource_source(SimpleSystemManagerBackend)
+def _windows_and_baselines(backend: Any) -> Iterator[TaggedResource]:
+    """Maintenance windows and patch baselines: moto keeps their tags but lists them nowhere."""
+    for resource_type, table in (
+        ("MaintenanceWindow", getattr(backend, "windows", {})),
+        ("PatchBaseline", getattr(backend, "baselines", {})),
+    ):
+        for resource_id in list(table):
+            tags = dict(backend._resource_tags[resource_type].get(resource_id) or {})
+            yield TaggedResource(
+                arn=ssm_arn(backend.region_name, backend.account_id, resource_type, resource_id),
+                tags=tags,
+                resource_type=f"ssm:{_ARN_RESOURCE[resource_type]}",
+            )
+
+
+@tag_target("PatchBaseline")
+def _baseline_tags(account_id: str, region: str, resource_id: str) -> dict[str, str]:
+    """moto keeps patch baselines but refuses every tag call on them (InvalidResourceId)."""
+    from fleet_sandbox.state import ssm_backend
+
+    backend = ssm_backend(account_id, region)
+    if resource_id not in backend.baselines:
+        raise ServiceError("InvalidResourceId", f"The resource ID {resource_id} isn't valid.")
+    tags: dict[str, str] = backend._resource_tags["PatchBaseline"][resource_id]
+    return tags

@@ -22,11 +22,12 @@ from typing import Any
 
 from botocore.model import StructureShape
 
-from fleet_sandbox import paging
+from fleet_sandbox import paging, workspace_lifecycle
 from fleet_sandbox.clock import clock
 from fleet_sandbox.extension import Call, ServiceError, operation
 from fleet_sandbox.shapes import service_model
 from fleet_sandbox.state import attached, workspaces_backend
+from fleet_sandbox.tagging import note_tagged
 
 DESCRIBE_LIMIT = 25  # Limit: 1..25 (botocore model); 25 when omitted
 MAX_TAGS_PER_RESOURCE = 50  # "Each WorkSpaces resource can have a maximum of 50 tags."
@@ -142,8 +143,24 @@ def normalise_tags(tags: list[dict[str, Any]] | None) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in merged.items()]
 
 
+def _notify(account_id: str, region: str, workspace_id: str, event: str) -> None:
+    for listener in list(_listeners):
+        listener(account_id, region, workspace_id, event)
+
+
+def _reached(backend: Any, workspace: Any, state: str) -> None:
+    if state == "TERMINATED":
+        extra = extra_of(backend)
+        with extra.lock:
+            extra.terminated_at[workspace.workspace_id] = clock.now()
+
+
 def purge_terminated(backend: Any) -> None:
-    """Drop WorkSpaces whose TERMINATED state has outlived its brief visibility."""
+    """Catch up with the clock: finish due transitions (``workspace_lifecycle``), then drop
+    WorkSpaces whose TERMINATED state has outlived its brief visibility."""
+    workspace_lifecycle.settle(
+        backend, _notify, lambda workspace, state: _reached(backend, workspace, state)
+    )
     extra = extra_of(backend)
     now = clock.now()
     with extra.lock:
@@ -214,6 +231,8 @@ def describe_workspaces(call: Call) -> dict[str, Any]:
     purge_terminated(backend)
     selected = []
     for workspace in list(backend.workspaces.values()):
+        if not workspace_lifecycle.visible(backend, workspace.workspace_id):
+            continue  # just created: not listed yet
         if params.get("WorkspaceIds") and workspace.workspace_id not in params["WorkspaceIds"]:
             continue
         if params.get("DirectoryId") and workspace.directory_id != params["DirectoryId"]:
@@ -243,16 +262,32 @@ def describe_workspaces(call: Call) -> dict[str, Any]:
 
 @operation("workspaces", "CreateWorkspaces")
 def create_workspaces(call: Call) -> Any:
-    """moto creates them; each then gets its identity and de-duplicated tags."""
-    answer = call.delegate()
+    """moto creates them (AVAILABLE at once); here each gets its identity and de-duplicated tags
+    and starts PENDING, unlisted for a moment (``workspace_lifecycle``)."""
     backend = workspaces_backend(call.account_id, call.region)
+    before = set(backend.workspaces)
+    answer = call.delegate()
     for workspace in list(backend.workspaces.values()):
         workspace.tags = normalise_tags(workspace.tags)
         ensure_identity(backend, workspace)
+        if workspace.workspace_id not in before:
+            workspace_lifecycle.created(backend, workspace)
     return answer
 
 
 # --- tags: one resource per call -------------------------------------------------------------
+
+
+TaggedLookup = Callable[[Any, str], Any]
+"""(backend, resource id) -> a resource with a ``tags`` list, or None (other modules' types)."""
+
+_lookups: list[TaggedLookup] = []
+
+
+def tagged_resource_lookup(lookup: TaggedLookup) -> TaggedLookup:
+    if lookup not in _lookups:
+        _lookups.append(lookup)
+    return lookup
 
 
 def _tagged(backend: Any, resource_id: str) -> Any:
@@ -265,6 +300,10 @@ def _tagged(backend: Any, resource_id: str) -> Any:
     for prefix, table in tables.items():
         if resource_id.startswith(prefix) and resource_id in table:
             return table[resource_id]
+    for lookup in list(_lookups):
+        found = lookup(backend, resource_id)
+        if found is not None:
+            return found
     raise ServiceError(
         "ResourceNotFoundException", f"The resource {resource_id} could not be found."
     )
@@ -308,7 +347,23 @@ def delete_tags(call: Call) -> dict[str, Any]:
     doomed = set(call.params["TagKeys"])
     with extra_of(backend).lock:
         resource.tags = [t for t in normalise_tags(resource.tags) if t["Key"] not in doomed]
+    note_tagged(call.account_id, call.region, workspaces_arn(call, call.params["ResourceId"]))
     return {}
+
+
+_ARN_TYPES = {
+    "ws-": "workspace",
+    "d-": "directory",
+    "wsi-": "workspaceimage",
+    "wsb-": "workspacebundle",
+    "wsipg-": "workspaceipgroup",
+    "wsca-": "connectionalias",
+}
+
+
+def workspaces_arn(call: Call, resource_id: str) -> str:
+    kind = next(t for p, t in _ARN_TYPES.items() if resource_id.startswith(p))
+    return f"arn:aws:workspaces:{call.region}:{call.account_id}:{kind}/{resource_id}"
 
 
 # --- state changes ---------------------------------------------------------------------------
@@ -362,7 +417,8 @@ def change_state(
 ) -> tuple[str, str] | None:
     """Apply ``action`` to one WorkSpace: None on success, else (ErrorCode, ErrorMessage).
 
-    ``force`` (the fleet simulator's power switch) ignores the running-mode rule, so an ALWAYS_ON
+    Through the API the change takes time (``workspace_lifecycle``). ``force`` (the fleet
+    simulator's power switch) acts at once and ignores the running-mode rule, so an ALWAYS_ON
     WorkSpace can be taken down; the state rules still apply.
     """
     rule = _RULES[action]
@@ -373,7 +429,7 @@ def change_state(
         workspace = backend.workspaces.get(workspace_id) if workspace_id else None
         if workspace is None:
             return "ResourceNotFoundException", f"The WorkSpace {workspace_id} could not be found."
-        if action == "terminate" and workspace.state == "TERMINATED":
+        if action == "terminate" and workspace.state in ("TERMINATED", "TERMINATING"):
             return None
         state = workspace.state
         if state in rule.excluded_states or (
@@ -390,11 +446,13 @@ def change_state(
                 f"The WorkSpace {workspace_id} has running mode {mode}; only AUTO_STOP and MANUAL "
                 f"WorkSpaces can be {rule.event}.",
             )
+        if not force:  # the WorkSpaces API: asynchronous, on the sandbox clock
+            workspace_lifecycle.begin(backend, workspace, action, rule.target, rule.event)
+            return None
         workspace.state = rule.target
         if rule.target == "TERMINATED":
             extra.terminated_at[workspace.workspace_id] = clock.now()
-    for listener in list(_listeners):
-        listener(account_id, region, workspace.workspace_id, rule.event)
+    _notify(account_id, region, workspace.workspace_id, rule.event)
     return None
 
 

@@ -74,7 +74,9 @@ def api(endpoint: str) -> AwsApi:
             rate_limits=None,
             max_attempts=1,
             connect_timeout_seconds=1,
-            read_timeout_seconds=5,
+            # Generous: under a loaded machine the sandbox may answer slowly, and a timed-out
+            # call would look like a lost lease; these tests are about order, not latency.
+            read_timeout_seconds=60,
         ),
         CallRecorder(),
         sleep=lambda seconds: None,

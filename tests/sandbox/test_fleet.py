@@ -133,13 +133,38 @@ def test_stop_and_start_move_the_instance_offline_and_back(sandbox):
     assert ping_status(sandbox, instances[0]) == "Online"
 
 
-def test_the_workspaces_api_drives_the_instance_too(sandbox):
+def test_the_workspaces_api_drives_the_instance_too_on_the_agents_timing(sandbox):
     ids, instances, _ = registered_fleet(sandbox, 1)
     client = sandbox.client("workspaces")
     client.stop_workspaces(StopWorkspaceRequests=[{"WorkspaceId": ids[0]}])
+    assert ping_status(sandbox, instances[0]) == "Online"  # the agent has not missed a ping yet
+    sandbox.admin.advance_clock(4 * 60)
+    assert fleet_row(sandbox, ids[0])["state"] == "STOPPED"
+    assert ping_status(sandbox, instances[0]) == "Online"
+    sandbox.admin.advance_clock(61)  # five minutes after the stop
     assert ping_status(sandbox, instances[0]) == "ConnectionLost"
     client.start_workspaces(StartWorkspaceRequests=[{"WorkspaceId": ids[0]}])
+    assert ping_status(sandbox, instances[0]) == "ConnectionLost"  # still STARTING
+    sandbox.admin.advance_clock(121)
     assert ping_status(sandbox, instances[0]) == "Online"
+
+
+def test_a_rebuild_through_the_api_loses_the_instance_and_registers_anew(sandbox):
+    ids, instances, _ = registered_fleet(sandbox, 1)
+    ssm = sandbox.client("ssm")
+    activation_id, code = activate(ssm, limit=1)
+    publish(sandbox, activation_id, code)
+    sandbox.client("workspaces").rebuild_workspaces(
+        RebuildWorkspaceRequests=[{"WorkspaceId": ids[0]}]
+    )
+    assert fleet_row(sandbox, ids[0])["state"] == "REBUILDING"
+    assert boot(sandbox)["registered"] == 0
+    sandbox.admin.advance_clock(5 * 60 + 1)
+    assert ping_status(sandbox, instances[0]) == "ConnectionLost"
+    assert boot(sandbox)["registered"] == 0  # still REBUILDING
+    sandbox.admin.advance_clock(25 * 60)
+    assert fleet_row(sandbox, ids[0])["state"] == "AVAILABLE"
+    assert boot(sandbox)["registered"] == 1
 
 
 def test_the_admin_power_switch_stops_always_on_workspaces(sandbox):
@@ -182,13 +207,18 @@ def test_terminate_ends_the_workspace_and_its_instance(sandbox):
     assert boot(sandbox)["results"] == []
 
 
-def test_a_deregistered_instance_is_replaced_on_the_next_boot(sandbox):
+def test_a_deregistered_instance_is_replaced_on_the_next_boot_with_a_new_activation(sandbox):
     ssm = sandbox.client("ssm")
     ids = workspaces(sandbox, 1)
     activation_id, code = activate(ssm, limit=2)
     publish(sandbox, activation_id, code)
     first = boot(sandbox)["results"][0]["instanceId"]
     ssm.deregister_managed_instance(InstanceId=first)
+    # "you must use a different Activation Code and Activation ID than used to register the
+    # machine previously" (DeregisterManagedInstance): the same activation is refused.
+    assert boot(sandbox)["results"][0]["status"] == "failed"
+    activation_id, code = activate(ssm, limit=1)
+    publish(sandbox, activation_id, code)
     second = boot(sandbox)["results"][0]["instanceId"]
     assert second != first
     assert fleet_row(sandbox, ids[0])["instanceId"] == second
@@ -274,6 +304,26 @@ def _strip(response):
     return {k: v for k, v in response.items() if k != "ResponseMetadata"}
 
 
+SERVED = {
+    ("ssm", "CreateActivation"),
+    ("ssm", "DescribeActivations"),
+    ("ssm", "DeleteActivation"),
+    ("ssm", "DescribeInstanceInformation"),
+    ("ssm", "DeregisterManagedInstance"),
+    ("workspaces", "DescribeWorkspaces"),
+    ("workspaces", "CreateWorkspaces"),
+    ("workspaces", "DescribeTags"),
+    ("workspaces", "CreateTags"),
+    ("workspaces", "DeleteTags"),
+    ("workspaces", "StopWorkspaces"),
+    ("workspaces", "StartWorkspaces"),
+    ("workspaces", "RebootWorkspaces"),
+    ("workspaces", "RebuildWorkspaces"),
+    ("workspaces", "TerminateWorkspaces"),
+    ("resourcegroupstaggingapi", "GetResources"),
+}
+
+
 def test_every_operation_answers_within_its_output_shape(sandbox):
     """Drive each operation this part adds; botocore must parse every answer and the sandbox must
     have refused none for breaking its shape."""
@@ -341,25 +391,7 @@ def test_every_operation_answers_within_its_output_shape(sandbox):
     for service, operation, response in answers:
         assert validate_output(service, operation, response) == [], (service, operation)
     operations = {(s, o) for s, o, _ in answers}
-    served = {
-        ("ssm", "CreateActivation"),
-        ("ssm", "DescribeActivations"),
-        ("ssm", "DeleteActivation"),
-        ("ssm", "DescribeInstanceInformation"),
-        ("ssm", "DeregisterManagedInstance"),
-        ("workspaces", "DescribeWorkspaces"),
-        ("workspaces", "CreateWorkspaces"),
-        ("workspaces", "DescribeTags"),
-        ("workspaces", "CreateTags"),
-        ("workspaces", "DeleteTags"),
-        ("workspaces", "StopWorkspaces"),
-        ("workspaces", "StartWorkspaces"),
-        ("workspaces", "RebootWorkspaces"),
-        ("workspaces", "RebuildWorkspaces"),
-        ("workspaces", "TerminateWorkspaces"),
-        ("resourcegroupstaggingapi", "GetResources"),
-    }
-    assert served <= operations
+    assert operations >= SERVED
 
 
 def test_a_response_that_breaks_its_shape_is_refused_and_recorded(sandbox):
@@ -441,3 +473,53 @@ def test_run_sandbox_serves_a_registering_fleet_and_stops_on_ctrl_c(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _banner(tmp_path, workspaces, scenario=None):
+    """run_sandbox's banner, from a sandbox started and stopped on a thread of this process."""
+    import io
+    import threading
+
+    from fleet_sandbox.main import run_sandbox
+
+    out, stop = io.StringIO(), threading.Event()
+    done = threading.Event()
+
+    def serve():
+        run_sandbox(
+            port=0,
+            workspaces=workspaces,
+            scenario=scenario,
+            auto_register_seconds=0,
+            stop_event=stop,
+            out=out,
+        )
+        done.set()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    for _ in range(600):
+        if "register with" in out.getvalue():
+            break
+        time.sleep(0.05)
+    stop.set()
+    thread.join(timeout=30)
+    assert done.is_set()
+    return out.getvalue()
+
+
+def test_sandbox_without_a_scenario_serves_the_demo_fleet_and_counts_it(sandbox, tmp_path):
+    text = _banner(tmp_path, 10)
+    assert "10 WorkSpaces from the demo scenario" in text
+    assert DEFAULT_REGISTRATION_PARAMETER in text
+    rows = sandbox.admin.get("fleet")["workspaces"]
+    assert sorted({r["directoryId"] for r in rows}) == ["d-9067a1b2c3", "d-9067d4e5f6"]
+    tags = sandbox.client("workspaces").describe_tags(ResourceId=rows[0]["workspaceId"])["TagList"]
+    assert {t["Key"] for t in tags} >= {"CostCenter", "LineOfBusiness"}
+
+
+def test_the_banner_counts_a_scenario_fleet(sandbox, tmp_path):
+    scenario = tmp_path / "three.yaml"
+    scenario.write_text("workspaces:\n  - count: 3\n    userNamePrefix: lab\n", encoding="utf-8")
+    text = _banner(tmp_path, 50, scenario)
+    assert f"3 WorkSpaces from {scenario}" in text

@@ -183,10 +183,14 @@ def test_a_rebooted_workspace_boots_its_machine_again(sandbox):
 
     ids, [instance], _ = registered_fleet(sandbox, 1)
     assert agent_state(sandbox, instance)["bootedAt"] is None  # first boot: its registration
-    before = datetime.fromisoformat(sandbox.admin.post("clock/advance", {"seconds": 3600})["now"])
-    sandbox.client("workspaces").reboot_workspaces(
-        RebootWorkspaceRequests=[{"WorkspaceId": ids[0]}]
-    )
+    sandbox.admin.post("clock/advance", {"seconds": 3600})
+    workspaces = sandbox.client("workspaces")
+    workspaces.reboot_workspaces(RebootWorkspaceRequests=[{"WorkspaceId": ids[0]}])
+    assert agent_state(sandbox, instance)["bootedAt"] is None  # still REBOOTING
+    # The reboot takes minutes on the sandbox clock; the machine boots when it is AVAILABLE.
+    before = datetime.fromisoformat(sandbox.admin.post("clock/advance", {"seconds": 181})["now"])
+    [workspace] = workspaces.describe_workspaces(WorkspaceIds=[ids[0]])["Workspaces"]
+    assert workspace["State"] == "AVAILABLE"
     booted = datetime.fromisoformat(agent_state(sandbox, instance)["bootedAt"])
     after = datetime.fromisoformat(sandbox.admin.get("clock")["now"])
     assert before <= booted <= after

@@ -61,8 +61,13 @@ def test_workspaces_created_through_the_api_get_an_identity_too(sandbox):
         Workspaces=[{"DirectoryId": directory_id, "UserName": "bob", "BundleId": "wsb-sandbox001"}]
     )
     new_id = answer["PendingRequests"][0]["WorkspaceId"]
+    assert client.describe_workspaces(WorkspaceIds=[new_id])["Workspaces"] == []  # not yet listed
+    sandbox.admin.advance_clock(31)
     described = client.describe_workspaces(WorkspaceIds=[new_id])["Workspaces"][0]
     assert described["ComputerName"].startswith("WSAMZN-") and described["IpAddress"]
+    assert described["State"] == "PENDING"
+    sandbox.admin.advance_clock(20 * 60)
+    assert _state(client, new_id) == "AVAILABLE"
 
 
 def test_limit_pages_are_collected_and_counted(sandbox):
@@ -157,6 +162,8 @@ def test_stop_and_start_follow_running_mode_and_state(sandbox):
     client = sandbox.client("workspaces")
     answer = client.stop_workspaces(StopWorkspaceRequests=[{"WorkspaceId": auto}])
     assert answer["FailedRequests"] == []
+    assert _state(client, auto) == "STOPPING"
+    sandbox.admin.advance_clock(121)
     assert _state(client, auto) == "STOPPED"
     failed = client.stop_workspaces(StopWorkspaceRequests=[{"WorkspaceId": always}])[
         "FailedRequests"
@@ -175,6 +182,8 @@ def test_stop_and_start_follow_running_mode_and_state(sandbox):
         client.start_workspaces(StartWorkspaceRequests=[{"WorkspaceId": auto}])["FailedRequests"]
         == []
     )
+    assert _state(client, auto) == "STARTING"
+    sandbox.admin.advance_clock(121)
     assert _state(client, auto) == "AVAILABLE"
     failed = client.start_workspaces(StartWorkspaceRequests=[{"WorkspaceId": auto}])[
         "FailedRequests"
@@ -189,7 +198,11 @@ def test_reboot_rebuild_and_unknown_workspaces(sandbox):
         client.reboot_workspaces(RebootWorkspaceRequests=[{"WorkspaceId": ws_id}])["FailedRequests"]
         == []
     )
+    assert _state(client, ws_id) == "REBOOTING"
+    sandbox.admin.advance_clock(181)
+    assert _state(client, ws_id) == "AVAILABLE"
     client.stop_workspaces(StopWorkspaceRequests=[{"WorkspaceId": ws_id}])
+    sandbox.admin.advance_clock(121)
     failed = client.reboot_workspaces(RebootWorkspaceRequests=[{"WorkspaceId": ws_id}])[
         "FailedRequests"
     ]
@@ -200,6 +213,8 @@ def test_reboot_rebuild_and_unknown_workspaces(sandbox):
         ]
         == []
     )
+    assert _state(client, ws_id) == "REBUILDING"
+    sandbox.admin.advance_clock(30 * 60 + 1)
     assert _state(client, ws_id) == "AVAILABLE"
     failed = client.reboot_workspaces(RebootWorkspaceRequests=[{"WorkspaceId": "ws-000000000"}])[
         "FailedRequests"
@@ -229,6 +244,8 @@ def test_terminated_is_shown_briefly_then_the_workspace_is_gone(sandbox):
         ]
         == []
     )
+    assert _state(client, ws_id) == "TERMINATING"
+    sandbox.admin.advance_clock(5 * 60 + 1)
     assert _state(client, ws_id) == "TERMINATED"
     failed = client.start_workspaces(StartWorkspaceRequests=[{"WorkspaceId": ws_id}])[
         "FailedRequests"
