@@ -7,6 +7,12 @@ when its value differs, removes an owned key no longer desired, and never touche
 Reads are bulk: DescribeWorkspaces (25 a page), DescribeInstanceInformation (50 a page) and one
 tagging-API GetResources walk for the tags of both (100 a page). When the tagging API is denied,
 tags are read per resource instead (and WorkSpaces' one-per-call DescribeTags is slow: 2 calls/s).
+
+WorkSpaces are read in every directory, not only the ones the TagSyncs select, because pruning
+deregisters instances: an instance is stale only when no WorkSpace anywhere in the account and
+Region (any directory, any state but TERMINATED) matches it, and only one carrying this
+controller's owner tag is ever deregistered. Removing a TagSync therefore stops managing its keys
+and never makes the instances it tagged look stale.
 """
 
 from __future__ import annotations
@@ -21,14 +27,20 @@ from controller.engine.crashpoints import crash_point
 from controller.engine.ownership import OWNER_TAG, WORKSPACE_ID_TAG, is_owned
 from controller.engine.plan import Action, FieldChange, Finding, KindPlan, Operation, Severity
 from controller.kinds.base import Context, Kind
-from controller.kinds.matching import LiveInstance, LiveWorkspace, Matches, match_instances
+from controller.kinds.matching import (
+    LiveInstance,
+    LiveWorkspace,
+    Matches,
+    host_part,
+    match_instances,
+)
 from controller.manifests import Manifest, tag_key_problem, tag_value_problem
 from controller.observability.metrics import Metrics
 
 KIND = "TagSync"
 MAX_INSTANCE_TAGS = 50
 ONBOARDING_STATES = frozenset({"AVAILABLE"})  # a WorkSpace in these states should be registered
-GONE_STATES = frozenset({"TERMINATING", "TERMINATED"})  # its instance is stale, whatever it says
+GONE_STATE = "TERMINATED"  # the only state whose WorkSpace no longer vouches for its instance
 
 
 @dataclass
@@ -83,7 +95,9 @@ class TagSyncKind(Kind[TagSyncLive]):
 
     # -- observe ---------------------------------------------------------------------------------
     def observe(self, aws: AwsApi, desired: list[Manifest], ctx: Context) -> TagSyncLive:
-        workspaces = self._describe_workspaces(aws, desired)
+        # Every directory, not only the ones the TagSyncs select: an instance is stale only when
+        # no WorkSpace anywhere in the account and Region matches it.
+        workspaces = list(aws.items("workspaces", "DescribeWorkspaces", Limit=25))
         instances = list(
             aws.items(
                 "ssm",
@@ -108,18 +122,6 @@ class TagSyncKind(Kind[TagSyncLive]):
             instances=[_instance(i, instance_tags.get(i["InstanceId"], {})) for i in instances],
             tag_source=source,
         )
-
-    def _describe_workspaces(self, aws: AwsApi, desired: list[Manifest]) -> list[dict[str, Any]]:
-        """All WorkSpaces, or only the selected directories' when every TagSync names them."""
-        directories: set[str] = set()
-        for manifest in desired:
-            if not manifest.spec.workspaces.directory_ids:
-                return list(aws.items("workspaces", "DescribeWorkspaces", Limit=25))
-            directories.update(manifest.spec.workspaces.directory_ids)
-        found: list[dict[str, Any]] = []
-        for directory in sorted(directories):
-            found += aws.items("workspaces", "DescribeWorkspaces", DirectoryId=directory, Limit=25)
-        return found
 
     def _tags_in_bulk(
         self, aws: AwsApi, ctx: Context
@@ -182,13 +184,12 @@ class TagSyncKind(Kind[TagSyncLive]):
             if operation is not None:
                 plan.operations.append(operation)
         self._not_onboarded(desired, live, matches, plan)
-        self._stale(desired, matches, ctx, plan)
+        self._stale(desired, live, matches, ctx, plan)
         return plan
 
     def _match(self, desired: list[Manifest], live: TagSyncLive) -> Matches:
         order = tuple(desired[0].spec.match.order) if desired else ("computerName", "ipAddress")
-        existing = [w for w in live.workspaces if w.state not in GONE_STATES]
-        return match_instances(existing, live.instances, order)
+        return match_instances(existing_workspaces(live), live.instances, order)
 
     def _desired_by_instance(
         self, desired: list[Manifest], live: TagSyncLive, matches: Matches
@@ -289,25 +290,35 @@ class TagSyncKind(Kind[TagSyncLive]):
                 )
 
     def _stale(
-        self, desired: list[Manifest], matches: Matches, ctx: Context, plan: KindPlan
+        self,
+        desired: list[Manifest],
+        live: TagSyncLive,
+        matches: Matches,
+        ctx: Context,
+        plan: KindPlan,
     ) -> None:
-        stale = stale_instances(matches, ctx.controller_id)
-        if not stale:
-            return
+        stale = stale_instances(live, matches, ctx.controller_id)
         name = desired[0].name if len(desired) == 1 else "*"
-        plan.findings.append(
-            Finding(
-                KIND,
-                name,
-                Severity.WARNING,
-                f"{len(stale)} managed instance(s) match no WorkSpace (stale)",
-                count=len(stale),
-                examples=tuple(i.instance_id for i in stale[:5]),
-            )
-        )
-        for instance in stale:
-            if not is_owned(instance.tags, ctx.controller_id):
-                continue  # only deregister what this controller's activations registered
+        for superseded, what in (
+            (False, "match no WorkSpace in the account and Region"),
+            (True, "are superseded by a newer registration of their WorkSpace"),
+        ):
+            group = [s for s in stale if s.superseded is superseded]
+            if group:
+                plan.findings.append(
+                    Finding(
+                        KIND,
+                        name,
+                        Severity.WARNING,
+                        f"{len(group)} managed instance(s) {what} (stale)",
+                        count=len(group),
+                        examples=tuple(s.instance.instance_id for s in group[:5]),
+                    )
+                )
+        for entry in stale:
+            if not entry.removable:
+                continue
+            instance = entry.instance
             plan.operations.append(
                 Operation(
                     KIND,
@@ -315,7 +326,7 @@ class TagSyncKind(Kind[TagSyncLive]):
                     Action.DELETE,
                     instance.instance_id,
                     changes=(FieldChange("pingStatus", instance.ping_status, None),),
-                    reason="stale: no WorkSpace matches it (deregister)",
+                    reason=f"{entry.reason} (deregister)",
                     prune=True,
                     payload=instance.instance_id,
                 )
@@ -351,7 +362,7 @@ class TagSyncKind(Kind[TagSyncLive]):
     ) -> None:
         matches = self._match(desired, live)
         missing = {(m.name,): float(len(not_onboarded(m, live, matches))) for m in desired}
-        stale_count = len(stale_instances(matches, ctx.controller_id))
+        stale_count = len(stale_instances(live, matches, ctx.controller_id))
         stale = {(m.name,): float(stale_count) for m in desired[:1]}
         pings = Counter(i.ping_status for i in live.instances)
         metrics.set_family(metrics.workspaces_not_onboarded, ctx.target, missing)
@@ -405,13 +416,58 @@ def not_onboarded(manifest: Manifest, live: TagSyncLive, matches: Matches) -> li
     )
 
 
-def stale_instances(matches: Matches, controller_id: str) -> list[LiveInstance]:
-    """Unmatched instances this fleet put there: registered by our activation or joined before."""
-    return [
-        i
-        for i in matches.unmatched_instances
-        if is_owned(i.tags, controller_id) or WORKSPACE_ID_TAG in i.tags
-    ]
+def existing_workspaces(live: TagSyncLive) -> list[LiveWorkspace]:
+    """Every WorkSpace that still vouches for its instance: any directory, any state but
+    TERMINATED (a stopped, suspended or even terminating WorkSpace's instance is not stale)."""
+    return [w for w in live.workspaces if w.state != GONE_STATE]
+
+
+@dataclass(frozen=True)
+class StaleInstance:
+    instance: LiveInstance
+    reason: str  # what makes it stale, as the plan says it
+    superseded: bool  # a live WorkSpace claims it, but another instance serves that WorkSpace
+    removable: bool  # ours (owner tag) and provably stale: deregistered under --prune
+
+
+def stale_instances(live: TagSyncLive, matches: Matches, controller_id: str) -> list[StaleInstance]:
+    """Unmatched instances this fleet put there (registered by our activation or joined before).
+
+    Provably stale, and deregistered with --prune when ours: one no WorkSpace matches at all (by
+    join tag, computer name or IP address, over every directory and every state but TERMINATED).
+    One a live WorkSpace still claims while a newer registration serves it (a rebuild) is stale
+    too, but removed only once it is no longer Online: a live agent is never cut off.
+    """
+    existing = existing_workspaces(live)
+    by_id = {w.workspace_id: w for w in existing}
+    by_name = {host_part(w.computer_name): w for w in existing if w.computer_name}
+    by_ip = {w.ip_address: w for w in existing if w.ip_address}
+    found: list[StaleInstance] = []
+    for instance in matches.unmatched_instances:
+        owned = is_owned(instance.tags, controller_id)
+        if not owned and WORKSPACE_ID_TAG not in instance.tags:
+            continue
+        claim = (
+            by_id.get(instance.tags.get(WORKSPACE_ID_TAG, ""))
+            or by_name.get(host_part(instance.computer_name))
+            or by_ip.get(instance.ip_address)
+        )
+        if claim is None:
+            reason = (
+                "stale: no WorkSpace in the account and Region (any directory, any state but"
+                " TERMINATED) matches it"
+            )
+            found.append(StaleInstance(instance, reason, superseded=False, removable=owned))
+            continue
+        serving = matches.by_workspace.get(claim.workspace_id)
+        served = f", served by {serving.instance_id}" if serving else ""
+        reason = (
+            f"superseded: WorkSpace {claim.workspace_id} is {claim.state}{served}; this"
+            f" registration is {instance.ping_status or 'of unknown ping status'}"
+        )
+        removable = owned and instance.ping_status != "Online"
+        found.append(StaleInstance(instance, reason, superseded=True, removable=removable))
+    return found
 
 
 def _workspace(item: dict[str, Any], tags: dict[str, str]) -> LiveWorkspace:
