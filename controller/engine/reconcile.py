@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -31,10 +31,6 @@ from controller.observability.redaction import redact_text
 log = structlog.get_logger("fleet_controller.reconcile")
 
 _ACTION_ORDER = {Action.CREATE: 0, Action.REPLACE: 1, Action.UPDATE: 2, Action.DELETE: 3}
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -100,14 +96,16 @@ class Reconciler:
         aws: AwsApi,
         settings: ReconcileSettings,
         metrics: Metrics,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] | None = None,
         kinds: Sequence[Kind[Any]] | None = None,
         backoff: ResourceBackoff | None = None,
     ) -> None:
         self.aws = aws
         self.settings = settings
         self.metrics = metrics
-        self.clock = clock
+        # AWS's clock (its answers' Date headers) unless a test supplies one: expiry, grace
+        # periods and AWS's own timestamps are compared on AWS's time, not the host's.
+        self.clock = clock or aws.clock.now
         self.kinds = list(kinds if kinds is not None else all_kinds())
         self._kinds_by_name = {kind.kind: kind for kind in self.kinds}
         self.backoff = backoff or ResourceBackoff()
@@ -122,15 +120,16 @@ class Reconciler:
 
     def plan(self, desired: DesiredState) -> Plan:
         """Observe and diff every kind that has desired documents; no writes."""
-        ctx = self.context()
         plan = Plan(desired_digest=desired.digest)
-        counts: dict[str, int] = {}
-        for kind in self.kinds:
-            manifests = desired.of_kind(kind.kind)
-            counts[kind.kind] = len(manifests)
-            if not manifests:
-                continue
-            live = kind.observe(self.aws, manifests, ctx)
+        counts = {kind.kind: len(desired.of_kind(kind.kind)) for kind in self.kinds}
+        observing = self.context()
+        observed = [
+            (kind, manifests, kind.observe(self.aws, manifests, observing))
+            for kind in self.kinds
+            if (manifests := desired.of_kind(kind.kind))
+        ]
+        ctx = self.context()  # after the reads: AWS's clock is known from their Date headers
+        for kind, manifests, live in observed:
             kind_plan = kind.diff(manifests, live, ctx)
             kind.report(manifests, live, self.metrics, ctx)
             plan.operations += kind_plan.operations
@@ -138,6 +137,9 @@ class Reconciler:
         plan = guard(plan, self.settings.prune, counts)
         plan.operations = order_operations(plan.operations, self.kinds)
         self._report_drift(plan.operations)
+        skew = self.aws.clock.skew_seconds
+        if skew is not None:
+            self.metrics.set_aws_clock_skew(self.settings.target, skew)
         return plan
 
     def _report_drift(self, operations: Sequence[Operation]) -> None:

@@ -5,6 +5,11 @@ change one (its spec changed, it expires within ``renewBefore``, its registratio
 it is gone) is a rotation: create a new one and publish it in the same step, then delete the old
 one after ``gracePeriod``. The published parameter's description names the activation it holds, so
 observing never decrypts a code: the only code the controller ever holds is the one it just created.
+
+Every time here is AWS's: ``ctx.now`` is the host clock corrected by the ``Date`` header of AWS's
+latest answer (``controller/aws/clock.py``), the expiry sent is that plus validFor (kept a minute
+inside AWS's 30 days), and a live lifetime within ``CLOCK_TOLERANCE`` of validFor is equal. A
+host clock a minute off AWS's once made every pass rotate (or made AWS refuse the expiry).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from controller.aws import AwsApi
+from controller.aws.clock import CLOCK_TOLERANCE
 from controller.aws.tags import tag_dict, tag_list
 from controller.engine.crashpoints import crash_point
 from controller.engine.ownership import (
@@ -30,10 +36,14 @@ from controller.engine.ownership import (
 from controller.engine.plan import Action, FieldChange, Finding, KindPlan, Operation, Severity
 from controller.kinds.base import Context, Kind
 from controller.manifests import Manifest
+from controller.manifests.specs.activation import VALID_FOR_MAX
 from controller.observability.metrics import Metrics
 from controller.observability.redaction import register_secret
 
 KIND = "Activation"
+# AWS refuses an ExpirationDate beyond 30 days by its own clock; the request reaches it a moment
+# after ``now`` was read, and our reading of AWS's clock is good to about a second.
+EXPIRY_MARGIN = timedelta(minutes=1)
 _DESCRIPTION = re.compile(r"^fleet-controller: activation (?P<id>[0-9a-fA-F-]{36})\b")
 
 
@@ -273,10 +283,15 @@ class ActivationKind(Kind[ActivationLive]):
                     current.default_instance_name,
                     spec.default_instance_name,
                 ),
-                ("validFor", _lifetime(current), _format_duration(spec.valid_for)),
             )
             if before != after
         ]
+        if abs(_lifetime_of(current) - spec.valid_for) > CLOCK_TOLERANCE:
+            # Created with AWS's clock read through a Date header: a lifetime within the
+            # tolerance is the same validFor, not a reason to replace the activation.
+            changes.append(
+                FieldChange("validFor", _lifetime(current), _format_duration(spec.valid_for))
+            )
         changes += [
             FieldChange(f"tags.{key}", current.tags.get(key), desired_tags.get(key))
             for key in sorted(set(current.tags) | set(desired_tags))
@@ -315,7 +330,9 @@ class ActivationKind(Kind[ActivationLive]):
         self._create_and_publish(aws, operation.payload, ctx)
 
     def _create_and_publish(self, aws: AwsApi, request: CreateRequest, ctx: Context) -> None:
-        expiry = ctx.now + request.valid_for
+        # ctx.now is AWS's clock (the Date header of its latest answer), as is the CreatedDate
+        # the lifetime is later measured from.
+        expiry = ctx.now + min(request.valid_for, VALID_FOR_MAX - EXPIRY_MARGIN)
         params: dict[str, Any] = {
             "IamRole": request.iam_role,
             "RegistrationLimit": request.registration_limit,
@@ -415,10 +432,13 @@ class ActivationKind(Kind[ActivationLive]):
         return documents
 
 
+def _lifetime_of(activation: LiveActivation) -> timedelta:
+    return activation.expiration - activation.created
+
+
 def _lifetime(activation: LiveActivation) -> str:
-    """The validFor an activation was created with, to the minute (rounding absorbs clock skew)."""
-    seconds = (activation.expiration - activation.created).total_seconds()
-    minutes = max(1, round(seconds / 60))
+    """The validFor an activation was created with, to the minute, as a manifest spells it."""
+    minutes = max(1, round(_lifetime_of(activation).total_seconds() / 60))
     return _format_duration(timedelta(minutes=minutes))
 
 

@@ -146,6 +146,13 @@ class Metrics:
             t,
             registry=r,
         )
+        self.aws_clock_skew_seconds = Gauge(
+            "fleet_aws_clock_skew_seconds",
+            "AWS's clock minus this host's, from the Date header of AWS's latest answer"
+            " (positive: AWS is ahead). Expiry is judged on AWS's clock.",
+            t,
+            registry=r,
+        )
         self.desired_state_valid = Gauge(
             "fleet_desired_state_valid",
             "1 when the latest desired-state revision validated, 0 when it did not.",
@@ -333,6 +340,9 @@ class Metrics:
                     with contextlib.suppress(KeyError):
                         self.desired_state_info.remove(self._revision)
                 self._revision = revision
+
+    def set_aws_clock_skew(self, target: str, seconds: float) -> None:
+        self.aws_clock_skew_seconds.labels(target=_check_label(target)).set(seconds)
 
     def set_leader(self, target: str, leader: bool) -> None:
         self.leader.labels(target=_check_label(target)).set(1 if leader else 0)

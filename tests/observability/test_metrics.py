@@ -31,6 +31,7 @@ REQUIRED = {
     "fleet_apply_operations": "counter",
     "fleet_aws_api_calls": "counter",
     "fleet_aws_api_retries": "counter",
+    "fleet_aws_clock_skew_seconds": "gauge",
     "fleet_last_successful_reconcile_timestamp_seconds": "gauge",
     "fleet_desired_state_valid": "gauge",
     "fleet_desired_state_info": "gauge",
@@ -93,6 +94,7 @@ def populate(m: Metrics) -> None:
     m.record_apply("default", "TagSync", "update", "success")
     m.record_aws_call("default", "ssm", "DescribeInstanceInformation", "success")
     m.record_aws_retry("default", "ssm", "AddTagsToResource")
+    m.set_aws_clock_skew("default", 42.5)
     m.set_gauge_family(m.drifted_resources, "default", {"TagSync": 3})
     m.set_gauge_family(m.managed_resources, "default", {"TagSync": 200, "Activation": 1})
     m.set_desired_state(True, "0123abcd")
