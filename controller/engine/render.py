@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from controller.engine.plan import Action, FieldChange, Finding, Operation, Plan, Severity
+from controller.contract import Action, FieldChange, Finding, Operation, Plan, Severity
 from controller.observability.redaction import redact_text
 
 _SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.REPLACE: "-/+", Action.DELETE: "-"}

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from controller.engine.ownership import WORKSPACE_ID_TAG
+from controller.contract.ownership import WORKSPACE_ID_TAG
 
 
 @dataclass(frozen=True)

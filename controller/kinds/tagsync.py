@@ -19,14 +19,27 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from controller.aws import AwsApi, is_access_denied
 from controller.aws.tags import tag_dict, tag_list
-from controller.engine.crashpoints import crash_point
-from controller.engine.ownership import OWNER_TAG, WORKSPACE_ID_TAG, is_owned
-from controller.engine.plan import Action, FieldChange, Finding, KindPlan, Operation, Severity
-from controller.kinds.base import Context, Kind
+from controller.contract import OWNER_TAG, WORKSPACE_ID_TAG, crash_point, is_owned
+from controller.kinds.base import (
+    Action,
+    Context,
+    Event,
+    FieldChange,
+    GaugeFamily,
+    Health,
+    Kind,
+    KindPlan,
+    KindStatus,
+    Operation,
+    ResourceStatus,
+    Severity,
+    Step,
+)
 from controller.kinds.matching import (
     LiveInstance,
     LiveWorkspace,
@@ -34,13 +47,33 @@ from controller.kinds.matching import (
     host_part,
     match_instances,
 )
-from controller.manifests import Manifest, tag_key_problem, tag_value_problem
-from controller.observability.metrics import Metrics
+from controller.manifests import Manifest, TagSyncSpec, tag_key_problem, tag_value_problem
 
 KIND = "TagSync"
 MAX_INSTANCE_TAGS = 50
 ONBOARDING_STATES = frozenset({"AVAILABLE"})  # a WorkSpace in these states should be registered
 GONE_STATE = "TERMINATED"  # the only state whose WorkSpace no longer vouches for its instance
+PING_STATUSES = ("Online", "ConnectionLost", "Inactive")  # botocore ssm PingStatus enum
+# Registrations under way: while an instance registered this recently and WorkSpaces are still
+# not onboarded, the next pass comes sooner than the interval.
+REGISTERING_WINDOW = timedelta(minutes=10)
+REGISTERING_REQUEUE = timedelta(minutes=1)
+
+NOT_ONBOARDED = GaugeFamily(
+    name="workspaces_not_onboarded",
+    help="WorkSpaces selected by a TagSync that have no managed instance.",
+    labels=("tagsync",),
+)
+STALE = GaugeFamily(
+    name="stale_instances",
+    help="Managed instances no WorkSpace in the account and Region matches (or superseded).",
+    labels=("tagsync",),
+)
+MANAGED_INSTANCES = GaugeFamily(
+    name="managed_instances",
+    help="SSM managed instances by ping status.",
+    labels=("ping_status",),
+)
 
 
 @dataclass
@@ -50,11 +83,16 @@ class TagSyncLive:
     tag_source: str = "tagging-api"
 
 
-@dataclass(frozen=True)
-class TagChange:
+@dataclass(frozen=True, kw_only=True)
+class ChangeTags(Step):
     instance_id: str
     add: dict[str, str] = field(default_factory=dict)
     remove: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deregister(Step):
+    instance_id: str
 
 
 def selects(manifest: Manifest, workspace: LiveWorkspace) -> bool:
@@ -91,7 +129,8 @@ def desired_tags(manifest: Manifest, workspace: LiveWorkspace) -> dict[str, str]
 
 class TagSyncKind(Kind[TagSyncLive]):
     kind = KIND
-    apply_order = 20
+    spec_model = TagSyncSpec
+    gauges = (NOT_ONBOARDED, STALE, MANAGED_INSTANCES)
 
     # -- observe ---------------------------------------------------------------------------------
     def observe(self, aws: AwsApi, desired: list[Manifest], ctx: Context) -> TagSyncLive:
@@ -162,19 +201,15 @@ class TagSyncKind(Kind[TagSyncLive]):
         matches = self._match(desired, live)
         wanted, owners, conflicts, refused = self._desired_by_instance(desired, live, matches)
         for instance_id, keys in sorted(conflicts.items()):
-            plan.findings.append(
-                Finding(
-                    KIND,
-                    ", ".join(sorted(owners[instance_id])),
-                    Severity.ERROR,
-                    f"{instance_id}: TagSyncs disagree on {', '.join(sorted(keys))}; left unchanged",
-                )
+            plan.note(
+                KIND,
+                ", ".join(sorted(owners[instance_id])),
+                Severity.ERROR,
+                f"{instance_id}: TagSyncs disagree on {', '.join(sorted(keys))}; left unchanged",
             )
         for (name, key, problem), count in sorted(refused.items()):
-            plan.findings.append(
-                Finding(
-                    KIND, name, Severity.WARNING, f"{count} instance(s): {key}: {problem}; skipped"
-                )
+            plan.note(
+                KIND, name, Severity.WARNING, f"{count} instance(s): {key}: {problem}; skipped"
             )
         instances = {i.instance_id: i for i in live.instances}
         for instance_id, tags in sorted(wanted.items()):
@@ -183,8 +218,11 @@ class TagSyncKind(Kind[TagSyncLive]):
             operation = self._tag_operation(desired, names, instance, tags, plan)
             if operation is not None:
                 plan.operations.append(operation)
-        self._not_onboarded(desired, live, matches, plan)
         self._stale(desired, live, matches, ctx, plan)
+        if any(not_onboarded(m, live, matches) for m in desired) and any(
+            ctx.now - i.registration_date < REGISTERING_WINDOW for i in live.instances
+        ):
+            plan.requeue_in(REGISTERING_REQUEUE, "WorkSpaces are registering")
         return plan
 
     def _match(self, desired: list[Manifest], live: TagSyncLive) -> Matches:
@@ -248,14 +286,12 @@ class TagSyncKind(Kind[TagSyncLive]):
             return None
         after = (set(instance.tags) - set(remove)) | set(add)
         if len(after) > MAX_INSTANCE_TAGS:
-            plan.findings.append(
-                Finding(
-                    KIND,
-                    ", ".join(names),
-                    Severity.ERROR,
-                    f"{instance.instance_id} would carry {len(after)} tags; SSM allows "
-                    f"{MAX_INSTANCE_TAGS}: left unchanged",
-                )
+            plan.note(
+                KIND,
+                ", ".join(names),
+                Severity.ERROR,
+                f"{instance.instance_id} would carry {len(after)} tags; SSM allows "
+                f"{MAX_INSTANCE_TAGS}: left unchanged",
             )
             return None
         changes = tuple(
@@ -263,31 +299,14 @@ class TagSyncKind(Kind[TagSyncLive]):
             + [FieldChange(f"tags.{k}", instance.tags[k], None) for k in remove]
         )
         return Operation(
-            KIND,
-            ", ".join(names),
-            Action.UPDATE,
-            instance.instance_id,
+            kind=KIND,
+            name=", ".join(names),
+            action=Action.UPDATE,
+            resource=instance.instance_id,
             changes=changes,
             reason=f"tags of WorkSpace {tags[WORKSPACE_ID_TAG]}",
-            payload=TagChange(instance.instance_id, add, remove),
+            payload=ChangeTags(instance_id=instance.instance_id, add=add, remove=remove),
         )
-
-    def _not_onboarded(
-        self, desired: list[Manifest], live: TagSyncLive, matches: Matches, plan: KindPlan
-    ) -> None:
-        for manifest in desired:
-            missing = not_onboarded(manifest, live, matches)
-            if missing:
-                plan.findings.append(
-                    Finding(
-                        KIND,
-                        manifest.name,
-                        Severity.WARNING,
-                        f"{len(missing)} WorkSpace(s) have no managed instance (not onboarded)",
-                        count=len(missing),
-                        examples=tuple(missing[:5]),
-                    )
-                )
 
     def _stale(
         self,
@@ -305,15 +324,13 @@ class TagSyncKind(Kind[TagSyncLive]):
         ):
             group = [s for s in stale if s.superseded is superseded]
             if group:
-                plan.findings.append(
-                    Finding(
-                        KIND,
-                        name,
-                        Severity.WARNING,
-                        f"{len(group)} managed instance(s) {what} (stale)",
-                        count=len(group),
-                        examples=tuple(s.instance.instance_id for s in group[:5]),
-                    )
+                plan.note(
+                    KIND,
+                    name,
+                    Severity.WARNING,
+                    f"{len(group)} managed instance(s) {what} (stale)",
+                    count=len(group),
+                    examples=tuple(s.instance.instance_id for s in group[:5]),
                 )
         for entry in stale:
             if not entry.removable:
@@ -321,23 +338,29 @@ class TagSyncKind(Kind[TagSyncLive]):
             instance = entry.instance
             plan.operations.append(
                 Operation(
-                    KIND,
-                    name,
-                    Action.DELETE,
-                    instance.instance_id,
+                    kind=KIND,
+                    name=name,
+                    action=Action.DELETE,
+                    resource=instance.instance_id,
                     changes=(FieldChange("pingStatus", instance.ping_status, None),),
                     reason=f"{entry.reason} (deregister)",
                     prune=True,
-                    payload=instance.instance_id,
+                    payload=Deregister(instance_id=instance.instance_id),
                 )
             )
 
     # -- apply -----------------------------------------------------------------------------------
-    def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> None:
-        if operation.action is Action.DELETE:
-            aws.call("ssm", "DeregisterManagedInstance", InstanceId=operation.payload)
-            return
-        change: TagChange = operation.payload
+    def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> tuple[Event, ...]:
+        match operation.payload:
+            case Deregister(instance_id=instance_id):
+                aws.call("ssm", "DeregisterManagedInstance", InstanceId=instance_id)
+            case ChangeTags() as change:
+                self._change_tags(aws, change)
+            case other:
+                raise TypeError(f"{KIND} cannot apply {type(other).__name__}")
+        return ()
+
+    def _change_tags(self, aws: AwsApi, change: ChangeTags) -> None:
         if change.add:
             aws.call(
                 "ssm",
@@ -357,20 +380,38 @@ class TagSyncKind(Kind[TagSyncLive]):
             )
 
     # -- status ----------------------------------------------------------------------------------
-    def report(
-        self, desired: list[Manifest], live: TagSyncLive, metrics: Metrics, ctx: Context
-    ) -> None:
+    def health(self, desired: list[Manifest], live: TagSyncLive, ctx: Context) -> KindStatus:
         matches = self._match(desired, live)
-        missing = {(m.name,): float(len(not_onboarded(m, live, matches))) for m in desired}
         stale_count = len(stale_instances(live, matches, ctx.controller_id))
-        stale = {(m.name,): float(stale_count) for m in desired[:1]}
         pings = Counter(i.ping_status for i in live.instances)
-        metrics.set_family(metrics.workspaces_not_onboarded, ctx.target, missing)
-        metrics.set_family(metrics.stale_instances, ctx.target, stale)
-        metrics.set_managed_instances(ctx.target, pings)
-        metrics.managed_resources.labels(target=ctx.target, kind=KIND).set(
-            len(matches.by_workspace)
+        status = KindStatus(
+            managed=len(matches.by_workspace),
+            gauges={
+                NOT_ONBOARDED.name: {},
+                # One TagSync carries the account-wide count (stale is nobody's in particular).
+                STALE.name: {(m.name,): float(stale_count) for m in desired[:1]},
+                MANAGED_INSTANCES.name: {
+                    (ping,): float(pings.get(ping, 0)) for ping in {*PING_STATUSES, *pings}
+                },
+            },
         )
+        for manifest in desired:
+            missing = not_onboarded(manifest, live, matches)
+            status.gauges[NOT_ONBOARDED.name][(manifest.name,)] = float(len(missing))
+            status.resources.append(
+                ResourceStatus(
+                    name=manifest.name,
+                    health=Health.DEGRADED if missing else Health.HEALTHY,
+                    message=(
+                        f"{len(missing)} WorkSpace(s) have no managed instance (not onboarded)"
+                        if missing
+                        else ""
+                    ),
+                    count=len(missing),
+                    examples=tuple(missing[:5]),
+                )
+            )
+        return status
 
     # -- export ----------------------------------------------------------------------------------
     def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
@@ -499,4 +540,12 @@ def _instance(item: dict[str, Any], tags: dict[str, str]) -> LiveInstance:
     )
 
 
-__all__ = ["KIND", "OWNER_TAG", "TagSyncKind", "desired_tags", "selects"]
+__all__ = [
+    "KIND",
+    "OWNER_TAG",
+    "ChangeTags",
+    "Deregister",
+    "TagSyncKind",
+    "desired_tags",
+    "selects",
+]

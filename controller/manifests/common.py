@@ -9,16 +9,20 @@ from __future__ import annotations
 import fnmatch
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from controller.manifests.source import FieldPath
+
+if TYPE_CHECKING:
+    from controller.manifests.document import Manifest
+    from controller.manifests.errors import ManifestError
 
 CONTROLLER_TAG_PREFIX = "fleet-controller/"
 """Keys the controller writes for itself (owner, workspace-id, ...). Users may not set them."""
@@ -82,9 +86,15 @@ class Problem:
 
 
 class SpecModel(StrictModel):
-    """Base of every kind's spec; ``problems`` holds the checks that span several fields."""
+    """Base of every kind's spec; ``problems`` holds the checks that span several fields and
+    ``check_set`` those that span several documents (unique parameter names, references)."""
 
     def problems(self) -> list[Problem]:
+        return []
+
+    @classmethod
+    def check_set(cls, by_kind: Mapping[str, Sequence[Manifest]]) -> list[ManifestError]:
+        """Every valid manifest by kind -> errors (located with ``Manifest.error``)."""
         return []
 
 

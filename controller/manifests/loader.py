@@ -1,7 +1,7 @@
 """Load a desired-state directory and validate it as a whole.
 
 Nothing is applied from a revision with any error, so this collects every error - per document,
-per kind (unique names) and across documents (each kind's ``check_set``) - and raises them
+per kind (unique names) and across documents (each spec model's ``check_set``) - and raises them
 together. Bad input of any sort surfaces as InvalidDesiredState, never as another exception.
 """
 
@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller.contract.registry import spec_models
+from controller.manifests.common import SpecModel
 from controller.manifests.document import Manifest, parse_document
 from controller.manifests.errors import InvalidDesiredState, ManifestError
-from controller.manifests.registry import kinds
 from controller.manifests.source import SourceDocument, discover, read_file
 
 
@@ -81,9 +82,9 @@ def load_desired_state(directory: str | Path) -> DesiredState:
     by_kind: dict[str, list[Manifest]] = defaultdict(list)
     for manifest in manifests:
         by_kind[manifest.kind].append(manifest)
-    for info in kinds().values():
-        if info.check_set is not None:
-            errors.extend(info.check_set(by_kind))
+    for spec_model in spec_models().values():
+        if issubclass(spec_model, SpecModel):
+            errors.extend(spec_model.check_set(by_kind))
     if errors:
         raise InvalidDesiredState(errors)
     return DesiredState(root, tuple(manifests), len(paths), digest.hexdigest())

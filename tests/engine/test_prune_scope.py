@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from controller.cli import main
-from controller.engine.ownership import OWNER_TAG, WORKSPACE_ID_TAG
+from controller.contract.ownership import OWNER_TAG, WORKSPACE_ID_TAG
 from controller.kinds.base import Context
 from controller.kinds.matching import LiveInstance, LiveWorkspace
 from controller.kinds.tagsync import TagSyncKind, TagSyncLive

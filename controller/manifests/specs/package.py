@@ -20,7 +20,6 @@ from controller.detection.rules import AllOf, AnyOf, LeafRule, RuleError, parse_
 from controller.manifests.common import Problem, SpecModel, StrictModel, fail
 from controller.manifests.document import Manifest
 from controller.manifests.errors import ManifestError
-from controller.manifests.registry import register_kind
 from controller.manifests.source import FieldPath
 
 KIND = "Package"
@@ -113,6 +112,10 @@ class PlatformSpec(StrictModel):
 
 
 class PackageSpec(SpecModel):
+    @classmethod
+    def check_set(cls, by_kind: Mapping[str, Sequence[Manifest]]) -> list[ManifestError]:
+        return check_packages(by_kind)
+
     name: Annotated[str, AfterValidator(_check_package_name)]
     version: Annotated[str, AfterValidator(_check_version)]
     publisher: str = Field(min_length=1, max_length=256)
@@ -240,6 +243,3 @@ def check_packages(by_kind: Mapping[str, Sequence[Manifest]]) -> list[ManifestEr
                         )
                     )
     return errors
-
-
-register_kind(KIND, PackageSpec, check_packages)
