@@ -1,7 +1,8 @@
 """``fleet-controller``: validate | plan | apply | run | export | sandbox.
 
-Exit codes follow CI conventions: 0 success, 1 error (invalid desired state, AWS failure, an
-operation that failed), and with ``plan --detailed-exitcode`` 2 when there are changes.
+Exit codes follow CI conventions: 0 success, 1 error (invalid desired state, AWS failure, a
+refusal, a blocked or failed operation), and with ``plan --detailed-exitcode`` 2 when there are
+changes and nothing was refused. A refusal is never a quiet "no changes".
 """
 
 from __future__ import annotations
@@ -232,6 +233,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     with controller_session(controller_config(args), desired) as (reconciler, _):
         plan = reconciler.plan(desired)
     sys.stdout.write(_render(plan, args.format, sys.stdout))
+    if not plan.ok:
+        return EXIT_ERROR
     if args.detailed_exitcode and plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -243,17 +246,20 @@ def cmd_apply(args: argparse.Namespace) -> int:
         plan = reconciler.plan(desired)
         sys.stdout.write(_render(plan, args.format, sys.stdout))
         if not plan.has_changes:
-            return EXIT_ERROR if plan.refused else EXIT_OK
+            return EXIT_OK if plan.ok else EXIT_ERROR
         stop = threading.Event()
         with _stop_on_signals(stop.set):
             result = reconciler.apply(plan, stop=stop, progress=_progress_printer(sys.stderr))
     print(
         f"Applied {len(result.applied)} of {len(plan.operations)} operation(s); "
-        f"{len(result.failed)} failed, {len(result.skipped)} not started.",
+        f"{len(result.failed)} failed, {len(result.blocked)} blocked, "
+        f"{len(result.deferred)} deferred, {len(result.skipped)} not started.",
     )
     for operation, error in result.failed:
         print(f"  failed: {operation.title}: {error}", file=sys.stderr)
-    return EXIT_OK if result.ok and not result.skipped and not plan.refused else EXIT_ERROR
+    for blocked in result.blocked:
+        print(f"  blocked: {blocked.operation.title}: {blocked.why}", file=sys.stderr)
+    return EXIT_OK if plan.ok and result.ok and not result.skipped else EXIT_ERROR
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -188,6 +188,11 @@ class Plan:
         """The refusals: error findings."""
         return [f for f in self.findings if f.severity is Severity.ERROR]
 
+    @property
+    def ok(self) -> bool:
+        """Nothing refused and nothing blocked: ``plan`` exits 1 otherwise, whatever else."""
+        return not (self.errors or self.refused or self.blocked)
+
     def counts(self) -> dict[str, int]:
         totals = {action.value: 0 for action in Action}
         for operation in self.operations:

@@ -2,11 +2,17 @@
 
 Every kind with desired manifests (or implied by them) is observed first, then diffed on AWS's
 clock. Operations are applied wave by wave along the dependency graph (``engine/graph.py``), a few
-at a time within a phase (one kind's creates, then its updates, ...), deletes last in reverse. An
-operation whose resource references a refused one is not planned at all but listed as blocked. A
+at a time within a phase (one kind's creates, then its updates, ...), deletes last in reverse.
+
+Dependencies block: an operation (other than a delete) of a resource that references, directly or
+not, one refused in this plan is not applied but listed as blocked, with why; at apply time, one
+whose dependency failed, was deferred or was blocked in this pass is blocked the same way. A
 failing operation is logged and counted and the rest go on, and the resource backs off
 exponentially across passes, so one bad resource never stalls the fleet nor is hammered. A stop
 request is honoured between operations, never in the middle of one.
+
+The pass tells the truth: it is ``result="success"`` (and moves the last-success timestamp) only
+when nothing was refused, blocked, failed, deferred or left unstarted.
 
 An applied operation may return events; the engine hands each along the edges into its kind (the
 referencing kinds' ``on_dependency`` hooks, with this pass's observation of them) and then lets the
@@ -28,6 +34,7 @@ import structlog
 
 from controller.aws import AwsApi
 from controller.contract import (
+    Action,
     Blocked,
     Context,
     Event,
@@ -73,11 +80,13 @@ class ApplyResult:
     failed: list[tuple[Operation, str]] = field(default_factory=list)
     skipped: list[Operation] = field(default_factory=list)  # not started because of a stop request
     deferred: list[Operation] = field(default_factory=list)  # in backoff after repeated failures
+    blocked: list[Blocked] = field(default_factory=list)  # a dependency failed in this pass
     requeue: Requeue | None = None  # when the next pass should come (earliest wish)
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        """Every operation started was applied: none failed, none deferred, none blocked."""
+        return not (self.failed or self.deferred or self.blocked)
 
 
 @dataclass
@@ -168,8 +177,11 @@ class Reconciler:
             plan.findings += kind_plan.findings + status_findings(kind.kind, status)
             plan.requeue = Requeue.earliest(plan.requeue, kind_plan.requeue)
         counts = {kind: len(manifests) for kind, manifests in graph.desired.items()}
+        pruning = Counter(op.kind for op in plan.operations if op.prune)
         plan = guard(plan, self.settings.prune, counts)
+        guarded = pruning if plan.refused else Counter()
         self._block_refused(plan, graph)
+        self._export_refusals(plan, guarded, [])
         plan.operations = graph.order(plan.operations)
         self.metrics.set_drift(self.settings.target, self._drift(plan.operations))
         skew = self.aws.clock.skew_seconds
@@ -190,17 +202,29 @@ class Reconciler:
         )
 
     def _block_refused(self, plan: Plan, graph: Graph) -> None:
-        """Operations of resources that (transitively) reference a refused one are not applied."""
-        refused = {f.ref for f in plan.findings if f.severity is Severity.ERROR}
-        blocked_by = graph.closure(refused)
+        """Operations of resources that (transitively) reference a refused one are not applied
+        (a delete needs nothing in place, so it is never blocked)."""
+        blocked_by = graph.closure(f.ref for f in plan.errors)
         kept: list[Operation] = []
         for operation in plan.operations:
             root = blocked_by.get(operation.ref)
-            if root is None:
+            if root is None or operation.action is Action.DELETE:
                 kept.append(operation)
             else:
                 plan.blocked.append(Blocked(operation, f"depends on {root}, which was refused"))
         plan.operations = kept
+
+    def _export_refusals(
+        self, plan: Plan, guarded: Counter[str], blocked_later: Sequence[Blocked]
+    ) -> None:
+        """``fleet_refused_resources{kind, state}``: what this pass would not touch."""
+        values: dict[str | tuple[str, ...], float] = {}
+        refused = Counter(f.kind for f in plan.errors) + guarded
+        blocked = Counter(b.operation.kind for b in [*plan.blocked, *blocked_later])
+        for state, counts in (("refused", refused), ("blocked", blocked)):
+            for kind in {k.kind for k in self.kinds} | set(counts):
+                values[(kind, state)] = float(counts.get(kind, 0))
+        self.metrics.set_refusals(self.settings.target, values)
 
     def _drift(self, operations: Sequence[Operation]) -> dict[str, int]:
         drifted = Counter(op.kind for op in operations)
@@ -223,15 +247,31 @@ class Reconciler:
         ctx = self.context(state.desired)
         result = ApplyResult()
         counter = _Counter(len(plan.operations))
+        # Resources not in place after this pass so far, and why: their dependents are blocked.
+        missing: dict[Ref, str] = {b.operation.ref: "was blocked" for b in plan.blocked}
+        missing.update({f.ref: "was refused" for f in plan.errors})
         with ThreadPoolExecutor(
             max_workers=self.settings.apply_concurrency, thread_name_prefix="apply"
         ) as pool:
             for phase in state.graph.phases(plan.operations):
                 runnable = []
                 for operation in phase:
+                    why = self._blocked_by(state.graph, operation, missing)
+                    if why is not None:
+                        result.blocked.append(Blocked(operation, why))
+                        missing.setdefault(operation.ref, "was blocked")
+                        log.warning(
+                            "operation blocked",
+                            kind=operation.kind,
+                            name=operation.name,
+                            resource=operation.resource,
+                            why=why,
+                        )
+                        continue
                     wait = self.backoff.wait_remaining(operation)
                     if wait > 0:
                         result.deferred.append(operation)
+                        missing.setdefault(operation.ref, "was deferred (backing off)")
                         log.warning(
                             "operation deferred: backing off after repeated failures",
                             kind=operation.kind,
@@ -248,14 +288,26 @@ class Reconciler:
                 ]
                 for future in futures:
                     future.result()
+                for operation, _ in result.failed:
+                    missing.setdefault(operation.ref, "failed")
                 if stop is not None and stop.is_set():
                     break
         done = {id(op) for op in result.applied} | {id(op) for op, _ in result.failed}
-        done |= {id(op) for op in result.deferred}
+        done |= {id(op) for op in result.deferred} | {id(b.operation) for b in result.blocked}
         result.skipped = [op for op in plan.operations if id(op) not in done]
         if result.skipped:
             log.info("apply stopped", remaining=len(result.skipped))
         return result
+
+    @staticmethod
+    def _blocked_by(graph: Graph, operation: Operation, missing: dict[Ref, str]) -> str | None:
+        """Why ``operation`` may not run: a resource it references is not in place."""
+        if operation.action is Action.DELETE:
+            return None
+        for ref in graph.refs_of(operation.ref):
+            if ref in missing:
+                return f"depends on {ref}, which {missing[ref]} in this pass"
+        return None
 
     def _apply_one(
         self,
@@ -336,7 +388,10 @@ class Reconciler:
             result = self.apply(plan, stop) if enforce else ApplyResult()
             if enforce:  # what is still drifted after this apply
                 left = [op for op, _ in result.failed] + result.skipped + result.deferred
+                left += [b.operation for b in [*plan.blocked, *result.blocked]]
                 self.metrics.set_drift(target, self._drift(left))
+                if result.blocked:
+                    self._export_refusals(plan, Counter(), result.blocked)
         except Exception:
             self.metrics.record_reconcile(target, "error", time.monotonic() - started, time.time())
             raise
@@ -345,6 +400,9 @@ class Reconciler:
             plan.requeue,
             Requeue(timedelta(seconds=retry), "a resource's backoff ends") if retry else None,
         )
-        outcome = "success" if result.ok else "error"
+        # Success means converged as far as this pass could tell: nothing refused or blocked in
+        # the plan, and (enforcing) nothing failed, deferred, blocked or left unstarted.
+        clean = plan.ok and (not enforce or (result.ok and not result.skipped))
+        outcome = "success" if clean else "error"
         self.metrics.record_reconcile(target, outcome, time.monotonic() - started, time.time())
         return plan, result

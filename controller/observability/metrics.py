@@ -145,6 +145,13 @@ class Metrics:
             " Unknown), as each kind judges what it observed.",
             [*t, "kind", "health"],
         )
+        self.refused_resources = self._gauge(
+            "fleet_refused_resources",
+            "Resources the last pass would not touch, by kind and state: refused (someone"
+            " else's, or a guard said no) or blocked (a resource it depends on was refused, or"
+            " failed, was deferred or blocked in the pass).",
+            [*t, "kind", "state"],
+        )
         self.apply_operations_total = self._add(
             Counter(
                 "fleet_apply_operations_total",
@@ -393,6 +400,9 @@ class Metrics:
                 labels = (key,) if isinstance(key, str) else tuple(key)
                 merged[(*prefix, *labels)] = float(value)
             self.set_gauge_family(gauge, target, merged)
+
+    def set_refusals(self, target: str, by_kind_and_state: GaugeValues) -> None:
+        self.set_gauge_family(self.refused_resources, target, by_kind_and_state)
 
     def set_aws_clock_skew(self, target: str, seconds: float) -> None:
         self.set_gauge(self.aws_clock_skew_seconds, target, seconds)

@@ -213,8 +213,10 @@ class ReconcileLoop:
             applied=len(result.applied),
             failed=len(result.failed),
             skipped=len(result.skipped),
+            deferred=len(result.deferred),
+            blocked=len(plan.blocked) + len(result.blocked),
             findings=len(plan.findings),
-            refused=len(plan.refused),
+            refused=len(plan.errors) + len(plan.refused),
             revision=revision.id,
             requeue_in_seconds=(
                 round(self.requeue.after.total_seconds()) if self.requeue else None

@@ -25,6 +25,7 @@ PROMETHEUS = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "fleet-controller.json"
 REQUIRED_ALERTS = {
     "FleetDriftPersisting",
+    "FleetResourcesRefused",
     "FleetReconcileFailing",
     "FleetReconcileStale",
     "FleetDesiredStateInvalid",

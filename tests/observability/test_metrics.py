@@ -35,6 +35,7 @@ REQUIRED = {
     "fleet_desired_state_info": "gauge",
     "fleet_desired_state_fetch_timestamp_seconds": "gauge",
     "fleet_resources": "gauge",
+    "fleet_refused_resources": "gauge",
     "fleet_activation_expiry_timestamp_seconds": "gauge",
     "fleet_activation_registrations": "gauge",
     "fleet_activation_registration_limit": "gauge",
@@ -116,6 +117,7 @@ def populate(m: Metrics) -> None:
     m.record_aws_retry("default", "ssm", "AddTagsToResource")
     m.set_aws_clock_skew("default", 42.5)
     m.set_drift("default", {"TagSync": 3})
+    m.set_refusals("default", {("Package", "refused"): 1, ("Association", "blocked"): 2})
     m.set_desired_state(True, "0123abcd")
     m.set_desired_state_fetched(1_700_000_000)
     set_activations(m, "default", {"fleet": (1_700_086_400, 12, 1000)})
