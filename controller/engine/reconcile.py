@@ -183,7 +183,8 @@ class Reconciler:
         self._block_refused(plan, graph)
         self._export_refusals(plan, guarded, [])
         plan.operations = graph.order(plan.operations)
-        self.metrics.set_drift(self.settings.target, self._drift(plan.operations))
+        drifted = [*plan.operations, *(b.operation for b in plan.blocked)]
+        self.metrics.set_drift(self.settings.target, self._drift(drifted))
         skew = self.aws.clock.skew_seconds
         if skew is not None:
             self.metrics.set_aws_clock_skew(self.settings.target, skew)
