@@ -255,34 +255,7 @@ class Reconciler:
             max_workers=self.settings.apply_concurrency, thread_name_prefix="apply"
         ) as pool:
             for phase in state.graph.phases(plan.operations):
-                runnable = []
-                for operation in phase:
-                    why = self._blocked_by(state.graph, operation, missing)
-                    if why is not None:
-                        result.blocked.append(Blocked(operation, why))
-                        missing.setdefault(operation.ref, "was blocked")
-                        log.warning(
-                            "operation blocked",
-                            kind=operation.kind,
-                            name=operation.name,
-                            resource=operation.resource,
-                            why=why,
-                        )
-                        continue
-                    wait = self.backoff.wait_remaining(operation)
-                    if wait > 0:
-                        result.deferred.append(operation)
-                        missing.setdefault(operation.ref, "was deferred (backing off)")
-                        log.warning(
-                            "operation deferred: backing off after repeated failures",
-                            kind=operation.kind,
-                            name=operation.name,
-                            resource=operation.resource,
-                            retry_in_seconds=round(wait),
-                            failures=self.backoff.failures(operation),
-                        )
-                    else:
-                        runnable.append(operation)
+                runnable = [op for op in phase if not self._held(state.graph, op, missing, result)]
                 futures = [
                     pool.submit(self._apply_one, state, op, ctx, stop, result, counter, progress)
                     for op in runnable
@@ -299,6 +272,35 @@ class Reconciler:
         if result.skipped:
             log.info("apply stopped", remaining=len(result.skipped))
         return result
+
+    def _held(
+        self, graph: Graph, operation: Operation, missing: dict[Ref, str], result: ApplyResult
+    ) -> bool:
+        """Hold ``operation`` back (and say so) when it is blocked or its resource backs off;
+        either way its resource is not in place for what depends on it."""
+        log_fields = {
+            "kind": operation.kind,
+            "name": operation.name,
+            "resource": operation.resource,
+        }
+        why = self._blocked_by(graph, operation, missing)
+        if why is not None:
+            result.blocked.append(Blocked(operation, why))
+            missing.setdefault(operation.ref, "was blocked")
+            log.warning("operation blocked", why=why, **log_fields)
+            return True
+        wait = self.backoff.wait_remaining(operation)
+        if wait > 0:
+            result.deferred.append(operation)
+            missing.setdefault(operation.ref, "was deferred (backing off)")
+            log.warning(
+                "operation deferred: backing off after repeated failures",
+                retry_in_seconds=round(wait),
+                failures=self.backoff.failures(operation),
+                **log_fields,
+            )
+            return True
+        return False
 
     @staticmethod
     def _blocked_by(graph: Graph, operation: Operation, missing: dict[Ref, str]) -> str | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from controller.contract import Action
 from controller.detection.document import document_name
+from tests.engine.helpers import THEIR_DOCUMENT
 from tests.packages.helpers import (
     BUCKET,
     CONTROLLER_ID,
@@ -21,10 +22,6 @@ from tests.packages.helpers import (
     writes,
 )
 
-OTHER_DOCUMENT = (
-    '{"schemaVersion": "2.2", "mainSteps": [{"action": "aws:runPowerShellScript",'
-    ' "name": "theirs", "inputs": {"runCommand": ["Write-Output theirs"]}}]}'
-)
 WRITES = {
     "CreateDocument",
     "CreateAssociation",
@@ -98,7 +95,7 @@ def test_a_refused_detection_document_blocks_every_package_association(sandbox, 
     sandbox.client("s3").create_bucket(Bucket=BUCKET)
     sandbox.client("ssm").create_document(  # someone else's document under the controller's name
         Name=document_name(CONTROLLER_ID),
-        Content=OTHER_DOCUMENT,
+        Content=THEIR_DOCUMENT,
         DocumentType="Command",
         DocumentFormat="JSON",
     )

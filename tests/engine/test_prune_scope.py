@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli import main
 from controller.contract.ownership import OWNER_TAG, WORKSPACE_ID_TAG
 from controller.kinds.base import Context
 from controller.kinds.matching import LiveInstance, LiveWorkspace
@@ -26,6 +25,7 @@ from tests.engine.helpers import (
     ENGINEERING_DIRECTORY,
     FINANCE_DIRECTORY,
     boot,
+    cli,
     controller,
     copy_example,
     instance_tags,
@@ -37,28 +37,12 @@ from tests.engine.helpers import (
 OTHER_DIRECTORY = "d-90670a0b0c"  # a second team's directory: no TagSync names it
 
 
-def _cli(sandbox, *args: str) -> int:
-    return main(
-        [
-            *args,
-            "--endpoint-url",
-            sandbox.endpoint,
-            "--region",
-            "us-east-1",
-            "--controller-id",
-            CONTROLLER_ID,
-            "--log-format",
-            "json",
-        ]
-    )
-
-
 def _apply_prune(sandbox, directory: Path) -> int:
-    return _cli(sandbox, "apply", str(directory), "--prune", "--max-deletes", "50")
+    return cli(sandbox, "apply", str(directory), "--prune", "--max-deletes", "50")
 
 
 def _run_prune(sandbox, directory: Path) -> int:
-    return _cli(
+    return cli(
         sandbox,
         "run",
         str(directory),
@@ -104,10 +88,10 @@ def fleet_with_a_second_team(sandbox, tmp_path):
         "fleet/workspaces",
         {"count": 3, "directoryId": OTHER_DIRECTORY, "tags": {"CostCenter": "7000"}},
     )["workspaceIds"]
-    assert _cli(sandbox, "apply", str(directory)) == 0  # publishes the activation
+    assert cli(sandbox, "apply", str(directory)) == 0  # publishes the activation
     results = boot(sandbox)["results"]
     assert sum(1 for r in results if r.get("instanceId")) == 9
-    assert _cli(sandbox, "apply", str(directory)) == 0  # tags the six selected ones
+    assert cli(sandbox, "apply", str(directory)) == 0  # tags the six selected ones
     tags = instance_tags(sandbox)
     assert all(t.get(OWNER_TAG) == CONTROLLER_ID for t in tags.values()), tags
     return directory, other
@@ -153,7 +137,7 @@ def test_plan_shows_no_stale_instance_for_live_workspaces_of_any_directory(
 ):
     directory, _ = fleet_with_a_second_team
     capsys.readouterr()
-    assert _cli(sandbox, "plan", str(directory), "--format", "json", "--prune") == 0
+    assert cli(sandbox, "plan", str(directory), "--format", "json", "--prune") == 0
     document = json.loads(capsys.readouterr().out)
     assert document["operations"] == []
     assert not [f for f in document["findings"] if "stale" in f["message"]]

@@ -14,38 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli import main
-from tests.engine.helpers import PARAMETER, copy_example
+from tests.engine.helpers import PARAMETER, THEIR_DOCUMENT, cli, copy_example
 from tests.packages.helpers import (
     BUCKET,
-    CONTROLLER_ID,
     association_yaml,
     controller,
     load,
     package_dir,
     writes,
 )
-
-THEIR_DOCUMENT = (
-    '{"schemaVersion": "2.2", "mainSteps": [{"action": "aws:runPowerShellScript",'
-    ' "name": "theirs", "inputs": {"runCommand": ["Write-Output theirs"]}}]}'
-)
-
-
-def _cli(sandbox, *args: str) -> int:
-    return main(
-        [
-            *args,
-            "--endpoint-url",
-            sandbox.endpoint,
-            "--region",
-            "us-east-1",
-            "--controller-id",
-            CONTROLLER_ID,
-            "--log-format",
-            "json",
-        ]
-    )
 
 
 def _packages(root: Path) -> Path:
@@ -101,7 +78,7 @@ def test_a_refusal_fails_plan_in_every_format(sandbox, refused, detailed, capsys
     extra = ["--detailed-exitcode"] if detailed else []
     for fmt in ("text", "markdown", "json"):
         capsys.readouterr()
-        assert _cli(sandbox, "plan", str(directory), "--format", fmt, *extra) == 1, fmt
+        assert cli(sandbox, "plan", str(directory), "--format", fmt, *extra) == 1, fmt
         out = capsys.readouterr().out
         assert "No changes. Live state matches" not in out, (fmt, out)
         if fmt == "json":
@@ -116,7 +93,7 @@ def test_a_refusal_fails_plan_in_every_format(sandbox, refused, detailed, capsys
 
 def test_a_refusal_fails_apply_and_the_rest_is_still_applied(sandbox, refused, capsys):
     directory, kind, _ = refused
-    assert _cli(sandbox, "apply", str(directory)) == 1
+    assert cli(sandbox, "apply", str(directory)) == 1
     out = capsys.readouterr().out
     assert "No changes. Live state matches" not in out
     made = writes(sandbox)
@@ -124,7 +101,7 @@ def test_a_refusal_fails_apply_and_the_rest_is_still_applied(sandbox, refused, c
         assert made == {}  # the one resource was refused: nothing else to do
     else:
         assert made.get("ssm:CreateDocument") == (2 if kind == "Association" else 1), made
-    assert _cli(sandbox, "apply", str(directory)) == 1  # and it stays an error
+    assert cli(sandbox, "apply", str(directory)) == 1  # and it stays an error
 
 
 def test_a_refused_package_gets_no_association_and_says_why_in_every_format(
@@ -134,13 +111,13 @@ def test_a_refused_package_gets_no_association_and_says_why_in_every_format(
     directory = _their_document(sandbox, tmp_path / "desired")
     why = "depends on Package/acme, which was refused"
     capsys.readouterr()
-    assert _cli(sandbox, "plan", str(directory)) == 1
+    assert cli(sandbox, "plan", str(directory)) == 1
     text = capsys.readouterr().out
     assert "Blocked (not applied)" in text and f"Association/install-acme (new): {why}" in text
-    assert _cli(sandbox, "plan", str(directory), "--format", "markdown") == 1
+    assert cli(sandbox, "plan", str(directory), "--format", "markdown") == 1
     markdown = capsys.readouterr().out
     assert "#### Blocked (not applied)" in markdown and why in markdown
-    assert _cli(sandbox, "plan", str(directory), "--format", "json") == 1
+    assert cli(sandbox, "plan", str(directory), "--format", "json") == 1
     [blocked] = json.loads(capsys.readouterr().out)["blocked"]
     assert (blocked["kind"], blocked["name"], blocked["why"]) == (
         "Association",
@@ -148,7 +125,7 @@ def test_a_refused_package_gets_no_association_and_says_why_in_every_format(
         why,
     )
 
-    assert _cli(sandbox, "apply", str(directory)) == 1
+    assert cli(sandbox, "apply", str(directory)) == 1
     assert "ssm:CreateAssociation" not in writes(sandbox)
     assert sandbox.client("ssm").list_associations()["Associations"] == []
     # The other owner's document is untouched.
