@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 from controller.aws import AwsApi, AwsSettings, CallRecorder
-from controller.engine.plan import Action, Plan
+from controller.contract.plan import Action, Plan
 from controller.engine.reconcile import Reconciler, ReconcileSettings
 from controller.kinds.activation import ActivationKind
-from controller.kinds.tagsync import TagChange
+from controller.kinds.tagsync import ChangeTags
 from controller.manifests import DesiredState, load_desired_state
 from controller.observability.metrics import Metrics
 from fleet_sandbox.client import SandboxClient
@@ -45,7 +45,7 @@ def writes_needed(plan: Plan) -> int:
     """The write calls a perfect controller would make for this plan."""
     needed = 0
     for operation in plan.operations:
-        if isinstance(operation.payload, TagChange):
+        if isinstance(operation.payload, ChangeTags):
             needed += bool(operation.payload.add) + bool(operation.payload.remove)
         elif operation.action in (Action.CREATE, Action.REPLACE):
             needed += 2  # CreateActivation, then PutParameter to publish it

@@ -1,7 +1,8 @@
 """``fleet-controller``: validate | plan | apply | run | export | sandbox.
 
-Exit codes follow CI conventions: 0 success, 1 error (invalid desired state, AWS failure, an
-operation that failed), and with ``plan --detailed-exitcode`` 2 when there are changes.
+Exit codes follow CI conventions: 0 success, 1 error (invalid desired state, AWS failure, a
+refusal, a blocked or failed operation), and with ``plan --detailed-exitcode`` 2 when there are
+changes and nothing was refused. A refusal is never a quiet "no changes".
 """
 
 from __future__ import annotations
@@ -24,11 +25,20 @@ import yaml
 from controller import arguments as valid
 from controller.aws import AwsSettings, CallRecorder
 from controller.aws.targets import default_target
-from controller.engine.plan import Operation, Plan
+from controller.config import (
+    ControllerConfig,
+    EnrollmentConfig,
+    GitConfig,
+    LeaseConfig,
+    LoopSettings,
+    SandboxConfig,
+    ServiceConfig,
+)
+from controller.contract import Operation, Plan
+from controller.contract.registry import registered
 from controller.engine.prune import PruneSettings
-from controller.engine.reconcile import Reconciler, ReconcileSettings
+from controller.engine.reconcile import Reconciler
 from controller.engine.render import render_json, render_markdown, render_text
-from controller.kinds import all_kinds
 from controller.manifests import DesiredState, InvalidDesiredState, load_desired_state
 from controller.observability.logging import configure_logging
 from controller.observability.metrics import DEFAULT_TARGET, Metrics
@@ -298,7 +308,7 @@ def _print_invalid(invalid: InvalidDesiredState) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     desired = load_desired_state(args.directory, build=False)  # offline: checks, no zips
     counts = ", ".join(
-        f"{len(desired.of_kind(k.kind))} {k.kind}" for k in all_kinds() if desired.of_kind(k.kind)
+        f"{len(desired.of_kind(k.kind))} {k.kind}" for k in registered() if desired.of_kind(k.kind)
     )
     print(f"{args.directory}: valid ({counts or 'no documents'})")
     return EXIT_OK
@@ -306,9 +316,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     desired = load_desired_state(args.directory)
-    with controller_session(args, desired) as (reconciler, _):
+    with controller_session(controller_config(args), desired) as (reconciler, _):
         plan = reconciler.plan(desired)
     sys.stdout.write(_render(plan, args.format, sys.stdout))
+    if not plan.ok:
+        return EXIT_ERROR
     if args.detailed_exitcode and plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -316,28 +328,34 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     desired = load_desired_state(args.directory)
-    with controller_session(args, desired) as (reconciler, _), _apply_lease(args) as lease:
+    with (
+        controller_session(controller_config(args), desired) as (reconciler, _),
+        _apply_lease(args) as lease,
+    ):
         plan = reconciler.plan(desired)
         sys.stdout.write(_render(plan, args.format, sys.stdout))
         if not plan.has_changes:
-            return EXIT_ERROR if plan.refused else EXIT_OK
+            return EXIT_OK if plan.ok else EXIT_ERROR
         stop = threading.Event()
         gate = stop if lease is None else WriteGate(stop, lease)
         with _stop_on_signals(stop.set):
             result = reconciler.apply(plan, stop=gate, progress=_progress_printer(sys.stderr))
     print(
         f"Applied {len(result.applied)} of {len(plan.operations)} operation(s); "
-        f"{len(result.failed)} failed, {len(result.skipped)} not started.",
+        f"{len(result.failed)} failed, {len(result.blocked)} blocked, "
+        f"{len(result.deferred)} deferred, {len(result.skipped)} not started.",
     )
     for operation, error in result.failed:
         print(f"  failed: {operation.title}: {error}", file=sys.stderr)
-    return EXIT_OK if result.ok and not result.skipped and not plan.refused else EXIT_ERROR
+    for blocked in result.blocked:
+        print(f"  blocked: {blocked.operation.title}: {blocked.why}", file=sys.stderr)
+    return EXIT_OK if plan.ok and result.ok and not result.skipped else EXIT_ERROR
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from controller.service.runtime import Service
 
-    with Service.from_args(args) as service, _stop_on_signals(service.request_stop):
+    with Service.build(service_config(args)) as service, _stop_on_signals(service.request_stop):
         service.run()
         unfinished = service.unfinished()
     log.info("stopped")
@@ -348,10 +366,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    with controller_session(args, None) as (reconciler, _):
+    with controller_session(controller_config(args), None) as (reconciler, _):
         ctx = reconciler.context()
         documents: list[dict[str, Any]] = []
-        for kind in all_kinds():
+        for kind in registered():
             documents += kind.export(reconciler.aws, ctx)
     text = redact_text(yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True))
     if args.output:
@@ -373,32 +391,91 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 # -- plumbing ------------------------------------------------------------------------------------
 
 
+def controller_config(args: argparse.Namespace) -> ControllerConfig:
+    """The command line of plan, apply, export and run, as typed configuration."""
+    return ControllerConfig(
+        controller_id=args.controller_id,
+        aws=AwsSettings(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url),
+        prune=PruneSettings(
+            enabled=getattr(args, "prune", False), max_deletes=getattr(args, "max_deletes", 5)
+        ),
+        apply_concurrency=getattr(args, "apply_concurrency", 4),
+        sandbox=(
+            SandboxConfig(workspaces=args.sandbox_workspaces, scenario=args.sandbox_scenario)
+            if args.sandbox
+            else None
+        ),
+    )
+
+
+def service_config(args: argparse.Namespace) -> ServiceConfig:
+    """``run``'s command line as typed configuration."""
+    return ServiceConfig(
+        controller=controller_config(args),
+        loop=LoopSettings(
+            interval_seconds=args.interval,
+            jitter_fraction=args.jitter,
+            enforce=args.mode == "enforce",
+            max_iterations=args.iterations,
+            requeue_seconds=args.requeue_seconds,
+        ),
+        directory=args.directory,
+        git=(
+            GitConfig(
+                url=args.git_url,
+                ref=args.git_ref,
+                path=args.git_path,
+                workdir=args.git_dir,
+                timeout_seconds=args.git_timeout,
+            )
+            if args.git_url
+            else None
+        ),
+        metrics_host=args.metrics_host,
+        metrics_port=args.metrics_port,
+        webhook_secret_file=args.webhook_secret_file,
+        webhook_max_bytes=args.webhook_max_bytes,
+        targets_file=args.targets,
+        leases=(
+            LeaseConfig(
+                table=args.lease_table,
+                duration_seconds=args.lease_duration,
+                renew_deadline_seconds=args.lease_renew_deadline,
+                retry_period_seconds=args.lease_retry_period,
+                replica_id=args.replica_id,
+            )
+            if args.lease_table
+            else None
+        ),
+        enrollment=EnrollmentConfig(
+            port=args.enroll_port,
+            host=args.enroll_host,
+            tls_cert=args.enroll_tls_cert,
+            tls_key=args.enroll_tls_key,
+            trusted_proxies=tuple(args.enroll_trusted_proxy),
+            rate_per_source=args.enroll_rate_per_source,
+            burst_per_source=args.enroll_burst_per_source,
+            rate_total=args.enroll_rate_total,
+            burst_total=args.enroll_burst_total,
+        ),
+    )
+
+
 @contextmanager
 def controller_session(
-    args: argparse.Namespace, desired: DesiredState | None
+    config: ControllerConfig, desired: DesiredState | None
 ) -> Iterator[tuple[Reconciler, Metrics]]:
     """An AwsApi, metrics and a Reconciler, against AWS or an embedded sandbox."""
     embedded = None
-    settings = AwsSettings(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
-    if args.sandbox:
+    if config.sandbox is not None:
         from controller.embedded import start_embedded
 
-        embedded = start_embedded(settings, desired, args.sandbox_workspaces, args.sandbox_scenario)
-    metrics = Metrics(controller_id=args.controller_id, process_metrics=True)
-    try:
-        reconciler = Reconciler(
-            default_target(settings, metrics).aws,
-            ReconcileSettings(
-                controller_id=args.controller_id,
-                prune=PruneSettings(
-                    enabled=getattr(args, "prune", False),
-                    max_deletes=getattr(args, "max_deletes", 5),
-                ),
-                apply_concurrency=getattr(args, "apply_concurrency", 4),
-            ),
-            metrics,
+        embedded = start_embedded(
+            config.aws, desired, config.sandbox.workspaces, config.sandbox.scenario
         )
-        yield reconciler, metrics
+    metrics = Metrics(controller_id=config.controller_id, process_metrics=True)
+    try:
+        yield config.reconciler(default_target(config.aws, metrics).aws, metrics), metrics
     finally:
         if embedded is not None:
             embedded.stop()

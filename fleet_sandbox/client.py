@@ -83,3 +83,7 @@ class SandboxClient:
 
     def advance_clock(self, seconds: float) -> str:
         return str(self.post("clock/advance", {"seconds": seconds})["now"])
+
+    def skew_clock(self, seconds: float) -> str:
+        """Run the sandbox's clock (and its Date headers) ``seconds`` ahead of real time."""
+        return str(self.post("clock/skew", {"seconds": seconds})["now"])

@@ -6,6 +6,7 @@ process would share it. Tests start one per session and reset it between tests.
 
 from __future__ import annotations
 
+import email.utils
 import importlib
 import logging
 import threading
@@ -94,11 +95,18 @@ class Sandbox:
             create_backend_app,
         )
 
+        class SandboxRequestHandler(MotoRequestHandler):
+            """Every response's ``Date`` header tells the sandbox clock, as AWS's tells its own."""
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                when = clock.now().timestamp() if timestamp is None else timestamp
+                return email.utils.formatdate(when, usegmt=True)
+
         load_extensions()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         app = SandboxMiddleware(DomainDispatcherApplication(create_backend_app), calls, faults)
         self._server = make_server(
-            self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler
+            self._host, self._port, app, threaded=True, request_handler=SandboxRequestHandler
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="sandbox-http", daemon=True
@@ -165,6 +173,15 @@ def _advance_clock(request: admin.AdminRequest) -> dict[str, Any]:
     if seconds < 0:
         raise admin.AdminError(400, "the sandbox clock only moves forward")
     return {"now": clock.advance(seconds).isoformat()}
+
+
+@admin.route("POST", "/_sandbox/clock/skew")
+def _skew_clock(request: admin.AdminRequest) -> dict[str, Any]:
+    """Set the clock ``seconds`` ahead of real time (negative: behind); reset clears it."""
+    seconds = request.field("seconds", (int, float))
+    if abs(seconds) > 86400:
+        raise admin.AdminError(400, "a skew is at most a day either way")
+    return {"now": clock.set_skew(seconds).isoformat()}
 
 
 @admin.route("POST", "/_sandbox/reset")

@@ -24,6 +24,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from tenacity.wait import wait_random_exponential
 
 from controller.aws.accounting import CallRecorder, is_read
+from controller.aws.clock import AwsClock
 from controller.aws.errors import (
     Outcome,
     classify,
@@ -94,6 +95,7 @@ class AwsApi:
             profile_name=self.settings.profile, region_name=self.settings.region
         )
         self._sleep = sleep
+        self.clock = AwsClock()  # AWS's time, from every response's Date header
         self._limiter = RateLimiter(self.settings.rate_limits)
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -142,11 +144,14 @@ class AwsApi:
             rewind = getattr(params.get("Body"), "seek", None)
             if rewind is not None:  # a streamed upload: every attempt sends it from the start
                 rewind(0)
+            sent = self.clock.local_time()
             try:
                 response = method(**params)
             except Exception as error:
+                self._observe_date(getattr(error, "response", None), sent)
                 self.recorder.record(service, operation, classify(error))
                 raise
+            self._observe_date(response, sent)
             self.recorder.record(service, operation, Outcome.SUCCESS)
             return dict(response)
 
@@ -162,6 +167,13 @@ class AwsApi:
             reraise=True,
         )
         return retrying(attempt)
+
+    def _observe_date(self, response: Any, sent: float) -> None:
+        """Feed the ``Date`` header of an answer (a success or an AWS error) to the clock."""
+        if not isinstance(response, dict):
+            return
+        headers = (response.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+        self.clock.observe(headers.get("date"), sent, self.clock.local_time())
 
     def call_if_exists(
         self, service: str, operation: str, *, absent: str, **params: Any

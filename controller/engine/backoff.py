@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from controller.engine.plan import Operation
+from controller.contract import Operation
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,16 @@ class _State:
     retry_at: float
 
 
-def resource_key(operation: Operation) -> tuple[str, str, str, str]:
-    """What one backoff entry is about: a new resource has no id yet, so its manifest names it."""
-    return (operation.kind, operation.name, operation.action.value, operation.resource)
+def resource_key(operation: Operation) -> tuple[str, str, str, str, str]:
+    """What one backoff entry is about: a new resource has no id yet, so its manifest names it;
+    two steps on one resource (prune versions, start followers) back off apart."""
+    return (
+        operation.kind,
+        operation.name,
+        operation.action.value,
+        operation.resource,
+        operation.step,
+    )
 
 
 class ResourceBackoff:
@@ -46,7 +53,7 @@ class ResourceBackoff:
         self.settings = settings or BackoffSettings()
         self._clock = clock
         self._random = rng or random.Random()
-        self._states: dict[tuple[str, str, str, str], _State] = {}
+        self._states: dict[tuple[str, str, str, str, str], _State] = {}
         self._lock = threading.Lock()
 
     def wait_remaining(self, operation: Operation) -> float:
@@ -68,6 +75,13 @@ class ResourceBackoff:
                 delay *= 1 + self._random.uniform(-jitter, jitter)
             self._states[key] = _State(failures, self._clock() + delay)
             return delay
+
+    def earliest_retry(self) -> float | None:
+        """Seconds until the first resource in backoff may be tried again (None: none waits)."""
+        with self._lock:
+            now = self._clock()
+            waits = [s.retry_at - now for s in self._states.values() if s.retry_at > now]
+            return min(waits) if waits else None
 
     def succeeded(self, operation: Operation) -> None:
         with self._lock:

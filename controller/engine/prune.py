@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from controller.engine.plan import Finding, Operation, Plan, Severity
+from controller.contract import Finding, Operation, Plan, Severity
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,11 @@ def guard(plan: Plan, settings: PruneSettings, desired_counts: dict[str, int]) -
     if not settings.enabled:
         plan.findings.append(
             Finding(
-                "*",
-                "prune",
-                Severity.INFO,
-                f"{len(pruning)} resource(s) no manifest declares ({summary}) would be removed "
-                "with --prune",
+                kind="*",
+                name="prune",
+                severity=Severity.INFO,
+                message=f"{len(pruning)} resource(s) no manifest declares ({summary}) would be"
+                " removed with --prune",
                 count=len(pruning),
                 examples=tuple(op.resource for op in pruning[:5]),
             )

@@ -1,40 +1,62 @@
-"""One reconcile: observe every kind, diff, guard, order, and (in enforce mode) apply.
+"""One reconcile: observe every kind, diff, judge health, guard, order, and (enforcing) apply.
 
-Operations are applied phase by phase (all of one kind's creates, then its updates, ...), a few at
-a time within a phase. A failing operation is logged and counted and the rest go on, and the
-resource backs off exponentially across passes, so one bad resource never stalls the fleet nor is
-hammered. A stop request is honoured between operations, never in the middle of one.
+Every kind with desired manifests (or implied by them) is observed first, then diffed on AWS's
+clock. Operations are applied wave by wave along the dependency graph (``engine/graph.py``), a few
+at a time within a phase (one kind's creates, then its updates, ...), deletes last in reverse.
+
+Dependencies block: an operation (other than a delete) of a resource that references, directly or
+not, one refused in this plan is not applied but listed as blocked, with why; at apply time, one
+whose dependency failed, was deferred or was blocked in this pass is blocked the same way. A
+failing operation is logged and counted and the rest go on, and the resource backs off
+exponentially across passes, so one bad resource never stalls the fleet nor is hammered. A stop
+request is honoured between operations, never in the middle of one.
+
+The pass tells the truth: it is ``result="success"`` (and moves the last-success timestamp) only
+when nothing was refused, blocked, failed, deferred or left unstarted.
+
+An applied operation may return events; the engine hands each along the edges into its kind (the
+referencing kinds' ``on_dependency`` hooks, with this pass's observation of them) and then lets the
+emitting kind record that they were heard (``after_dependents``).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
 from controller.aws import AwsApi
+from controller.contract import (
+    Action,
+    Blocked,
+    Context,
+    Event,
+    Finding,
+    Health,
+    Kind,
+    KindStatus,
+    Operation,
+    Plan,
+    Ref,
+    Requeue,
+    Severity,
+)
+from controller.contract.registry import registered
 from controller.engine.backoff import ResourceBackoff
-from controller.engine.plan import Action, Operation, Plan
+from controller.engine.graph import Graph
 from controller.engine.prune import PruneSettings, guard
-from controller.kinds import Kind, all_kinds
-from controller.kinds.base import Context
 from controller.manifests import DesiredState
 from controller.observability.metrics import Metrics
 from controller.observability.redaction import redact_text
 
 log = structlog.get_logger("fleet_controller.reconcile")
-
-_ACTION_ORDER = {Action.CREATE: 0, Action.REPLACE: 1, Action.UPDATE: 2, Action.DELETE: 3}
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -52,46 +74,49 @@ class _Counter:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _phase_key(operation: Operation, order: dict[str, int]) -> tuple[int, int, int]:
-    return (order.get(operation.kind, 99), operation.stage, _ACTION_ORDER[operation.action])
-
-
-def order_operations(
-    operations: Sequence[Operation], kinds: Sequence[Kind[Any]]
-) -> list[Operation]:
-    """Kinds in apply order; within a kind, stages in order; within a stage, creates, replaces,
-    updates, then deletes. Stable, so a kind's own order survives within a phase."""
-    order = {kind.kind: kind.apply_order for kind in kinds}
-    return sorted(operations, key=lambda op: _phase_key(op, order))
-
-
-def _phases(operations: Sequence[Operation], kinds: Sequence[Kind[Any]]) -> list[list[Operation]]:
-    """Consecutive runs of one kind, stage and action: the units that may run concurrently."""
-    order = {kind.kind: kind.apply_order for kind in kinds}
-    phases: list[list[Operation]] = []
-    previous: tuple[int, int, int] | None = None
-    for operation in operations:
-        key = _phase_key(operation, order)
-        if key != previous:
-            phases.append([])
-            previous = key
-        phases[-1].append(operation)
-    return phases
-
-
 @dataclass
 class ApplyResult:
     applied: list[Operation] = field(default_factory=list)
     failed: list[tuple[Operation, str]] = field(default_factory=list)
     skipped: list[Operation] = field(default_factory=list)  # not started because of a stop request
     deferred: list[Operation] = field(default_factory=list)  # in backoff after repeated failures
+    blocked: list[Blocked] = field(default_factory=list)  # a dependency failed in this pass
+    requeue: Requeue | None = None  # when the next pass should come (earliest wish)
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        """Every operation started was applied: none failed, none deferred, none blocked."""
+        return not (self.failed or self.deferred or self.blocked)
+
+
+@dataclass
+class _Pass:
+    """What one plan saw, for its apply: the graph and each observed kind's live state."""
+
+    plan: Plan
+    graph: Graph
+    observed: dict[str, Any] = field(default_factory=dict)
+    desired: DesiredState | None = None
 
 
 ProgressCallback = Callable[[int, int, Operation, str | None], None]
+
+
+def status_findings(kind: str, status: KindStatus) -> list[Finding]:
+    """A kind's health as findings: every resource status with something to say."""
+    quiet = (Health.HEALTHY, Health.PROGRESSING)
+    return [
+        Finding(
+            kind=kind,
+            name=resource.name,
+            severity=Severity.INFO if resource.health in quiet else Severity.WARNING,
+            message=resource.message,
+            count=resource.count,
+            examples=resource.examples,
+        )
+        for resource in status.resources
+        if resource.message
+    ]
 
 
 class Reconciler:
@@ -100,55 +125,113 @@ class Reconciler:
         aws: AwsApi,
         settings: ReconcileSettings,
         metrics: Metrics,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] | None = None,
         kinds: Sequence[Kind[Any]] | None = None,
         backoff: ResourceBackoff | None = None,
     ) -> None:
         self.aws = aws
         self.settings = settings
         self.metrics = metrics
-        self.clock = clock
-        self.kinds = list(kinds if kinds is not None else all_kinds())
+        # AWS's clock (its answers' Date headers) unless a test supplies one: expiry, grace
+        # periods and AWS's own timestamps are compared on AWS's time, not the host's.
+        self.clock = clock or aws.clock.now
+        self.kinds = list(kinds if kinds is not None else registered())
         self._kinds_by_name = {kind.kind: kind for kind in self.kinds}
         self.backoff = backoff or ResourceBackoff()
+        self._pass: _Pass | None = None
+        for kind in self.kinds:
+            for family in kind.gauges:
+                metrics.declare(family)
 
-    def context(self) -> Context:
+    def context(self, desired: DesiredState | None = None) -> Context:
         return Context(
             controller_id=self.settings.controller_id,
             region=self.aws.region,
             now=self.clock(),
             target=self.settings.target,
+            desired=desired,
         )
+
+    # -- plan ------------------------------------------------------------------------------------
 
     def plan(self, desired: DesiredState) -> Plan:
-        """Observe and diff every kind that has desired documents; no writes."""
-        ctx = self.context()
+        """Observe, diff and judge every kind that has desired (or implied) manifests; no writes."""
+        graph = Graph.build(self.kinds, desired)
         plan = Plan(desired_digest=desired.digest)
-        counts: dict[str, int] = {}
+        observing = self.context(desired)
+        observed = {
+            kind.kind: kind.observe(self.aws, graph.of_kind(kind.kind), observing)
+            for kind in self.kinds
+            if graph.of_kind(kind.kind)
+        }
+        ctx = self.context(desired)  # after the reads: AWS's clock is known from their Date headers
         for kind in self.kinds:
-            manifests = desired.of_kind(kind.kind)
-            counts[kind.kind] = len(manifests)
-            if not manifests:
+            if kind.kind not in observed:
+                self._export_status(kind, None)
                 continue
-            live = kind.observe(self.aws, manifests, ctx)
+            manifests, live = graph.of_kind(kind.kind), observed[kind.kind]
             kind_plan = kind.diff(manifests, live, ctx)
-            kind.report(manifests, live, self.metrics, ctx)
+            status = kind.health(manifests, live, ctx)
+            self._export_status(kind, status)
             plan.operations += kind_plan.operations
-            plan.findings += kind_plan.findings
+            plan.findings += kind_plan.findings + status_findings(kind.kind, status)
+            plan.requeue = Requeue.earliest(plan.requeue, kind_plan.requeue)
+        counts = {kind: len(manifests) for kind, manifests in graph.desired.items()}
+        pruning = Counter(op.kind for op in plan.operations if op.prune)
         plan = guard(plan, self.settings.prune, counts)
-        plan.operations = order_operations(plan.operations, self.kinds)
-        self._report_drift(plan.operations)
+        guarded = pruning if plan.refused else Counter()
+        self._block_refused(plan, graph)
+        self._export_refusals(plan, guarded, [])
+        plan.operations = graph.order(plan.operations)
+        drifted = [*plan.operations, *(b.operation for b in plan.blocked)]
+        self.metrics.set_drift(self.settings.target, self._drift(drifted))
+        skew = self.aws.clock.skew_seconds
+        if skew is not None:
+            self.metrics.set_aws_clock_skew(self.settings.target, skew)
+        self._pass = _Pass(plan, graph, observed, desired)
         return plan
 
-    def _report_drift(self, operations: Sequence[Operation]) -> None:
-        drifted: dict[str, int] = {}
-        for operation in operations:
-            drifted[operation.kind] = drifted.get(operation.kind, 0) + 1
-        self.metrics.set_family(
-            self.metrics.drifted_resources,
+    def _export_status(self, kind: Kind[Any], status: KindStatus | None) -> None:
+        health = Counter(r.health for r in status.resources) if status is not None else None
+        self.metrics.set_kind_status(
             self.settings.target,
-            {(kind.kind,): float(drifted.get(kind.kind, 0)) for kind in self.kinds},
+            kind.kind,
+            kind.gauges,
+            status.gauges if status is not None else None,
+            status.managed if status is not None else None,
+            health,
         )
+
+    def _block_refused(self, plan: Plan, graph: Graph) -> None:
+        """Operations of resources that (transitively) reference a refused one are not applied
+        (a delete needs nothing in place, so it is never blocked)."""
+        blocked_by = graph.closure(f.ref for f in plan.errors)
+        kept: list[Operation] = []
+        for operation in plan.operations:
+            root = blocked_by.get(operation.ref)
+            if root is None or operation.action is Action.DELETE:
+                kept.append(operation)
+            else:
+                plan.blocked.append(Blocked(operation, f"depends on {root}, which was refused"))
+        plan.operations = kept
+
+    def _export_refusals(
+        self, plan: Plan, guarded: Counter[str], blocked_later: Sequence[Blocked]
+    ) -> None:
+        """``fleet_refused_resources{kind, state}``: what this pass would not touch."""
+        values: dict[str | tuple[str, ...], float] = {}
+        refused = Counter(f.kind for f in plan.errors) + guarded
+        blocked = Counter(b.operation.kind for b in [*plan.blocked, *blocked_later])
+        for state, counts in (("refused", refused), ("blocked", blocked)):
+            for kind in {k.kind for k in self.kinds} | set(counts):
+                values[(kind, state)] = float(counts.get(kind, 0))
+        self.metrics.set_refusals(self.settings.target, values)
+
+    def _drift(self, operations: Sequence[Operation]) -> dict[str, int]:
+        drifted = Counter(op.kind for op in operations)
+        return {kind.kind: drifted.get(kind.kind, 0) for kind in self.kinds}
+
+    # -- apply -----------------------------------------------------------------------------------
 
     def apply(
         self,
@@ -156,49 +239,82 @@ class Reconciler:
         stop: threading.Event | None = None,
         progress: ProgressCallback | None = None,
     ) -> ApplyResult:
-        """Apply the plan phase by phase (a kind's creates, then its updates, ...), each phase
-        with up to ``apply_concurrency`` operations at once. No operation starts once ``stop`` is
-        set; the ones in flight finish. Resources in backoff are deferred to a later pass."""
-        ctx = self.context()
+        """Apply the plan phase by phase, each phase with up to ``apply_concurrency`` operations
+        at once. No operation starts once ``stop`` is set; the ones in flight finish. Resources
+        in backoff are deferred to a later pass."""
+        state = self._pass
+        if state is None or state.plan is not plan:
+            state = _Pass(plan, Graph.build(self.kinds, None))
+        ctx = self.context(state.desired)
         result = ApplyResult()
         counter = _Counter(len(plan.operations))
+        # Resources not in place after this pass so far, and why: their dependents are blocked.
+        missing: dict[Ref, str] = {b.operation.ref: "was blocked" for b in plan.blocked}
+        missing.update({f.ref: "was refused" for f in plan.errors})
         with ThreadPoolExecutor(
             max_workers=self.settings.apply_concurrency, thread_name_prefix="apply"
         ) as pool:
-            for phase in _phases(plan.operations, self.kinds):
-                runnable = []
-                for operation in phase:
-                    wait = self.backoff.wait_remaining(operation)
-                    if wait > 0:
-                        result.deferred.append(operation)
-                        log.warning(
-                            "operation deferred: backing off after repeated failures",
-                            kind=operation.kind,
-                            name=operation.name,
-                            resource=operation.resource,
-                            retry_in_seconds=round(wait),
-                            failures=self.backoff.failures(operation),
-                        )
-                    else:
-                        runnable.append(operation)
+            for phase in state.graph.phases(plan.operations):
+                runnable = [op for op in phase if not self._held(state.graph, op, missing, result)]
                 futures = [
-                    pool.submit(self._apply_one, op, ctx, stop, result, counter, progress)
+                    pool.submit(self._apply_one, state, op, ctx, stop, result, counter, progress)
                     for op in runnable
                 ]
                 for future in futures:
                     future.result()
+                for operation, _ in result.failed:
+                    missing.setdefault(operation.ref, "failed")
                 if stop is not None and stop.is_set():
                     break
-        applied = {id(op) for op in result.applied}
-        failed = {id(op) for op, _ in result.failed}
-        deferred = {id(op) for op in result.deferred}
-        result.skipped = [op for op in plan.operations if id(op) not in applied | failed | deferred]
+        done = {id(op) for op in result.applied} | {id(op) for op, _ in result.failed}
+        done |= {id(op) for op in result.deferred} | {id(b.operation) for b in result.blocked}
+        result.skipped = [op for op in plan.operations if id(op) not in done]
         if result.skipped:
             log.info("apply stopped", remaining=len(result.skipped))
         return result
 
+    def _held(
+        self, graph: Graph, operation: Operation, missing: dict[Ref, str], result: ApplyResult
+    ) -> bool:
+        """Hold ``operation`` back (and say so) when it is blocked or its resource backs off;
+        either way its resource is not in place for what depends on it."""
+        log_fields = {
+            "kind": operation.kind,
+            "name": operation.name,
+            "resource": operation.resource,
+        }
+        why = self._blocked_by(graph, operation, missing)
+        if why is not None:
+            result.blocked.append(Blocked(operation, why))
+            missing.setdefault(operation.ref, "was blocked")
+            log.warning("operation blocked", why=why, **log_fields)
+            return True
+        wait = self.backoff.wait_remaining(operation)
+        if wait > 0:
+            result.deferred.append(operation)
+            missing.setdefault(operation.ref, "was deferred (backing off)")
+            log.warning(
+                "operation deferred: backing off after repeated failures",
+                retry_in_seconds=round(wait),
+                failures=self.backoff.failures(operation),
+                **log_fields,
+            )
+            return True
+        return False
+
+    @staticmethod
+    def _blocked_by(graph: Graph, operation: Operation, missing: dict[Ref, str]) -> str | None:
+        """Why ``operation`` may not run: a resource it references is not in place."""
+        if operation.action is Action.DELETE:
+            return None
+        for ref in graph.refs_of(operation.ref):
+            if ref in missing:
+                return f"depends on {ref}, which {missing[ref]} in this pass"
+        return None
+
     def _apply_one(
         self,
+        state: _Pass,
         operation: Operation,
         ctx: Context,
         stop: threading.Event | None,
@@ -210,7 +326,9 @@ class Reconciler:
             return  # reported as skipped: never started
         error_text: str | None = None
         try:
-            self._kinds_by_name[operation.kind].apply(self.aws, operation, ctx)
+            events = self._kinds_by_name[operation.kind].apply(self.aws, operation, ctx)
+            for event in events:
+                self._deliver(state, event, ctx)
         except Exception as error:
             error_text = redact_text(f"{type(error).__name__}: {error}")
             delay = self.backoff.failed(operation)
@@ -221,12 +339,12 @@ class Reconciler:
             self.backoff.succeeded(operation)
             with counter.lock:
                 result.applied.append(operation)
-        self.metrics.apply_operations_total.labels(
-            target=self.settings.target,
-            kind=operation.kind,
-            action=operation.action.value,
-            result="error" if error_text else "success",
-        ).inc()
+        self.metrics.record_apply(
+            self.settings.target,
+            operation.kind,
+            operation.action.value,
+            "error" if error_text else "success",
+        )
         outcome = (
             {"error": error_text, "retry_in_seconds": round(delay)}
             if error_text
@@ -246,6 +364,22 @@ class Reconciler:
                 counter.done += 1
                 progress(counter.done, counter.total, operation, error_text)
 
+    def _deliver(self, state: _Pass, event: Event, ctx: Context) -> None:
+        """Hand ``event`` along every edge into its source's kind, then tell the source."""
+        for kind in self.kinds:
+            if event.source.kind not in kind.refers_to or kind.kind not in state.observed:
+                continue
+            dependents = [
+                m
+                for m in state.graph.of_kind(kind.kind)
+                if event.source in state.graph.refs_of(Ref(m.kind, m.name))
+            ]
+            if dependents:
+                kind.on_dependency(self.aws, event, dependents, state.observed[kind.kind], ctx)
+        self._kinds_by_name[event.source.kind].after_dependents(self.aws, event, ctx)
+
+    # -- one pass --------------------------------------------------------------------------------
+
     def reconcile(
         self, desired: DesiredState, enforce: bool = True, stop: threading.Event | None = None
     ) -> tuple[Plan, ApplyResult]:
@@ -256,20 +390,22 @@ class Reconciler:
             plan = self.plan(desired)
             result = self.apply(plan, stop) if enforce else ApplyResult()
             if enforce:  # what is still drifted after this apply
-                self._report_drift(
-                    [op for op, _ in result.failed] + result.skipped + result.deferred
-                )
+                left = [op for op, _ in result.failed] + result.skipped + result.deferred
+                left += [b.operation for b in [*plan.blocked, *result.blocked]]
+                self.metrics.set_drift(target, self._drift(left))
+                if result.blocked:
+                    self._export_refusals(plan, Counter(), result.blocked)
         except Exception:
-            self.metrics.reconciles_total.labels(target=target, result="error").inc()
+            self.metrics.record_reconcile(target, "error", time.monotonic() - started, time.time())
             raise
-        finally:
-            self.metrics.reconcile_duration_seconds.labels(target=target).observe(
-                time.monotonic() - started
-            )
-        outcome = "success" if result.ok else "error"
-        self.metrics.reconciles_total.labels(target=target, result=outcome).inc()
-        if result.ok:
-            self.metrics.last_successful_reconcile_timestamp_seconds.labels(target=target).set(
-                time.time()
-            )
+        retry = self.backoff.earliest_retry()
+        result.requeue = Requeue.earliest(
+            plan.requeue,
+            Requeue(timedelta(seconds=retry), "a resource's backoff ends") if retry else None,
+        )
+        # Success means converged as far as this pass could tell: nothing refused or blocked in
+        # the plan, and (enforcing) nothing failed, deferred, blocked or left unstarted.
+        clean = plan.ok and (not enforce or (result.ok and not result.skipped))
+        outcome = "success" if clean else "error"
+        self.metrics.record_reconcile(target, outcome, time.monotonic() - started, time.time())
         return plan, result

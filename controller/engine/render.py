@@ -1,7 +1,9 @@
 """A plan as text (terraform-plan style, coloured on a terminal), Markdown (PR comment) or JSON.
 
-Every renderer passes its output through ``redact_text`` as a last line of defence, although no
-secret ever enters a plan in the first place.
+Every format shows the same truth: the changes, the findings, what was refused and what is blocked
+(with why), and a summary that never says "No changes" beside a refusal. Every renderer passes
+its output through ``redact_text`` as a last line of defence, although no secret ever enters a
+plan in the first place.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from controller.engine.plan import Action, FieldChange, Finding, Operation, Plan, Severity
+from controller.contract import Action, Blocked, FieldChange, Finding, Operation, Plan, Severity
 from controller.observability.redaction import redact_text
 
 _SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.REPLACE: "-/+", Action.DELETE: "-"}
@@ -36,13 +38,32 @@ def _change_line(change: FieldChange) -> str:
     return f"~ {change.field}: {_value(change.before)} -> {_value(change.after)}"
 
 
+def refused_count(plan: Plan) -> int:
+    """Refusals: error findings and prune-guard refusals."""
+    return len(plan.errors) + len(plan.refused)
+
+
 def summary_line(plan: Plan) -> str:
     counts = plan.counts()
+    held = ""
+    if not plan.ok:
+        held = f"{refused_count(plan)} refused, {len(plan.blocked)} blocked"
     if not plan.has_changes:
+        if held:
+            return f"No changes can be applied: {held}. The desired state is not in force."
         return "No changes. Live state matches the desired state."
-    return (
+    changes = (
         f"Plan: {counts['create']} to create, {counts['update']} to update, "
-        f"{counts['replace']} to replace, {counts['delete']} to delete."
+        f"{counts['replace']} to replace, {counts['delete']} to delete"
+    )
+    return f"{changes}; {held}." if held else f"{changes}."
+
+
+def _blocked_line(blocked: Blocked) -> str:
+    operation = blocked.operation
+    return (
+        f"{operation.action.value} {operation.kind}/{operation.name} {operation.resource}:"
+        f" {blocked.why}"
     )
 
 
@@ -72,6 +93,9 @@ def render_text(plan: Plan, colour: bool = False) -> str:
     if plan.findings:
         lines.append(paint(_BOLD, "Findings"))
         lines += [f"  {_SEVERITY_SYMBOLS[f.severity]} {_finding_line(f)}" for f in plan.findings]
+    if plan.blocked:
+        lines.append(paint(_BOLD, "Blocked (not applied)"))
+        lines += [f"  # {_blocked_line(b)}" for b in plan.blocked]
     for refusal in plan.refused:
         lines.append(paint(_COLOURS[Action.DELETE], f"Refused: {refusal}"))
     lines.append(paint(_BOLD, summary_line(plan)))
@@ -96,6 +120,16 @@ def render_markdown(plan: Plan) -> str:
         lines += ["#### Findings", ""]
         lines += [f"- **{f.severity.value}** {_md(_finding_line(f))}" for f in plan.findings]
         lines.append("")
+    if plan.blocked:
+        lines += ["#### Blocked (not applied)", "", "| Kind | Name | Resource | Why |"]
+        lines.append("|---|---|---|---|")
+        for blocked in plan.blocked:
+            operation = blocked.operation
+            lines.append(
+                f"| {operation.kind} | {_md(operation.name)} | `{operation.resource}` |"
+                f" {_md(blocked.why)} |"
+            )
+        lines.append("")
     if plan.refused:
         lines += ["#### Refused", ""] + [f"- {_md(r)}" for r in plan.refused] + [""]
     if plan.desired_digest:
@@ -109,7 +143,13 @@ def _md(text: str) -> str:
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     return {
-        "summary": plan.counts() | {"changes": plan.has_changes},
+        "summary": plan.counts()
+        | {
+            "changes": plan.has_changes,
+            "ok": plan.ok,
+            "refused": refused_count(plan),
+            "blocked": len(plan.blocked),
+        },
         "operations": [_operation_dict(op) for op in plan.operations],
         "findings": [
             {
@@ -123,6 +163,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             for f in plan.findings
         ],
         "refused": list(plan.refused),
+        "blocked": [_operation_dict(b.operation) | {"why": b.why} for b in plan.blocked],
         "desiredDigest": plan.desired_digest,
     }
 

@@ -1,42 +1,11 @@
-"""Every kind the controller reconciles, discovered from the modules of this package.
+"""Every kind the controller reconciles: one module each, found by ``controller.contract.registry``.
 
-A kind module exposes a ``Kind`` subclass; adding a kind means adding a module here and its spec
-model in ``controller/manifests/specs/``. Nothing else needs to know.
+Adding a kind means adding a module here (its ``Kind`` subclass names its spec model); nothing
+else needs to know. Kinds import the contract and never the engine. ``all_kinds`` and
+``kind_named`` are the registry's, under the names this package used to define them by.
 """
 
-from __future__ import annotations
+from controller.contract.registry import kind_named
+from controller.contract.registry import registered as all_kinds
 
-import importlib
-import inspect
-import pkgutil
-from functools import cache
-
-from controller.kinds.base import Context, Kind
-
-
-@cache
-def all_kinds() -> tuple[Kind[object], ...]:
-    """One instance of every kind, in apply order."""
-    found: list[Kind[object]] = []
-    for module_info in pkgutil.iter_modules(__path__):
-        if module_info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{module_info.name}")
-        for _, value in inspect.getmembers(module, inspect.isclass):
-            if (
-                issubclass(value, Kind)
-                and value is not Kind
-                and value.__module__ == module.__name__
-            ):
-                found.append(value())
-    return tuple(sorted(found, key=lambda kind: kind.apply_order))
-
-
-def kind_named(name: str) -> Kind[object]:
-    for kind in all_kinds():
-        if kind.kind == name:
-            return kind
-    raise KeyError(name)
-
-
-__all__ = ["Context", "Kind", "all_kinds", "kind_named"]
+__all__ = ["all_kinds", "kind_named"]

@@ -5,6 +5,11 @@ change one (its spec changed, it expires within ``renewBefore``, its registratio
 it is gone) is a rotation: create a new one and publish it in the same step, then delete the old
 one after ``gracePeriod``. The published parameter's description names the activation it holds, so
 observing never decrypts a code: the only code the controller ever holds is the one it just created.
+
+Every time here is AWS's: ``ctx.now`` is the host clock corrected by the ``Date`` header of AWS's
+latest answer (``controller/aws/clock.py``), the expiry sent is that plus validFor (kept a minute
+inside AWS's 30 days), and a live lifetime within ``CLOCK_TOLERANCE`` of validFor is equal. A
+host clock a minute off AWS's once made every pass rotate (or made AWS refuse the expiry).
 """
 
 from __future__ import annotations
@@ -17,23 +22,39 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from controller.aws import AwsApi
+from controller.aws.clock import CLOCK_TOLERANCE
 from controller.aws.tags import tag_dict, tag_list
-from controller.engine.crashpoints import crash_point
-from controller.engine.ownership import (
+from controller.contract import (
     MANIFEST_TAG,
-    OWNER_TAG,
     RESERVED_PREFIX,
+    crash_point,
     is_owned,
     manifest_of,
     owner_tags,
 )
-from controller.engine.plan import Action, FieldChange, Finding, KindPlan, Operation, Severity
-from controller.kinds.base import Context, Kind
+from controller.kinds.base import (
+    Action,
+    Context,
+    Event,
+    FieldChange,
+    GaugeFamily,
+    Health,
+    Kind,
+    KindPlan,
+    KindStatus,
+    Operation,
+    ResourceStatus,
+    Severity,
+    Step,
+)
 from controller.manifests import Manifest
-from controller.observability.metrics import Metrics
+from controller.manifests.specs.activation import VALID_FOR_MAX, ActivationSpec
 from controller.observability.redaction import register_secret
 
 KIND = "Activation"
+# AWS refuses an ExpirationDate beyond 30 days by its own clock; the request reaches it a moment
+# after ``now`` was read, and our reading of AWS's clock is good to about a second.
+EXPIRY_MARGIN = timedelta(minutes=1)
 _DESCRIPTION = re.compile(r"^fleet-controller: activation (?P<id>[0-9a-fA-F-]{36})\b")
 
 
@@ -65,9 +86,9 @@ class ActivationLive:
     parameters: dict[str, PublishedParameter]
 
 
-@dataclass(frozen=True)
-class CreateRequest:
-    """What apply sends to CreateActivation and where it publishes the result (no secret here)."""
+@dataclass(frozen=True, kw_only=True)
+class CreateActivation(Step):
+    """Create an activation and publish it (no secret here: the code exists only inside apply)."""
 
     manifest: str
     iam_role: str
@@ -81,9 +102,32 @@ class CreateRequest:
     kms_key_id: str | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class DeleteActivation(Step):
+    activation_id: str
+
+
+EXPIRY = GaugeFamily(
+    name="activation_expiry_timestamp_seconds",
+    help="Unix time at which the current activation expires, by Activation manifest name.",
+    labels=("activation",),
+)
+REGISTRATIONS = GaugeFamily(
+    name="activation_registrations",
+    help="Instances registered through the current activation.",
+    labels=("activation",),
+)
+REGISTRATION_LIMIT = GaugeFamily(
+    name="activation_registration_limit",
+    help="RegistrationLimit of the current activation.",
+    labels=("activation",),
+)
+
+
 class ActivationKind(Kind[ActivationLive]):
     kind = KIND
-    apply_order = 10
+    spec_model = ActivationSpec
+    gauges = (EXPIRY, REGISTRATIONS, REGISTRATION_LIMIT)
 
     # -- observe ---------------------------------------------------------------------------------
     def observe(self, aws: AwsApi, desired: list[Manifest], ctx: Context) -> ActivationLive:
@@ -146,15 +190,7 @@ class ActivationKind(Kind[ActivationLive]):
             name = manifest_of(activation.tags, KIND)
             if name is not None and name not in declared:
                 plan.operations.append(
-                    Operation(
-                        KIND,
-                        name,
-                        Action.DELETE,
-                        activation.activation_id,
-                        reason="no manifest declares it any more",
-                        prune=True,
-                        payload=activation.activation_id,
-                    )
+                    _delete(name, activation, "no manifest declares it any more", prune=True)
                 )
         return plan
 
@@ -169,14 +205,8 @@ class ActivationKind(Kind[ActivationLive]):
         spec = manifest.spec
         parameter = parameters[spec.publish.parameter_name]
         if parameter.exists and not parameter.owned:
-            plan.findings.append(
-                Finding(
-                    KIND,
-                    manifest.name,
-                    Severity.ERROR,
-                    f"parameter {parameter.name} exists and is not owned by this controller "
-                    f"({OWNER_TAG} tag missing or different): refusing to overwrite it",
-                )
+            plan.refuse_not_owned(
+                KIND, manifest.name, f"parameter {parameter.name}", "refusing to overwrite it"
             )
             return
         current = next(
@@ -188,13 +218,13 @@ class ActivationKind(Kind[ActivationLive]):
         if reason:
             plan.operations.append(
                 Operation(
-                    KIND,
-                    manifest.name,
-                    Action.REPLACE if current else Action.CREATE,
-                    current.activation_id if current else "(new)",
+                    kind=KIND,
+                    name=manifest.name,
+                    action=Action.REPLACE if current else Action.CREATE,
+                    resource=current.activation_id if current else "(new)",
                     changes=tuple(changes),
                     reason=reason,
-                    payload=CreateRequest(
+                    payload=CreateActivation(
                         manifest=manifest.name,
                         iam_role=spec.iam_role,
                         registration_limit=spec.registration_limit,
@@ -213,13 +243,10 @@ class ActivationKind(Kind[ActivationLive]):
                 continue
             if current is None or activation.created > current.created:
                 plan.operations.append(
-                    Operation(
-                        KIND,
+                    _delete(
                         manifest.name,
-                        Action.DELETE,
-                        activation.activation_id,
-                        reason="created but never published (its code was lost): cleaning up",
-                        payload=activation.activation_id,
+                        activation,
+                        "created but never published (its code was lost): cleaning up",
                     )
                 )
                 continue
@@ -228,25 +255,29 @@ class ActivationKind(Kind[ActivationLive]):
             retire_at = current.created + spec.grace_period
             if ctx.now >= retire_at:
                 plan.operations.append(
-                    Operation(
-                        KIND,
+                    _delete(
                         manifest.name,
-                        Action.DELETE,
-                        activation.activation_id,
-                        reason=f"replaced by {current.activation_id}; grace period over",
-                        payload=activation.activation_id,
+                        activation,
+                        f"replaced by {current.activation_id}; grace period over",
                     )
                 )
             else:
-                plan.findings.append(
-                    Finding(
-                        KIND,
-                        manifest.name,
-                        Severity.INFO,
-                        f"previous activation {activation.activation_id} is retired at "
-                        f"{retire_at.isoformat(timespec='seconds')} (grace period)",
-                    )
+                plan.note(
+                    KIND,
+                    manifest.name,
+                    Severity.INFO,
+                    f"previous activation {activation.activation_id} is retired at "
+                    f"{retire_at.isoformat(timespec='seconds')} (grace period)",
                 )
+                plan.requeue_in(
+                    retire_at - ctx.now,
+                    f"the grace period of {activation.activation_id} ends",
+                )
+        if current is not None and not reason:
+            plan.requeue_in(
+                current.expiration - spec.renew_before - ctx.now,
+                f"{current.activation_id} enters its renewBefore window",
+            )
 
     def _rotation(
         self,
@@ -273,10 +304,15 @@ class ActivationKind(Kind[ActivationLive]):
                     current.default_instance_name,
                     spec.default_instance_name,
                 ),
-                ("validFor", _lifetime(current), _format_duration(spec.valid_for)),
             )
             if before != after
         ]
+        if abs(_lifetime_of(current) - spec.valid_for) > CLOCK_TOLERANCE:
+            # Created with AWS's clock read through a Date header: a lifetime within the
+            # tolerance is the same validFor, not a reason to replace the activation.
+            changes.append(
+                FieldChange("validFor", _lifetime(current), _format_duration(spec.valid_for))
+            )
         changes += [
             FieldChange(f"tags.{key}", current.tags.get(key), desired_tags.get(key))
             for key in sorted(set(current.tags) | set(desired_tags))
@@ -302,20 +338,26 @@ class ActivationKind(Kind[ActivationLive]):
         return [], ""
 
     # -- apply -----------------------------------------------------------------------------------
-    def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> None:
-        if operation.action is Action.DELETE:
-            # Already gone is the goal met.
-            aws.call_if_exists(
-                "ssm",
-                "DeleteActivation",
-                absent="InvalidActivation",
-                ActivationId=operation.payload,
-            )
-            return
-        self._create_and_publish(aws, operation.payload, ctx)
+    def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> tuple[Event, ...]:
+        match operation.payload:
+            case DeleteActivation(activation_id=activation_id):
+                # Already gone is the goal met.
+                aws.call_if_exists(
+                    "ssm",
+                    "DeleteActivation",
+                    absent="InvalidActivation",
+                    ActivationId=activation_id,
+                )
+            case CreateActivation() as request:
+                self._create_and_publish(aws, request, ctx)
+            case other:
+                raise TypeError(f"{KIND} cannot apply {type(other).__name__}")
+        return ()
 
-    def _create_and_publish(self, aws: AwsApi, request: CreateRequest, ctx: Context) -> None:
-        expiry = ctx.now + request.valid_for
+    def _create_and_publish(self, aws: AwsApi, request: CreateActivation, ctx: Context) -> None:
+        # ctx.now is AWS's clock (the Date header of its latest answer), as is the CreatedDate
+        # the lifetime is later measured from.
+        expiry = ctx.now + min(request.valid_for, VALID_FOR_MAX - EXPIRY_MARGIN)
         params: dict[str, Any] = {
             "IamRole": request.iam_role,
             "RegistrationLimit": request.registration_limit,
@@ -357,31 +399,40 @@ class ActivationKind(Kind[ActivationLive]):
         crash_point("activation.published")
 
     # -- status ----------------------------------------------------------------------------------
-    def report(
-        self, desired: list[Manifest], live: ActivationLive, metrics: Metrics, ctx: Context
-    ) -> None:
-        expiry: dict[tuple[str, ...], float] = {}
-        registrations: dict[tuple[str, ...], float] = {}
-        limits: dict[tuple[str, ...], float] = {}
+    def health(self, desired: list[Manifest], live: ActivationLive, ctx: Context) -> KindStatus:
+        status = KindStatus(
+            managed=sum(  # per-WorkSpace activations are the Enrollment kind's
+                1
+                for a in live.activations
+                if is_owned(a.tags, ctx.controller_id) and manifest_of(a.tags, KIND) is not None
+            ),
+            gauges={family.name: {} for family in self.gauges},
+        )
         by_id = {a.activation_id: a for a in live.activations}
         for manifest in desired:
             parameter = live.parameters.get(manifest.spec.publish.parameter_name)
             current = by_id.get(parameter.activation_id or "") if parameter else None
             if current is None:
+                status.resources.append(ResourceStatus(name=manifest.name, health=Health.MISSING))
                 continue
             key = (manifest.name,)
-            expiry[key] = current.expiration.timestamp()
-            registrations[key] = current.registrations_count
-            limits[key] = current.registration_limit
-        metrics.set_family(metrics.activation_expiry_timestamp_seconds, ctx.target, expiry)
-        metrics.set_family(metrics.activation_registrations, ctx.target, registrations)
-        metrics.set_family(metrics.activation_registration_limit, ctx.target, limits)
-        owned = [
-            a
-            for a in live.activations
-            if is_owned(a.tags, ctx.controller_id) and manifest_of(a.tags, KIND) is not None
-        ]  # per-WorkSpace activations are the Enrollment kind's
-        metrics.managed_resources.labels(target=ctx.target, kind=KIND).set(len(owned))
+            status.gauges[EXPIRY.name][key] = current.expiration.timestamp()
+            status.gauges[REGISTRATIONS.name][key] = current.registrations_count
+            status.gauges[REGISTRATION_LIMIT.name][key] = current.registration_limit
+            expired = current.expired or ctx.now >= current.expiration
+            status.resources.append(
+                ResourceStatus(
+                    name=manifest.name,
+                    health=Health.DEGRADED if expired else Health.HEALTHY,
+                    message=(
+                        f"the published activation {current.activation_id} expired at"
+                        f" {current.expiration.isoformat(timespec='seconds')}"
+                        if expired
+                        else ""
+                    ),
+                )
+            )
+        return status
 
     # -- export ----------------------------------------------------------------------------------
     def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
@@ -419,10 +470,25 @@ class ActivationKind(Kind[ActivationLive]):
         return documents
 
 
+def _delete(name: str, activation: LiveActivation, reason: str, prune: bool = False) -> Operation:
+    return Operation(
+        kind=KIND,
+        name=name,
+        action=Action.DELETE,
+        resource=activation.activation_id,
+        reason=reason,
+        prune=prune,
+        payload=DeleteActivation(activation_id=activation.activation_id),
+    )
+
+
+def _lifetime_of(activation: LiveActivation) -> timedelta:
+    return activation.expiration - activation.created
+
+
 def _lifetime(activation: LiveActivation) -> str:
-    """The validFor an activation was created with, to the minute (rounding absorbs clock skew)."""
-    seconds = (activation.expiration - activation.created).total_seconds()
-    minutes = max(1, round(seconds / 60))
+    """The validFor an activation was created with, to the minute, as a manifest spells it."""
+    minutes = max(1, round(_lifetime_of(activation).total_seconds() / 60))
     return _format_duration(timedelta(minutes=minutes))
 
 
@@ -437,4 +503,4 @@ def _format_duration(value: timedelta) -> str:
     return "".join(parts) or "0s"
 
 
-__all__ = ["KIND", "MANIFEST_TAG", "ActivationKind"]
+__all__ = ["KIND", "MANIFEST_TAG", "ActivationKind", "CreateActivation", "DeleteActivation"]

@@ -1,4 +1,4 @@
-"""State Manager associations, and the detection document package associations run.
+"""State Manager associations, for packages (through the detection document) or any document.
 
 Every unnecessary UpdateAssociation re-runs the association on its whole fleet at once, so the
 diff compares the normalised desired request with the normalised live association field by field
@@ -14,6 +14,12 @@ Status comes from ListAssociations' Overview (every association in one paginated
 non-compliant instances, from the compliance summaries (one filtered read, then one item read per
 non-compliant instance only).
 
+A package association references its Package and the detection document (``references``): it
+is applied after them, and not at all when either was refused. When a Package's default version
+changes, the edge's hook (``on_dependency``) starts the associations that install it at "latest"
+once (AWS does not re-run them when a package's default changes); an empty version is what they
+pass, so nothing else would.
+
 Two owned associations for one manifest (a create whose answer came late, two replicas racing) are
 collapsed to the one in use (see ``in_use``); the others are deleted as planned operations with a
 reason, without ``--prune``: they are duplicates, not undeclared resources.
@@ -28,23 +34,52 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from controller.aws import AwsApi, error_code
+from controller.aws import AwsApi
 from controller.aws.tags import tag_dict, tag_list
+from controller.contract import MANIFEST_TAG, crash_point, is_owned, manifest_of, owner_tags
 from controller.detection import document as detection
-from controller.engine.crashpoints import crash_point
-from controller.engine.ownership import MANIFEST_TAG, is_owned, manifest_of, owner_tags
-from controller.engine.plan import Action, FieldChange, Finding, KindPlan, Operation, Severity
-from controller.kinds.base import Context, Kind
-from controller.manifests import Manifest
+from controller.kinds.base import (
+    Action,
+    Context,
+    DefaultVersionChanged,
+    Event,
+    FieldChange,
+    GaugeFamily,
+    Health,
+    Kind,
+    KindPlan,
+    KindStatus,
+    Operation,
+    Ref,
+    ResourceStatus,
+    Step,
+)
+from controller.manifests import DesiredState, Manifest
 from controller.manifests.document import name_problem
 from controller.manifests.specs.association import (
+    PACKAGE_KIND,
     AssociationSpec,
+    ResolvedPackage,
     StaggerGroup,
     normalize_expression,
+    resolve_package,
+    stagger_groups,
 )
-from controller.observability.metrics import Metrics
 
 KIND = "Association"
+DETECTION_DOCUMENT = Ref("DetectionDocument", "detection-document")
+START_ONCE_BATCH = 10  # StartAssociationsOnce AssociationIds: max 10
+
+INSTANCES = GaugeFamily(
+    name="association_instances",
+    help="Instances per association and package by association status.",
+    labels=("association", "package", "status"),
+)
+NONCOMPLIANT = GaugeFamily(
+    name="package_noncompliant_instances",
+    help="Instances where a package's detection method says it is not installed.",
+    labels=("package",),
+)
 STATUSES = ("Success", "Failed", "Pending")
 COMPARED = (
     "Name",
@@ -89,38 +124,43 @@ class LiveAssociation:
 
 
 @dataclass
-class DetectionDocument:
-    name: str
-    exists: bool
-    owned: bool = False
-    hash: str | None = None  # the default version's
-    document_type: str | None = None
-    latest_version: str | None = None  # set only when the latest is not the default
-    latest_hash: str | None = None
-
-
-@dataclass
 class AssociationLive:
-    document: DetectionDocument
     associations: list[LiveAssociation]
     noncompliant: dict[str, set[str]] = field(default_factory=dict)  # association id -> instances
 
+    def owned(self, controller_id: str) -> dict[str, LiveAssociation]:
+        """Manifest name -> the owned association in use for it (see ``in_use``)."""
+        groups: dict[str, list[LiveAssociation]] = defaultdict(list)
+        for association in self.associations:
+            if is_owned(association.tags, controller_id) and association.name:
+                groups[association.name].append(association)
+        return {name: in_use(group) for name, group in groups.items()}
 
-@dataclass(frozen=True)
-class DocumentChange:
-    name: str
-    create: bool
-    tags: dict[str, str]
-    promote: str | None = None  # a version already holding this content: only make it default
 
-
-@dataclass(frozen=True)
-class Write:
+@dataclass(frozen=True, kw_only=True)
+class CreateAssociation(Step):
     request: dict[str, Any]
-    association_id: str | None = None
-    association_version: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    tags_only: bool = False
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateAssociation(Step):
+    """Send every field (UpdateAssociation nulls what is omitted) against the version compared."""
+
+    association_id: str
+    association_version: str
+    request: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepairManifestTag(Step):
+    association_id: str
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteAssociation(Step):
+    association_id: str
 
 
 def normalize(request: dict[str, Any]) -> dict[str, Any]:
@@ -159,12 +199,21 @@ def assign_slots(
     return assigned
 
 
+def package_of(manifest: Manifest, desired: DesiredState | None) -> ResolvedPackage | None:
+    """The Package a package association installs (a valid desired state always has it)."""
+    spec: AssociationSpec = manifest.spec
+    if spec.package is None or desired is None:
+        return None
+    return resolve_package(spec.package.name, desired.of_kind(PACKAGE_KIND))
+
+
 def desired_request(manifest: Manifest, ctx: Context, schedule: str | None) -> dict[str, Any]:
     spec: AssociationSpec = manifest.spec
     request: dict[str, Any] = {"AssociationName": manifest.name}
     if spec.package is not None:
-        resolved = spec.resolved
-        assert resolved is not None, "package references are resolved when the state loads"
+        resolved = package_of(manifest, ctx.desired)
+        if resolved is None:
+            raise ValueError(f"{manifest.ref}: package {spec.package.name} is not in the revision")
         request["Name"] = detection.document_name(ctx.controller_id)
         request["DocumentVersion"] = "$DEFAULT"
         request["Parameters"] = detection.association_parameters(
@@ -235,11 +284,18 @@ def _package_of(request: dict[str, Any] | None, detector: str) -> str:
 
 class AssociationKind(Kind[AssociationLive]):
     kind = KIND
-    apply_order = 40
+    spec_model = AssociationSpec
+    refers_to = frozenset({PACKAGE_KIND, DETECTION_DOCUMENT.kind})
+    gauges = (INSTANCES, NONCOMPLIANT)
+
+    def references(self, manifest: Manifest, desired: DesiredState) -> list[Ref]:
+        resolved = package_of(manifest, desired)
+        if resolved is None:
+            return []
+        return [Ref(PACKAGE_KIND, resolved.manifest), DETECTION_DOCUMENT]
 
     # -- observe ---------------------------------------------------------------------------------
     def observe(self, aws: AwsApi, desired: list[Manifest], ctx: Context) -> AssociationLive:
-        document = self._detection_document(aws, ctx)
         declared = {m.name for m in desired}
         associations: list[LiveAssociation] = []
         for item in aws.items("ssm", "ListAssociations", MaxResults=50):
@@ -271,36 +327,7 @@ class AssociationKind(Kind[AssociationLive]):
                 live.request = normalize(described)
                 live.created = described.get("Date")
         owned_ids = {a.association_id for a in associations if is_owned(a.tags, ctx.controller_id)}
-        return AssociationLive(document, associations, self._noncompliant(aws, owned_ids))
-
-    def _detection_document(self, aws: AwsApi, ctx: Context) -> DetectionDocument:
-        name = detection.document_name(ctx.controller_id)
-        found = aws.call_if_exists("ssm", "DescribeDocument", absent="InvalidDocument", Name=name)
-        if found is None:
-            return DetectionDocument(name, exists=False)
-        described = found["Document"]
-        document = DetectionDocument(
-            name,
-            exists=True,
-            owned=is_owned(tag_dict(described.get("Tags")), ctx.controller_id),
-            hash=described.get("Hash"),
-            document_type=described.get("DocumentType"),
-        )
-        latest = described.get("LatestVersion")
-        if (
-            document.owned
-            and document.hash != detection.content_hash()
-            and latest
-            and latest != described.get("DefaultVersion")
-        ):
-            # A pass that stopped between UpdateDocument and UpdateDocumentDefaultVersion left
-            # the new content as the latest version; sending it again would be refused as
-            # DuplicateDocumentContent, so the diff promotes it instead.
-            document.latest_version = str(latest)
-            document.latest_hash = aws.call(
-                "ssm", "DescribeDocument", Name=name, DocumentVersion=str(latest)
-            )["Document"].get("Hash")
-        return document
+        return AssociationLive(associations, self._noncompliant(aws, owned_ids))
 
     def _noncompliant(self, aws: AwsApi, owned_ids: set[str]) -> dict[str, set[str]]:
         """Association id -> instances whose last run of it failed (State Manager compliance)."""
@@ -330,45 +357,33 @@ class AssociationKind(Kind[AssociationLive]):
     # -- diff (pure) -----------------------------------------------------------------------------
     def diff(self, desired: list[Manifest], live: AssociationLive, ctx: Context) -> KindPlan:
         plan = KindPlan()
-        document_ok = self._diff_document(desired, live.document, ctx, plan)
         mine = [a for a in live.associations if is_owned(a.tags, ctx.controller_id)]
         declared = {m.name for m in desired}
         by_name = self._collapse_duplicates(mine, declared, plan)
         schedules = self._schedules(desired, by_name)
         for manifest in desired:
-            spec: AssociationSpec = manifest.spec
-            if spec.package is not None and not document_ok:
-                continue
             current = by_name.get(manifest.name)
             if current is None and any(
                 a.name == manifest.name and a not in mine for a in live.associations
             ):
-                plan.findings.append(
-                    Finding(
-                        KIND,
-                        manifest.name,
-                        Severity.ERROR,
-                        f"an association named {manifest.name} exists and is not owned by this"
-                        " controller: refusing to create a second one or change it",
-                    )
+                plan.refuse_not_owned(
+                    KIND,
+                    manifest.name,
+                    f"an association named {manifest.name}",
+                    "refusing to create a second one or change it",
                 )
                 continue
             request = desired_request(manifest, ctx, schedules.get(manifest.name))
             tags = owner_tags(ctx.controller_id, KIND, manifest.name)
             self._diff_one(manifest, request, tags, current, plan)
-            if current is not None:
-                plan.findings += self._health(manifest, current, live, ctx)
         for association in mine:
             if association.name not in declared:
                 plan.operations.append(
-                    Operation(
-                        KIND,
+                    _delete(
                         manifest_of(association.tags, KIND) or str(association.name),
-                        Action.DELETE,
-                        association.association_id,
-                        reason="no manifest declares it any more",
+                        association,
+                        "no manifest declares it any more",
                         prune=True,
-                        payload=Write({}, association.association_id),
                     )
                 )
         return plan
@@ -389,93 +404,29 @@ class AssociationKind(Kind[AssociationLive]):
                 if association is kept[name]:
                     continue
                 plan.operations.append(
-                    Operation(
-                        KIND,
+                    _delete(
                         str(name),
-                        Action.DELETE,
-                        association.association_id,
-                        reason=f"duplicate of {kept[name].association_id} for this manifest;"
+                        association,
+                        f"duplicate of {kept[name].association_id} for this manifest;"
                         f" keeping that one ({_why_kept(kept[name], association)})",
-                        payload=Write({}, association.association_id),
                     )
                 )
         return kept
-
-    def _diff_document(
-        self, desired: list[Manifest], document: DetectionDocument, ctx: Context, plan: KindPlan
-    ) -> bool:
-        """Plan the detection document; False when package associations cannot use it."""
-        if not any(m.spec.package is not None for m in desired):
-            return True
-        tags = owner_tags(ctx.controller_id, KIND, "detection-document")
-        if document.exists and not document.owned:
-            plan.findings.append(
-                Finding(
-                    KIND,
-                    "detection-document",
-                    Severity.ERROR,
-                    f"document {document.name} exists and is not owned by this controller:"
-                    " package associations are left unchanged",
-                )
-            )
-            return False
-        if not document.exists:
-            plan.operations.append(
-                Operation(
-                    KIND,
-                    "detection-document",
-                    Action.CREATE,
-                    document.name,
-                    changes=(FieldChange("hash", None, detection.content_hash()),),
-                    reason="package associations run this document",
-                    stage=-1,  # the document exists before associations use it
-                    payload=DocumentChange(document.name, True, tags),
-                )
-            )
-        elif document.hash != detection.content_hash() and (
-            document.latest_version and document.latest_hash == detection.content_hash()
-        ):
-            plan.operations.append(
-                Operation(
-                    KIND,
-                    "detection-document",
-                    Action.UPDATE,
-                    document.name,
-                    changes=(FieldChange("hash", document.hash, detection.content_hash()),),
-                    reason=f"version {document.latest_version} already holds this evaluator"
-                    " (an earlier pass stopped before promoting it): making it the default",
-                    stage=-1,  # the document exists before associations use it
-                    payload=DocumentChange(document.name, False, tags, document.latest_version),
-                )
-            )
-        elif document.hash != detection.content_hash():
-            plan.operations.append(
-                Operation(
-                    KIND,
-                    "detection-document",
-                    Action.UPDATE,
-                    document.name,
-                    changes=(FieldChange("hash", document.hash, detection.content_hash()),),
-                    reason="this controller version ships a different evaluator",
-                    stage=-1,  # the document exists before associations use it
-                    payload=DocumentChange(document.name, False, tags),
-                )
-            )
-        return True
 
     def _schedules(
         self, desired: list[Manifest], live: dict[str | None, LiveAssociation]
     ) -> dict[str, str | None]:
         schedules: dict[str, str | None] = {}
         groups: dict[str, tuple[StaggerGroup, list[str]]] = {}
+        settings = stagger_groups(desired)
         for manifest in desired:
             spec: AssociationSpec = manifest.spec
             if spec.schedule is None:
                 schedules[manifest.name] = None
             elif spec.schedule.expression is not None:
                 schedules[manifest.name] = spec.schedule.expression
-            elif spec.stagger_group is not None:
-                group = spec.stagger_group
+            elif spec.schedule.stagger is not None and spec.schedule.stagger.group in settings:
+                group = settings[spec.schedule.stagger.group]
                 groups.setdefault(group.name, (group, []))[1].append(manifest.name)
         for group, members in groups.values():
             current = {name: live[name].schedule if name in live else None for name in members}
@@ -494,17 +445,17 @@ class AssociationKind(Kind[AssociationLive]):
         if current is None:
             plan.operations.append(
                 Operation(
-                    KIND,
-                    manifest.name,
-                    Action.CREATE,
-                    "(new)",
+                    kind=KIND,
+                    name=manifest.name,
+                    action=Action.CREATE,
+                    resource="(new)",
                     changes=tuple(
                         FieldChange(key, None, value)
                         for key, value in normalize(request).items()
                         if value not in (None, {}, [])
                     ),
                     reason="no association with this name",
-                    payload=Write(request, tags=tags),
+                    payload=CreateAssociation(request=request, tags=tags),
                 )
             )
             return
@@ -517,22 +468,26 @@ class AssociationKind(Kind[AssociationLive]):
         if changes:
             plan.operations.append(
                 Operation(
-                    KIND,
-                    manifest.name,
-                    Action.UPDATE,
-                    current.association_id,
+                    kind=KIND,
+                    name=manifest.name,
+                    action=Action.UPDATE,
+                    resource=current.association_id,
                     changes=tuple(changes),
                     reason="the association differs from its manifest (an update re-runs it)",
-                    payload=Write(request, current.association_id, current.version, tags),
+                    payload=UpdateAssociation(
+                        association_id=current.association_id,
+                        association_version=current.version,
+                        request=request,
+                    ),
                 )
             )
         elif current.tags.get(MANIFEST_TAG) != tags[MANIFEST_TAG]:
             plan.operations.append(
                 Operation(
-                    KIND,
-                    manifest.name,
-                    Action.UPDATE,
-                    current.association_id,
+                    kind=KIND,
+                    name=manifest.name,
+                    action=Action.UPDATE,
+                    resource=current.association_id,
                     changes=(
                         FieldChange(
                             f"tags.{MANIFEST_TAG}",
@@ -541,158 +496,96 @@ class AssociationKind(Kind[AssociationLive]):
                         ),
                     ),
                     reason="repairing the manifest tag (no association update)",
-                    payload=Write({}, current.association_id, tags=tags, tags_only=True),
+                    payload=RepairManifestTag(association_id=current.association_id, tags=tags),
                 )
             )
-
-    def _health(
-        self, manifest: Manifest, current: LiveAssociation, live: AssociationLive, ctx: Context
-    ) -> list[Finding]:
-        counts = current.overview.get("AssociationStatusAggregatedCount") or {}
-        total = sum(int(v) for v in counts.values())
-        if not total:
-            return []
-        failed = int(counts.get("Failed", 0))
-        summary = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
-        package = _package_of(current.request, detection.document_name(ctx.controller_id))
-        noncompliant = sorted(live.noncompliant.get(current.association_id, set()))
-        what = f"package {package}" if package else f"document {current.document}"
-        message = f"install health of {what}: {summary} of {total} instance(s)"
-        if noncompliant:
-            message += f"; {len(noncompliant)} non-compliant (detection says not installed)"
-        return [
-            Finding(
-                KIND,
-                manifest.name,
-                Severity.WARNING if failed or noncompliant else Severity.INFO,
-                message,
-                count=failed or len(noncompliant),
-                examples=tuple(noncompliant[:5]),
-            )
-        ]
 
     # -- apply -----------------------------------------------------------------------------------
-    def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> None:
-        payload = operation.payload
-        if isinstance(payload, DocumentChange):
-            self._apply_document(aws, payload)
-            return
-        write: Write = payload
-        if operation.action is Action.DELETE:
-            aws.call_if_exists(
-                "ssm",
-                "DeleteAssociation",
-                absent="AssociationDoesNotExist",
-                AssociationId=write.association_id,
-            )
-            return
-        tags = tag_list(write.tags)
-        if write.tags_only:
-            aws.call(
-                "ssm",
-                "AddTagsToResource",
-                ResourceType="Association",
-                ResourceId=write.association_id,
-                Tags=tags,
-            )
-            crash_point("association.tags-repaired")
-            return
-        if write.association_id is None:
-            aws.call("ssm", "CreateAssociation", **write.request, Tags=tags)
-            crash_point("association.created")
-            return
-        aws.call(
-            "ssm",
-            "UpdateAssociation",
-            AssociationId=write.association_id,
-            AssociationVersion=write.association_version,
-            **write.request,
-        )
-
-    def _apply_document(self, aws: AwsApi, change: DocumentChange) -> None:
-        content = detection.document_content()
-        if change.create:
-            aws.call(
-                "ssm",
-                "CreateDocument",
-                Name=change.name,
-                Content=content,
-                DocumentType="Command",
-                DocumentFormat="JSON",
-                Tags=tag_list(change.tags),
-            )
-            crash_point("association.document-created")
-            return
-        version = change.promote
-        if version is None:
-            try:
-                updated = aws.call(
+    def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> tuple[Event, ...]:
+        match operation.payload:
+            case DeleteAssociation(association_id=association_id):
+                aws.call_if_exists(
                     "ssm",
-                    "UpdateDocument",
-                    Name=change.name,
-                    Content=content,
-                    DocumentFormat="JSON",
-                    DocumentVersion="$LATEST",
+                    "DeleteAssociation",
+                    absent="AssociationDoesNotExist",
+                    AssociationId=association_id,
                 )
-            except Exception as error:
-                # An older version already holds this evaluator (a controller rolled back, or
-                # a version made by an interrupted pass that is no longer the latest).
-                if error_code(error) != "DuplicateDocumentContent":
-                    raise
-                version = self._version_holding(aws, change.name, detection.content_hash())
-                if version is None:
-                    raise
-            else:
-                version = str(updated["DocumentDescription"]["DocumentVersion"])
-                crash_point("association.document-versioned")
-        aws.call("ssm", "UpdateDocumentDefaultVersion", Name=change.name, DocumentVersion=version)
+            case RepairManifestTag(association_id=association_id, tags=tags):
+                aws.call(
+                    "ssm",
+                    "AddTagsToResource",
+                    ResourceType="Association",
+                    ResourceId=association_id,
+                    Tags=tag_list(tags),
+                )
+                crash_point("association.tags-repaired")
+            case CreateAssociation(request=request, tags=tags):
+                aws.call("ssm", "CreateAssociation", **request, Tags=tag_list(tags))
+                crash_point("association.created")
+            case UpdateAssociation() as update:
+                aws.call(
+                    "ssm",
+                    "UpdateAssociation",
+                    AssociationId=update.association_id,
+                    AssociationVersion=update.association_version,
+                    **update.request,
+                )
+            case other:
+                raise TypeError(f"{KIND} cannot apply {type(other).__name__}")
+        return ()
 
-    def _version_holding(self, aws: AwsApi, name: str, content_hash: str) -> str | None:
-        """The newest version of ``name`` whose content hash is ``content_hash``."""
-        numbers = sorted(
-            (
-                int(item["DocumentVersion"])
-                for item in aws.items("ssm", "ListDocumentVersions", Name=name, MaxResults=50)
-            ),
-            reverse=True,
+    # -- the Package -> Association edge -----------------------------------------------------------
+    def on_dependency(
+        self,
+        aws: AwsApi,
+        event: Event,
+        dependents: list[Manifest],
+        live: AssociationLive,
+        ctx: Context,
+    ) -> None:
+        """A Package has a new default version: run once, now, the associations that install it
+        at "latest" (they pass an empty version, which AWS does not re-run on its own)."""
+        if not isinstance(event, DefaultVersionChanged) or event.source.kind != PACKAGE_KIND:
+            return
+        owned = live.owned(ctx.controller_id)
+        ids = sorted(
+            owned[m.name].association_id
+            for m in dependents
+            if m.name in owned and _follows_latest(m.spec)
         )
-        for number in numbers:
-            described = aws.call("ssm", "DescribeDocument", Name=name, DocumentVersion=str(number))
-            if described["Document"].get("Hash") == content_hash:
-                return str(number)
-        return None
+        for start in range(0, len(ids), START_ONCE_BATCH):
+            crash_point("package.starting")
+            aws.call(
+                "ssm", "StartAssociationsOnce", AssociationIds=ids[start : start + START_ONCE_BATCH]
+            )
 
     # -- status ----------------------------------------------------------------------------------
-    def report(
-        self, desired: list[Manifest], live: AssociationLive, metrics: Metrics, ctx: Context
-    ) -> None:
+    def health(self, desired: list[Manifest], live: AssociationLive, ctx: Context) -> KindStatus:
         detector = detection.document_name(ctx.controller_id)
-        groups: dict[str, list[LiveAssociation]] = defaultdict(list)
-        for association in live.associations:
-            if is_owned(association.tags, ctx.controller_id) and association.name:
-                groups[association.name].append(association)
-        mine = {name: in_use(group) for name, group in groups.items()}
-        instances: dict[tuple[str, ...], float] = {}
-        noncompliant: dict[str, set[str]] = defaultdict(set)
+        mine = live.owned(ctx.controller_id)
+        status = KindStatus(managed=len(mine), gauges={INSTANCES.name: {}, NONCOMPLIANT.name: {}})
+        noncompliant_by_package: dict[str, set[str]] = defaultdict(set)
         for manifest in desired:
             current = mine.get(manifest.name)
             if current is None:
+                status.resources.append(ResourceStatus(name=manifest.name, health=Health.MISSING))
                 continue
-            spec: AssociationSpec = manifest.spec
-            package = spec.resolved.package if spec.resolved is not None else ""
-            package = package or _package_of(current.request, detector)
+            resolved = package_of(manifest, ctx.desired)
+            package = resolved.package if resolved else _package_of(current.request, detector)
             counts = current.overview.get("AssociationStatusAggregatedCount") or {}
-            for status in STATUSES:
-                instances[(manifest.name, package, status)] = float(counts.get(status, 0))
+            for state in STATUSES:
+                key = (manifest.name, package, state)
+                status.gauges[INSTANCES.name][key] = float(counts.get(state, 0))
+            noncompliant = sorted(live.noncompliant.get(current.association_id, set()))
             if package:
-                noncompliant[package] |= live.noncompliant.get(current.association_id, set())
-        metrics.set_family(metrics.association_instances, ctx.target, instances)
-        metrics.set_family(
-            metrics.package_noncompliant_instances,
-            ctx.target,
-            {(package,): float(len(ids)) for package, ids in noncompliant.items()},
-        )
-        metrics.managed_resources.labels(target=ctx.target, kind=KIND).set(len(mine))
+                noncompliant_by_package[package] |= set(noncompliant)
+            status.resources.append(
+                _install_health(manifest, current, package, counts, noncompliant)
+            )
+        status.gauges[NONCOMPLIANT.name] = {
+            (package,): float(len(ids)) for package, ids in noncompliant_by_package.items()
+        }
+        return status
 
     # -- export ----------------------------------------------------------------------------------
     def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
@@ -709,6 +602,52 @@ class AssociationKind(Kind[AssociationLive]):
             )["AssociationDescription"]
             documents.append(_export_one(association.name, normalize(described), detector))
         return documents
+
+
+def _follows_latest(spec: AssociationSpec) -> bool:
+    return (
+        spec.package is not None
+        and spec.package.version == "latest"
+        and spec.package.action == "Install"
+    )
+
+
+def _install_health(
+    manifest: Manifest,
+    current: LiveAssociation,
+    package: str,
+    counts: dict[str, Any],
+    noncompliant: list[str],
+) -> ResourceStatus:
+    """What the association's Overview and the compliance summaries say about its installs."""
+    total = sum(int(v) for v in counts.values())
+    if not total:
+        return ResourceStatus(name=manifest.name, health=Health.PROGRESSING)
+    failed = int(counts.get("Failed", 0))
+    summary = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
+    what = f"package {package}" if package else f"document {current.document}"
+    message = f"install health of {what}: {summary} of {total} instance(s)"
+    if noncompliant:
+        message += f"; {len(noncompliant)} non-compliant (detection says not installed)"
+    return ResourceStatus(
+        name=manifest.name,
+        health=Health.DEGRADED if failed or noncompliant else Health.HEALTHY,
+        message=message,
+        count=failed or len(noncompliant),
+        examples=tuple(noncompliant[:5]),
+    )
+
+
+def _delete(name: str, association: LiveAssociation, reason: str, prune: bool = False) -> Operation:
+    return Operation(
+        kind=KIND,
+        name=name,
+        action=Action.DELETE,
+        resource=association.association_id,
+        reason=reason,
+        prune=prune,
+        payload=DeleteAssociation(association_id=association.association_id),
+    )
 
 
 def _export_one(name: str, request: dict[str, Any], detector: str) -> dict[str, Any]:
@@ -764,4 +703,14 @@ def _export_one(name: str, request: dict[str, Any], detector: str) -> dict[str, 
     }
 
 
-__all__ = ["KIND", "AssociationKind", "assign_slots", "desired_request", "normalize"]
+__all__ = [
+    "KIND",
+    "AssociationKind",
+    "CreateAssociation",
+    "DeleteAssociation",
+    "RepairManifestTag",
+    "UpdateAssociation",
+    "assign_slots",
+    "desired_request",
+    "normalize",
+]

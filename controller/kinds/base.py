@@ -1,54 +1,69 @@
-"""The contract every kind implements: observe (bulk read), diff (pure), apply (one operation).
+"""What a kind module imports: the contract (``controller/contract/``), in one place.
 
-A kind never talks to another kind. The engine observes each kind that has desired documents,
-diffs, orders all operations by ``apply_order`` and applies them one at a time.
+The contract itself (what each method is for, how the engine uses it) is documented in
+``controller/contract/kind.py``; this module re-exports it for kind modules and records how the
+contract changed, so a kind written against the previous one is ported mechanically.
+
+Porting a kind written against the previous contract (``apply_order``, ``stage``, positional
+``Operation``/``Finding``, ``payload: Any``, ``report(..., metrics, ...)``, specs registering
+themselves with ``register_kind``, the engine's ``plan``/``ownership``/``crashpoints`` modules):
+
+1. import ``Operation``, ``Finding``, ``KindPlan``, ``Step``, ``crash_point`` and the ownership
+   helpers from ``controller.contract`` (or from here) instead of ``controller.engine.*``, which
+   kinds may no longer import (a test checks it);
+2. set ``spec_model = YourSpec`` and drop the ``register_kind`` call: the whole-set check it
+   registered becomes ``YourSpec.check_set`` (a classmethod taking the same ``by_kind``);
+3. replace ``apply_order`` with ``refers_to`` (the kinds its manifests may reference) and
+   ``references(manifest, desired)`` (the refs of one manifest), or nothing at all for a kind
+   that references nothing; ``stage`` is gone: a resource that must exist first is its own
+   resource (of its own kind, ``implied`` if no manifest declares it) and is referenced;
+4. give each operation a payload ``@dataclass(frozen=True, kw_only=True) class X(Step)``, one per
+   step, build ``Operation(kind=..., name=..., action=..., resource=..., payload=X(...))`` with
+   keywords (``Finding`` too, or ``plan.note(...)`` / ``plan.refuse_not_owned(...)``), and
+   ``match operation.payload`` in ``apply``, which returns the events its dependents must hear
+   (``()`` for none);
+5. turn ``report(desired, live, metrics, ctx)`` into ``health(desired, live, ctx) ->
+   KindStatus``: per-resource health (a message becomes a finding), ``managed`` (was
+   ``managed_resources``) and the values of the gauge families declared in ``gauges`` (keep the
+   names: the series do not change); findings about health move there from ``diff``;
+6. call ``plan.requeue_in(after, why)`` in ``diff`` when the kind knows when it wants the next
+   pass (a renewal, a grace period's end, a registration under way).
 """
 
-from __future__ import annotations
+from controller.contract import (
+    Action,
+    Context,
+    DefaultVersionChanged,
+    Event,
+    FieldChange,
+    Finding,
+    GaugeFamily,
+    Health,
+    Kind,
+    KindPlan,
+    KindStatus,
+    Operation,
+    Ref,
+    ResourceStatus,
+    Severity,
+    Step,
+)
 
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeVar
-
-from controller.aws import AwsApi
-from controller.engine.plan import KindPlan, Operation
-from controller.manifests import Manifest
-from controller.observability.metrics import Metrics
-
-LiveT = TypeVar("LiveT")
-
-
-@dataclass(frozen=True)
-class Context:
-    """What every step may know about where and when it runs."""
-
-    controller_id: str
-    region: str
-    now: datetime
-    target: str = "default"
-
-
-class Kind(ABC, Generic[LiveT]):
-    kind: ClassVar[str]
-    apply_order: ClassVar[int]  # lower applies first (Activation before TagSync)
-
-    @abstractmethod
-    def observe(self, aws: AwsApi, desired: list[Manifest], ctx: Context) -> LiveT:
-        """Read the live state this kind compares against, in as few paginated calls as possible."""
-
-    @abstractmethod
-    def diff(self, desired: list[Manifest], live: LiveT, ctx: Context) -> KindPlan:
-        """Pure: the operations that make live equal desired, and what was noticed on the way."""
-
-    @abstractmethod
-    def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> None:
-        """Carry out one operation this kind planned."""
-
-    def report(self, desired: list[Manifest], live: LiveT, metrics: Metrics, ctx: Context) -> None:
-        """Set this kind's status gauges from what was observed (no AWS calls)."""
-        return None
-
-    def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
-        """Live resources of this kind as manifest documents, for adopting an existing fleet."""
-        return []
+__all__ = [
+    "Action",
+    "Context",
+    "DefaultVersionChanged",
+    "Event",
+    "FieldChange",
+    "Finding",
+    "GaugeFamily",
+    "Health",
+    "Kind",
+    "KindPlan",
+    "KindStatus",
+    "Operation",
+    "Ref",
+    "ResourceStatus",
+    "Severity",
+    "Step",
+]

@@ -21,25 +21,48 @@ filtered by their IDs (100 a call) and DescribeWorkspaces by ID (25 a call).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from controller.aws import AwsApi
 from controller.aws.tags import tag_dict
-from controller.engine.ownership import WORKSPACE_ID_TAG, is_owned, manifest_of
-from controller.engine.plan import Action, FieldChange, Finding, KindPlan, Operation, Severity
-from controller.kinds.base import Context, Kind
-from controller.kinds.matching import LiveWorkspace
-from controller.kinds.tagsync import live_workspace
+from controller.contract import WORKSPACE_ID_TAG, is_owned, manifest_of
+from controller.kinds.base import (
+    Action,
+    Context,
+    Event,
+    FieldChange,
+    GaugeFamily,
+    Kind,
+    KindPlan,
+    KindStatus,
+    Operation,
+    Severity,
+    Step,
+)
+from controller.kinds.matching import LiveWorkspace, live_workspace, mismatch
 from controller.manifests import Manifest
-from controller.observability.metrics import Metrics
-from controller.service.enrollment.identity import mismatch
+from controller.manifests.specs.enrollment import EnrollmentSpec
 
 KIND = "Enrollment"
 INSTANCE_FILTER_VALUES = 100  # DescribeInstanceInformation filter Values: 1..100
 WORKSPACE_IDS_PER_CALL = 25  # DescribeWorkspaces WorkspaceIds: 1..25
 STATES = ("waiting", "registered", "expired")
+
+ACTIVATIONS = GaugeFamily(
+    name="enrollment_activations",
+    help="Per-WorkSpace activations by state: waiting (handed out, unused), registered (used, its"
+    " instance not yet verified), expired (unused, to be deleted).",
+    labels=("state",),
+)
+IMPOSTORS = GaugeFamily(
+    name="impostor_instances",
+    help="Instances registered with a WorkSpace's activation whose computer name or address is"
+    " not that WorkSpace's.",
+    labels=(),
+)
 
 
 @dataclass(frozen=True)
@@ -67,19 +90,20 @@ class EnrollmentLive:
     workspaces: dict[str, LiveWorkspace] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Deregister:
+@dataclass(frozen=True, kw_only=True)
+class Deregister(Step):
     instance_id: str
 
 
-@dataclass(frozen=True)
-class DeleteActivation:
+@dataclass(frozen=True, kw_only=True)
+class DeleteActivation(Step):
     activation_id: str
 
 
 class EnrollmentKind(Kind[EnrollmentLive]):
     kind = KIND
-    apply_order = 25  # after TagSync, whose stale-instance deletes may name the same impostor
+    spec_model = EnrollmentSpec
+    gauges = (ACTIVATIONS, IMPOSTORS)
 
     # -- observe ---------------------------------------------------------------------------------
     def observe(self, aws: AwsApi, desired: list[Manifest], ctx: Context) -> EnrollmentLive:
@@ -151,14 +175,12 @@ class EnrollmentKind(Kind[EnrollmentLive]):
             else:
                 self._check_used(activation, live, ctx, plan)
         if waiting:
-            plan.findings.append(
-                Finding(
-                    KIND,
-                    "*",
-                    Severity.INFO,
-                    f"{waiting} WorkSpace(s) hold an activation they have not registered with yet",
-                    count=waiting,
-                )
+            plan.note(
+                KIND,
+                "*",
+                Severity.INFO,
+                f"{waiting} WorkSpace(s) hold an activation they have not registered with yet",
+                count=waiting,
             )
         return plan
 
@@ -177,22 +199,20 @@ class EnrollmentKind(Kind[EnrollmentLive]):
             return
         impostors = impostors_of(activation, live)
         for instance, why in impostors:
-            plan.findings.append(
-                Finding(
-                    KIND,
-                    activation.manifest,
-                    Severity.ERROR,
-                    f"impostor {instance.instance_id} registered with the activation of WorkSpace"
-                    f" {workspace.workspace_id}: it {why}",
-                    examples=(instance.instance_id,),
-                )
+            plan.note(
+                KIND,
+                activation.manifest,
+                Severity.ERROR,
+                f"impostor {instance.instance_id} registered with the activation of WorkSpace"
+                f" {workspace.workspace_id}: it {why}",
+                examples=(instance.instance_id,),
             )
             plan.operations.append(
                 Operation(
-                    KIND,
-                    activation.manifest,
-                    Action.DELETE,
-                    instance.instance_id,
+                    kind=KIND,
+                    name=activation.manifest,
+                    action=Action.DELETE,
+                    resource=instance.instance_id,
                     changes=(
                         FieldChange("computerName", instance.computer_name, None),
                         FieldChange("ipAddress", instance.ip_address, None),
@@ -200,7 +220,7 @@ class EnrollmentKind(Kind[EnrollmentLive]):
                     reason=f"impostor: registered with {workspace.workspace_id}'s activation but"
                     f" {why} (deregister)",
                     prune=True,
-                    payload=Deregister(instance.instance_id),
+                    payload=Deregister(instance_id=instance.instance_id),
                 )
             )
         if not impostors:
@@ -210,29 +230,28 @@ class EnrollmentKind(Kind[EnrollmentLive]):
             )
 
     # -- apply -----------------------------------------------------------------------------------
-    def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> None:
-        payload = operation.payload
-        if isinstance(payload, Deregister):
-            aws.call_if_exists(
-                "ssm",
-                "DeregisterManagedInstance",
-                absent="InvalidInstanceId",
-                InstanceId=payload.instance_id,
-            )
-        elif isinstance(payload, DeleteActivation):
-            aws.call_if_exists(
-                "ssm",
-                "DeleteActivation",
-                absent="InvalidActivation",
-                ActivationId=payload.activation_id,
-            )
-        else:
-            raise TypeError(f"unexpected Enrollment operation payload {type(payload).__name__}")
+    def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> Sequence[Event]:
+        match operation.payload:
+            case Deregister(instance_id=instance_id):
+                aws.call_if_exists(
+                    "ssm",
+                    "DeregisterManagedInstance",
+                    absent="InvalidInstanceId",
+                    InstanceId=instance_id,
+                )
+            case DeleteActivation(activation_id=activation_id):
+                aws.call_if_exists(
+                    "ssm",
+                    "DeleteActivation",
+                    absent="InvalidActivation",
+                    ActivationId=activation_id,
+                )
+            case other:
+                raise TypeError(f"unexpected Enrollment step {type(other).__name__}")
+        return ()
 
     # -- status ----------------------------------------------------------------------------------
-    def report(
-        self, desired: list[Manifest], live: EnrollmentLive, metrics: Metrics, ctx: Context
-    ) -> None:
+    def health(self, desired: list[Manifest], live: EnrollmentLive, ctx: Context) -> KindStatus:
         states: Counter[str] = Counter({state: 0 for state in STATES})
         impostors = 0
         for activation in live.activations:
@@ -243,9 +262,13 @@ class EnrollmentKind(Kind[EnrollmentLive]):
                 states["expired"] += 1
             else:
                 states["waiting"] += 1
-        metrics.set_family(metrics.enrollment_activations, ctx.target, dict(states))
-        metrics.impostor_instances.labels(target=ctx.target).set(impostors)
-        metrics.managed_resources.labels(target=ctx.target, kind=KIND).set(len(live.activations))
+        return KindStatus(
+            managed=len(live.activations),
+            gauges={
+                ACTIVATIONS.name: {(state,): float(count) for state, count in states.items()},
+                IMPOSTORS.name: {(): float(impostors)},
+            },
+        )
 
     def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
         return []  # per-WorkSpace activations are made on demand; there is nothing to adopt
@@ -268,13 +291,13 @@ def impostors_of(
 
 def _delete(activation: PerWorkspaceActivation, reason: str, prune: bool = False) -> Operation:
     return Operation(
-        KIND,
-        activation.manifest,
-        Action.DELETE,
-        activation.activation_id,
+        kind=KIND,
+        name=activation.manifest,
+        action=Action.DELETE,
+        resource=activation.activation_id,
         reason=f"activation of {activation.workspace_id or '(no WorkSpace)'}: {reason}",
         prune=prune,
-        payload=DeleteActivation(activation.activation_id),
+        payload=DeleteActivation(activation_id=activation.activation_id),
     )
 
 

@@ -13,8 +13,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from controller.engine.ownership import WORKSPACE_ID_TAG
+from controller.contract.ownership import WORKSPACE_ID_TAG
 
 
 @dataclass(frozen=True)
@@ -115,3 +116,41 @@ def match_instances(
         key=lambda i: i.instance_id,
     )
     return matches
+
+
+def live_workspace(item: dict[str, Any], tags: dict[str, str]) -> LiveWorkspace:
+    """A DescribeWorkspaces item and its tags as the matcher sees it."""
+    properties = item.get("WorkspaceProperties", {}) or {}
+    return LiveWorkspace(
+        workspace_id=item["WorkspaceId"],
+        directory_id=item.get("DirectoryId", ""),
+        bundle_id=item.get("BundleId", ""),
+        state=item.get("State", ""),
+        user_name=item.get("UserName", ""),
+        computer_name=item.get("ComputerName", ""),
+        ip_address=item.get("IpAddress", ""),
+        running_mode=properties.get("RunningMode", ""),
+        compute_type=properties.get("ComputeTypeName", ""),
+        operating_system=properties.get("OperatingSystemName", ""),
+        tags=tags,
+    )
+
+
+# -- is this machine that WorkSpace? (the enrollment endpoint asks it of a caller, the Enrollment
+# kind of the instance that registered with a WorkSpace's activation)
+
+
+def same_computer(name: str, workspace: LiveWorkspace) -> bool:
+    return bool(workspace.computer_name) and host_part(name) == host_part(workspace.computer_name)
+
+
+def mismatch(name: str, address: str, workspace: LiveWorkspace) -> str | None:
+    """Why a machine reporting ``name`` and ``address`` is not ``workspace`` (None: it is)."""
+    problems = []
+    if not same_computer(name, workspace):
+        problems.append(
+            f"reports computer name {name or '(none)'!r}, not {workspace.computer_name!r}"
+        )
+    if address != workspace.ip_address:
+        problems.append(f"reports address {address or '(none)'}, not {workspace.ip_address}")
+    return "; ".join(problems) or None

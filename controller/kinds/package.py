@@ -10,12 +10,14 @@ content), which is promoted with UpdateDocumentDefaultVersion. The oldest versio
 keepVersions are deleted (never the default), so the 26th version never happens.
 
 Associations that install the package at "latest" pass an empty version, which AWS does not
-re-run when a package's default changes; so after promoting, apply starts those associations once
-(StartAssociationsOnce) and then records on the document, in the ``fleet-controller/
-followers-started`` tag, the default version whose followers were started. A document created by
-the controller carries that tag from the start (its first version needs no start), so a pass that
-stopped between the promotion and the start (or the record) is seen by the next: the tag names
-an older version than the default, and the followers are started then (at least once).
+re-run when a package's default changes. A promotion therefore returns a ``DefaultVersionChanged``
+event: the engine hands it along the Package -> Association edge (the Association kind's hook
+starts those associations once) and then calls ``after_dependents`` here, which records on the
+document, in the ``fleet-controller/followers-started`` tag, the default version whose followers
+were started. A document created by the controller carries that tag from the start (its first
+version needs no start), so a pass that stopped between the promotion and the start (or the
+record) is seen by the next: the tag names an older version than the default, and a
+``StartFollowers`` step raises the event again (the followers start at least once).
 
 Every step is safe to stop after. Uploads are content-addressed (a second pass uploads only what
 is missing). A version created but not yet promoted (the pass stopped, or UpdateDocument's answer
@@ -32,25 +34,35 @@ from typing import Any
 
 from controller.aws import AwsApi, error_code
 from controller.aws.tags import tag_dict, tag_list
-from controller.detection.document import document_name
-from controller.engine.crashpoints import crash_point
-from controller.engine.ownership import (
+from controller.contract import (
     OWNER_TAG,
     RESERVED_PREFIX,
+    crash_point,
     is_owned,
     manifest_of,
     owner_tags,
 )
-from controller.engine.plan import Action, FieldChange, Finding, KindPlan, Operation, Severity
-from controller.kinds.base import Context, Kind
+from controller.kinds.base import (
+    Action,
+    Context,
+    DefaultVersionChanged,
+    Event,
+    FieldChange,
+    Health,
+    Kind,
+    KindPlan,
+    KindStatus,
+    Operation,
+    ResourceStatus,
+    Severity,
+    Step,
+)
 from controller.manifests import Manifest
 from controller.manifests.specs.package import KEEP_VERSIONS_MAX, PackageSpec
-from controller.observability.metrics import Metrics
 from controller.packaging.build import Artifact, PackageBuild, manifest_digest
 
 KIND = "Package"
 AWS_VERSION_LIMIT = 25
-START_ONCE_BATCH = 10  # StartAssociationsOnce AssociationIds: max 10
 # The default version whose "latest" followers were last started (see the module docstring).
 FOLLOWERS_STARTED_TAG = f"{RESERVED_PREFIX}followers-started"
 
@@ -98,21 +110,57 @@ class PackageLive:
     owned: dict[str, str] = field(default_factory=dict)  # owned package document -> manifest
 
 
-@dataclass(frozen=True)
-class Publish:
-    """What apply does for one Package; ``version_name`` None means prune only."""
+@dataclass(frozen=True, kw_only=True)
+class CreatePackage(Step):
+    """Upload what S3 lacks and create the document with its first version (the default)."""
 
-    manifest: str
     document: str
     build: PackageBuild
-    version_name: str | None
-    create: bool
+    version_name: str
     uploads: tuple[Artifact, ...]
-    promote_existing: int | None
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishVersion(Step):
+    """Upload what S3 lacks, add a version (room made under AWS's 25 first), promote, prune."""
+
+    document: str
+    build: PackageBuild
+    version_name: str
+    uploads: tuple[Artifact, ...]
     versions: tuple[LiveVersion, ...]
     keep: int
-    tags: dict[str, str]
-    start_default: int | None = None  # prune only: then start the followers of this default
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromoteVersion(Step):
+    """A version already holds this build (an earlier pass stopped): promote it, prune."""
+
+    document: str
+    number: int
+    versions: tuple[LiveVersion, ...]
+    keep: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PruneVersions(Step):
+    document: str
+    versions: tuple[LiveVersion, ...]
+    keep: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartFollowers(Step):
+    """Raise the default's event again: its followers were never started (a pass stopped)."""
+
+    document: str
+    default_version: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeletePackage(Step):
+    document: str
 
 
 def suffixed(version: str, digest: str) -> str:
@@ -122,7 +170,7 @@ def suffixed(version: str, digest: str) -> str:
 
 class PackageKind(Kind[PackageLive]):
     kind = KIND
-    apply_order = 30
+    spec_model = PackageSpec
 
     # -- observe ---------------------------------------------------------------------------------
     def observe(self, aws: AwsApi, desired: list[Manifest], ctx: Context) -> PackageLive:
@@ -230,13 +278,13 @@ class PackageKind(Kind[PackageLive]):
             if document not in declared:
                 plan.operations.append(
                     Operation(
-                        KIND,
-                        name,
-                        Action.DELETE,
-                        document,
+                        kind=KIND,
+                        name=name,
+                        action=Action.DELETE,
+                        resource=document,
                         reason="no manifest declares this package any more",
                         prune=True,
-                        payload=document,
+                        payload=DeletePackage(document=document),
                     )
                 )
         return plan
@@ -251,69 +299,24 @@ class PackageKind(Kind[PackageLive]):
     ) -> None:
         live, build = state.live, state.build
         if live.exists and not live.owned:
-            plan.findings.append(
-                Finding(
-                    KIND,
-                    manifest.name,
-                    Severity.ERROR,
-                    f"document {spec.name} exists and is not a Package owned by this controller"
-                    " (owner tag missing or different): refusing to change it",
-                )
+            plan.refuse_not_owned(
+                KIND,
+                manifest.name,
+                f"document {spec.name}",
+                "refusing to change it",
+                as_a="a Package",
             )
             return
-        tags = owner_tags(ctx.controller_id, KIND, manifest.name)
         if state.equal:
-            excess = _excess(list(live.versions), spec.keep_versions)
-            changes, reasons = [], []
-            if excess:
-                changes.append(FieldChange("versions", len(live.versions), spec.keep_versions))
-                reasons.append(f"{len(excess)} version(s) beyond keepVersions {spec.keep_versions}")
-            if state.followers_pending:
-                changes.append(
-                    FieldChange(
-                        "followersStarted",
-                        live.tags.get(FOLLOWERS_STARTED_TAG),
-                        str(live.default_version),
-                    )
-                )
-                reasons.append(
-                    f"the associations installing it at latest were not started for version"
-                    f" {live.default_version_name} (an earlier pass stopped): starting them once"
-                )
-            if changes:
-                plan.operations.append(
-                    Operation(
-                        KIND,
-                        manifest.name,
-                        Action.UPDATE,
-                        spec.name,
-                        changes=tuple(changes),
-                        reason="; ".join(reasons),
-                        payload=Publish(
-                            manifest.name,
-                            spec.name,
-                            build,
-                            None,
-                            False,
-                            (),
-                            None,
-                            tuple(live.versions),
-                            spec.keep_versions,
-                            tags,
-                            live.default_version if state.followers_pending else None,
-                        ),
-                    )
-                )
+            self._tidy(manifest, spec, state, plan)
             return
         if not state.bucket_exists:
-            plan.findings.append(
-                Finding(
-                    KIND,
-                    manifest.name,
-                    Severity.ERROR,
-                    f"S3 bucket {build.bucket} does not exist: create it (with the access"
-                    " Distributor needs) before publishing this package",
-                )
+            plan.note(
+                KIND,
+                manifest.name,
+                Severity.ERROR,
+                f"S3 bucket {build.bucket} does not exist: create it (with the access"
+                " Distributor needs) before publishing this package",
             )
             return
         uploads = tuple(a for a in build.artifacts if a.key not in state.stored_keys)
@@ -324,14 +327,12 @@ class PackageKind(Kind[PackageLive]):
         elif spec.version in names:
             version_name = suffixed(spec.version, build.digest)
             promote = names.get(version_name)
-            plan.findings.append(
-                Finding(
-                    KIND,
-                    manifest.name,
-                    Severity.WARNING,
-                    f"the content changed but version {spec.version} already exists in"
-                    f" {spec.name}: publishing it as {version_name}; bump spec.version to name it",
-                )
+            plan.note(
+                KIND,
+                manifest.name,
+                Severity.WARNING,
+                f"the content changed but version {spec.version} already exists in"
+                f" {spec.name}: publishing it as {version_name}; bump spec.version to name it",
             )
         changes = [FieldChange("version", live.default_version_name, version_name)]
         for artifact in build.artifacts:
@@ -342,108 +343,198 @@ class PackageKind(Kind[PackageLive]):
             FieldChange(f"upload.{artifact.key}", None, f"{artifact.size} bytes")
             for artifact in uploads
         ]
-        if promote is not None:
-            reason = f"version {version_name} holds this content already: promoting it"
-        elif live.exists:
-            reason = "the built package differs from the live default version"
-        else:
+        step: Step
+        if not live.exists:
             reason = "the package does not exist"
+            step = CreatePackage(
+                document=spec.name,
+                build=build,
+                version_name=version_name,
+                uploads=uploads,
+                tags=owner_tags(ctx.controller_id, KIND, manifest.name),
+            )
+        elif promote is not None:
+            reason = f"version {version_name} holds this content already: promoting it"
+            step = PromoteVersion(
+                document=spec.name,
+                number=promote,
+                versions=tuple(live.versions),
+                keep=spec.keep_versions,
+            )
+        else:
+            reason = "the built package differs from the live default version"
+            step = PublishVersion(
+                document=spec.name,
+                build=build,
+                version_name=version_name,
+                uploads=uploads,
+                versions=tuple(live.versions),
+                keep=spec.keep_versions,
+            )
         plan.operations.append(
             Operation(
-                KIND,
-                manifest.name,
-                Action.UPDATE if live.exists else Action.CREATE,
-                spec.name,
+                kind=KIND,
+                name=manifest.name,
+                action=Action.UPDATE if live.exists else Action.CREATE,
+                resource=spec.name,
                 changes=tuple(changes),
                 reason=reason,
-                payload=Publish(
-                    manifest.name,
-                    spec.name,
-                    build,
-                    version_name,
-                    not live.exists,
-                    () if promote is not None else uploads,
-                    promote,
-                    tuple(live.versions),
-                    spec.keep_versions,
-                    tags,
-                ),
+                payload=step,
             )
         )
 
-    # -- apply -----------------------------------------------------------------------------------
-    def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> None:
-        if operation.action is Action.DELETE:
-            aws.call_if_exists(
-                "ssm", "DeleteDocument", absent="InvalidDocument", Name=operation.payload
+    def _tidy(
+        self, manifest: Manifest, spec: PackageSpec, state: PackageState, plan: KindPlan
+    ) -> None:
+        """The live default is this build: prune old versions, start followers never started."""
+        live = state.live
+        excess = _excess(list(live.versions), spec.keep_versions)
+        if excess:
+            plan.operations.append(
+                Operation(
+                    kind=KIND,
+                    name=manifest.name,
+                    action=Action.UPDATE,
+                    resource=spec.name,
+                    changes=(FieldChange("versions", len(live.versions), spec.keep_versions),),
+                    reason=f"{len(excess)} version(s) beyond keepVersions {spec.keep_versions}",
+                    payload=PruneVersions(
+                        document=spec.name, versions=tuple(live.versions), keep=spec.keep_versions
+                    ),
+                )
             )
+        if state.followers_pending and live.default_version is not None:
+            plan.operations.append(
+                Operation(
+                    kind=KIND,
+                    name=manifest.name,
+                    action=Action.UPDATE,
+                    resource=spec.name,
+                    changes=(
+                        FieldChange(
+                            "followersStarted",
+                            live.tags.get(FOLLOWERS_STARTED_TAG),
+                            str(live.default_version),
+                        ),
+                    ),
+                    reason=f"the associations installing it at latest were not started for"
+                    f" version {live.default_version_name} (an earlier pass stopped): starting"
+                    " them once",
+                    payload=StartFollowers(
+                        document=spec.name, default_version=live.default_version
+                    ),
+                )
+            )
+
+    # -- apply -----------------------------------------------------------------------------------
+    def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> tuple[Event, ...]:
+        match operation.payload:
+            case DeletePackage(document=document):
+                aws.call_if_exists("ssm", "DeleteDocument", absent="InvalidDocument", Name=document)
+            case CreatePackage() as create:
+                self._upload(aws, create.build, create.uploads)
+                aws.call(
+                    "ssm",
+                    "CreateDocument",
+                    Name=create.document,
+                    Content=create.build.manifest_json(create.version_name),
+                    DocumentType="Package",
+                    DocumentFormat="JSON",
+                    VersionName=create.version_name,
+                    Attachments=_attachments(create.build),
+                    Tags=tag_list({**create.tags, FOLLOWERS_STARTED_TAG: "1"}),
+                )
+                crash_point("package.versioned")
+            case PublishVersion() as publish:
+                self._upload(aws, publish.build, publish.uploads)
+                # Make room under AWS's limit first; the default version is never a candidate.
+                versions = self._prune(
+                    aws, publish.document, list(publish.versions), AWS_VERSION_LIMIT - 1
+                )
+                created = aws.call(
+                    "ssm",
+                    "UpdateDocument",
+                    Name=publish.document,
+                    Content=publish.build.manifest_json(publish.version_name),
+                    DocumentFormat="JSON",
+                    DocumentVersion="$LATEST",
+                    VersionName=publish.version_name,
+                    Attachments=_attachments(publish.build),
+                )
+                number = int(created["DocumentDescription"]["DocumentVersion"])
+                versions.append(LiveVersion(number, publish.version_name, False))
+                crash_point("package.versioned")
+                return self._promote(
+                    aws, operation, publish.document, number, versions, publish.keep
+                )
+            case PromoteVersion() as promote:
+                return self._promote(
+                    aws,
+                    operation,
+                    promote.document,
+                    promote.number,
+                    list(promote.versions),
+                    promote.keep,
+                )
+            case PruneVersions(document=document, versions=versions, keep=keep):
+                self._prune(aws, document, list(versions), keep)
+                crash_point("package.pruned")
+            case StartFollowers(default_version=default):
+                return (DefaultVersionChanged(source=operation.ref, version=str(default)),)
+            case other:
+                raise TypeError(f"{KIND} cannot apply {type(other).__name__}")
+        return ()
+
+    def after_dependents(self, aws: AwsApi, event: Event, ctx: Context) -> None:
+        """Every association following the package at "latest" was started for this default:
+        record it on the document (a pass stopped before this starts them again)."""
+        if not isinstance(event, DefaultVersionChanged):
             return
-        publish: Publish = operation.payload
-        versions = list(publish.versions)
-        if publish.version_name is None:
-            self._prune(aws, publish.document, versions, publish.keep)
-            crash_point("package.pruned")
-            if publish.start_default is not None:
-                self._start_followers(aws, publish, publish.start_default, ctx)
-            return
-        for artifact in publish.uploads:
+        crash_point("package.started")
+        manifest = ctx.desired.get(KIND, event.source.name) if ctx.desired else None
+        if manifest is None:
+            raise ValueError(f"{event.source} is not in the revision being applied")
+        # The owner tags go along: IAM allows tag writes that carry the controller's owner tag.
+        record = {
+            **owner_tags(ctx.controller_id, KIND, manifest.name),
+            FOLLOWERS_STARTED_TAG: event.version,
+        }
+        aws.call(
+            "ssm",
+            "AddTagsToResource",
+            ResourceType="Document",
+            ResourceId=manifest.spec.name,
+            Tags=tag_list(record),
+        )
+
+    def _upload(self, aws: AwsApi, build: PackageBuild, uploads: tuple[Artifact, ...]) -> None:
+        for artifact in uploads:
             with artifact.open() as body:  # streamed from the build cache
                 aws.call(
                     "s3",
                     "PutObject",
-                    Bucket=publish.build.bucket,
+                    Bucket=build.bucket,
                     Key=artifact.key,
                     Body=body,
                     ContentType="application/zip",
                 )
             crash_point("package.uploaded")
-        attachments = [
-            {"Key": "S3FileUrl", "Values": [publish.build.url(a)], "Name": a.name}
-            for a in publish.build.artifacts
-        ]
-        content = publish.build.manifest_json(publish.version_name)
-        if publish.create:
-            aws.call(
-                "ssm",
-                "CreateDocument",
-                Name=publish.document,
-                Content=content,
-                DocumentType="Package",
-                DocumentFormat="JSON",
-                VersionName=publish.version_name,
-                Attachments=attachments,
-                Tags=tag_list({**publish.tags, FOLLOWERS_STARTED_TAG: "1"}),
-            )
-            crash_point("package.versioned")
-            return
-        number = publish.promote_existing
-        if number is None:
-            # Make room under AWS's limit first; the default version is never a candidate.
-            versions = self._prune(aws, publish.document, versions, AWS_VERSION_LIMIT - 1)
-            created = aws.call(
-                "ssm",
-                "UpdateDocument",
-                Name=publish.document,
-                Content=content,
-                DocumentFormat="JSON",
-                DocumentVersion="$LATEST",
-                VersionName=publish.version_name,
-                Attachments=attachments,
-            )
-            number = int(created["DocumentDescription"]["DocumentVersion"])
-            versions.append(LiveVersion(number, publish.version_name, False))
-            crash_point("package.versioned")
-        aws.call(
-            "ssm",
-            "UpdateDocumentDefaultVersion",
-            Name=publish.document,
-            DocumentVersion=str(number),
-        )
+
+    def _promote(
+        self,
+        aws: AwsApi,
+        operation: Operation,
+        document: str,
+        number: int,
+        versions: list[LiveVersion],
+        keep: int,
+    ) -> tuple[Event, ...]:
+        aws.call("ssm", "UpdateDocumentDefaultVersion", Name=document, DocumentVersion=str(number))
         crash_point("package.promoted")
         versions = [LiveVersion(v.number, v.version_name, v.number == number) for v in versions]
-        self._prune(aws, publish.document, versions, publish.keep)
+        self._prune(aws, document, versions, keep)
         crash_point("package.pruned")
-        self._start_followers(aws, publish, number, ctx)
+        return (DefaultVersionChanged(source=operation.ref, version=str(number)),)
 
     def _prune(
         self, aws: AwsApi, document: str, versions: list[LiveVersion], keep: int
@@ -455,44 +546,21 @@ class PackageKind(Kind[PackageLive]):
         gone = {v.number for v in doomed}
         return [v for v in versions if v.number not in gone]
 
-    def _start_followers(self, aws: AwsApi, publish: Publish, default: int, ctx: Context) -> None:
-        """Run once, now, the controller's associations that install the package at "latest",
-        then record on the document that ``default``'s followers were started."""
-        package = publish.document
-        detector = document_name(ctx.controller_id)
-        ids: list[str] = []
-        for item in aws.items(
-            "ssm", "ListAssociations", AssociationFilterList=[{"key": "Name", "value": detector}]
-        ):
-            described = aws.call("ssm", "DescribeAssociation", AssociationId=item["AssociationId"])
-            parameters = described["AssociationDescription"].get("Parameters") or {}
-            if (
-                parameters.get("name") == [package]
-                and parameters.get("version", [""]) == [""]
-                and parameters.get("action") == ["Install"]
-            ):
-                ids.append(item["AssociationId"])
-        for start in range(0, len(ids), START_ONCE_BATCH):
-            crash_point("package.starting")
-            aws.call(
-                "ssm", "StartAssociationsOnce", AssociationIds=ids[start : start + START_ONCE_BATCH]
-            )
-        crash_point("package.started")
-        # The owner tags go along: IAM allows tag writes that carry the controller's owner tag.
-        record = {**publish.tags, FOLLOWERS_STARTED_TAG: str(default)}
-        aws.call(
-            "ssm",
-            "AddTagsToResource",
-            ResourceType="Document",
-            ResourceId=package,
-            Tags=tag_list(record),
-        )
-
     # -- status ----------------------------------------------------------------------------------
-    def report(
-        self, desired: list[Manifest], live: PackageLive, metrics: Metrics, ctx: Context
-    ) -> None:
-        metrics.managed_resources.labels(target=ctx.target, kind=KIND).set(len(live.owned))
+    def health(self, desired: list[Manifest], live: PackageLive, ctx: Context) -> KindStatus:
+        status = KindStatus(managed=len(live.owned))
+        for manifest in desired:
+            state = live.packages[manifest.name]
+            if not state.live.exists:
+                health = Health.MISSING
+            elif not state.live.owned:
+                health = Health.UNKNOWN
+            elif state.equal and not state.followers_pending:
+                health = Health.HEALTHY
+            else:
+                health = Health.PROGRESSING
+            status.resources.append(ResourceStatus(name=manifest.name, health=health))
+        return status
 
     # -- export ----------------------------------------------------------------------------------
     def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
@@ -539,6 +607,10 @@ class PackageKind(Kind[PackageLive]):
         return documents
 
 
+def _attachments(build: PackageBuild) -> list[dict[str, Any]]:
+    return [{"Key": "S3FileUrl", "Values": [build.url(a)], "Name": a.name} for a in build.artifacts]
+
+
 def _bucket_and_prefix(url: str) -> tuple[str, str]:
     """From ``s3://bucket/prefix/sha.zip`` or ``https://bucket.s3.amazonaws.com/prefix/sha.zip``."""
     if url.startswith("s3://"):
@@ -567,4 +639,14 @@ def _excess(versions: list[LiveVersion], keep: int) -> list[LiveVersion]:
     return candidates[:extra]
 
 
-__all__ = ["KIND", "PackageKind", "suffixed"]
+__all__ = [
+    "KIND",
+    "CreatePackage",
+    "DeletePackage",
+    "PackageKind",
+    "PromoteVersion",
+    "PruneVersions",
+    "PublishVersion",
+    "StartFollowers",
+    "suffixed",
+]

@@ -7,28 +7,74 @@ when its value differs, removes an owned key no longer desired, and never touche
 Reads are bulk: DescribeWorkspaces (25 a page), DescribeInstanceInformation (50 a page) and one
 tagging-API GetResources walk for the tags of both (100 a page). When the tagging API is denied,
 tags are read per resource instead (and WorkSpaces' one-per-call DescribeTags is slow: 2 calls/s).
+
+WorkSpaces are read in every directory, not only the ones the TagSyncs select, because pruning
+deregisters instances: an instance is stale only when no WorkSpace anywhere in the account and
+Region (any directory, any state but TERMINATED) matches it, and only one carrying this
+controller's owner tag is ever deregistered. Removing a TagSync therefore stops managing its keys
+and never makes the instances it tagged look stale.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from controller.aws import AwsApi, is_access_denied
 from controller.aws.tags import tag_dict, tag_list
-from controller.engine.crashpoints import crash_point
-from controller.engine.ownership import OWNER_TAG, WORKSPACE_ID_TAG, is_owned
-from controller.engine.plan import Action, FieldChange, Finding, KindPlan, Operation, Severity
-from controller.kinds.base import Context, Kind
-from controller.kinds.matching import LiveInstance, LiveWorkspace, Matches, match_instances
-from controller.manifests import Manifest, tag_key_problem, tag_value_problem
-from controller.observability.metrics import Metrics
+from controller.contract import OWNER_TAG, WORKSPACE_ID_TAG, crash_point, is_owned
+from controller.kinds.base import (
+    Action,
+    Context,
+    Event,
+    FieldChange,
+    GaugeFamily,
+    Health,
+    Kind,
+    KindPlan,
+    KindStatus,
+    Operation,
+    ResourceStatus,
+    Severity,
+    Step,
+)
+from controller.kinds.matching import (
+    LiveInstance,
+    LiveWorkspace,
+    Matches,
+    host_part,
+    live_workspace,
+    match_instances,
+)
+from controller.manifests import Manifest, TagSyncSpec, tag_key_problem, tag_value_problem
 
 KIND = "TagSync"
 MAX_INSTANCE_TAGS = 50
 ONBOARDING_STATES = frozenset({"AVAILABLE"})  # a WorkSpace in these states should be registered
-GONE_STATES = frozenset({"TERMINATING", "TERMINATED"})  # its instance is stale, whatever it says
+GONE_STATE = "TERMINATED"  # the only state whose WorkSpace no longer vouches for its instance
+PING_STATUSES = ("Online", "ConnectionLost", "Inactive")  # botocore ssm PingStatus enum
+# Registrations under way: while an instance registered this recently and WorkSpaces are still
+# not onboarded, the next pass comes sooner than the interval.
+REGISTERING_WINDOW = timedelta(minutes=10)
+REGISTERING_REQUEUE = timedelta(minutes=1)
+
+NOT_ONBOARDED = GaugeFamily(
+    name="workspaces_not_onboarded",
+    help="WorkSpaces selected by a TagSync that have no managed instance.",
+    labels=("tagsync",),
+)
+STALE = GaugeFamily(
+    name="stale_instances",
+    help="Managed instances no WorkSpace in the account and Region matches (or superseded).",
+    labels=("tagsync",),
+)
+MANAGED_INSTANCES = GaugeFamily(
+    name="managed_instances",
+    help="SSM managed instances by ping status.",
+    labels=("ping_status",),
+)
 
 
 @dataclass
@@ -38,11 +84,16 @@ class TagSyncLive:
     tag_source: str = "tagging-api"
 
 
-@dataclass(frozen=True)
-class TagChange:
+@dataclass(frozen=True, kw_only=True)
+class ChangeTags(Step):
     instance_id: str
     add: dict[str, str] = field(default_factory=dict)
     remove: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deregister(Step):
+    instance_id: str
 
 
 def selects(manifest: Manifest, workspace: LiveWorkspace) -> bool:
@@ -110,11 +161,14 @@ def desired_tags(manifest: Manifest, workspace: LiveWorkspace) -> dict[str, str]
 
 class TagSyncKind(Kind[TagSyncLive]):
     kind = KIND
-    apply_order = 20
+    spec_model = TagSyncSpec
+    gauges = (NOT_ONBOARDED, STALE, MANAGED_INSTANCES)
 
     # -- observe ---------------------------------------------------------------------------------
     def observe(self, aws: AwsApi, desired: list[Manifest], ctx: Context) -> TagSyncLive:
-        workspaces = self._describe_workspaces(aws, desired)
+        # Every directory, not only the ones the TagSyncs select: an instance is stale only when
+        # no WorkSpace anywhere in the account and Region matches it.
+        workspaces = list(aws.items("workspaces", "DescribeWorkspaces", Limit=25))
         instances = list(
             aws.items(
                 "ssm",
@@ -139,18 +193,6 @@ class TagSyncKind(Kind[TagSyncLive]):
             instances=[_instance(i, instance_tags.get(i["InstanceId"], {})) for i in instances],
             tag_source=source,
         )
-
-    def _describe_workspaces(self, aws: AwsApi, desired: list[Manifest]) -> list[dict[str, Any]]:
-        """All WorkSpaces, or only the selected directories' when every TagSync names them."""
-        directories: set[str] = set()
-        for manifest in desired:
-            if not manifest.spec.workspaces.directory_ids:
-                return list(aws.items("workspaces", "DescribeWorkspaces", Limit=25))
-            directories.update(manifest.spec.workspaces.directory_ids)
-        found: list[dict[str, Any]] = []
-        for directory in sorted(directories):
-            found += aws.items("workspaces", "DescribeWorkspaces", DirectoryId=directory, Limit=25)
-        return found
 
     def _tags_in_bulk(
         self, aws: AwsApi, ctx: Context
@@ -191,19 +233,15 @@ class TagSyncKind(Kind[TagSyncLive]):
         matches = self._match(desired, live)
         wanted, owners, conflicts, refused = self._desired_by_instance(desired, live, matches)
         for instance_id, keys in sorted(conflicts.items()):
-            plan.findings.append(
-                Finding(
-                    KIND,
-                    ", ".join(sorted(owners[instance_id])),
-                    Severity.ERROR,
-                    f"{instance_id}: TagSyncs disagree on {', '.join(sorted(keys))}; left unchanged",
-                )
+            plan.note(
+                KIND,
+                ", ".join(sorted(owners[instance_id])),
+                Severity.ERROR,
+                f"{instance_id}: TagSyncs disagree on {', '.join(sorted(keys))}; left unchanged",
             )
         for (name, key, problem), count in sorted(refused.items()):
-            plan.findings.append(
-                Finding(
-                    KIND, name, Severity.WARNING, f"{count} instance(s): {key}: {problem}; skipped"
-                )
+            plan.note(
+                KIND, name, Severity.WARNING, f"{count} instance(s): {key}: {problem}; skipped"
             )
         instances = {i.instance_id: i for i in live.instances}
         for instance_id, tags in sorted(wanted.items()):
@@ -212,14 +250,16 @@ class TagSyncKind(Kind[TagSyncLive]):
             operation = self._tag_operation(desired, names, instance, tags, plan)
             if operation is not None:
                 plan.operations.append(operation)
-        self._not_onboarded(desired, live, matches, plan)
-        self._stale(desired, matches, ctx, plan)
+        self._stale(desired, live, matches, ctx, plan)
+        if any(not_onboarded(m, live, matches) for m in desired) and any(
+            ctx.now - i.registration_date < REGISTERING_WINDOW for i in live.instances
+        ):
+            plan.requeue_in(REGISTERING_REQUEUE, "WorkSpaces are registering")
         return plan
 
     def _match(self, desired: list[Manifest], live: TagSyncLive) -> Matches:
         order = tuple(desired[0].spec.match.order) if desired else ("computerName", "ipAddress")
-        existing = [w for w in live.workspaces if w.state not in GONE_STATES]
-        return match_instances(existing, live.instances, order)
+        return match_instances(existing_workspaces(live), live.instances, order)
 
     def _desired_by_instance(
         self, desired: list[Manifest], live: TagSyncLive, matches: Matches
@@ -272,14 +312,12 @@ class TagSyncKind(Kind[TagSyncLive]):
             return None
         after = (set(instance.tags) - set(remove)) | set(add)
         if len(after) > MAX_INSTANCE_TAGS:
-            plan.findings.append(
-                Finding(
-                    KIND,
-                    ", ".join(names),
-                    Severity.ERROR,
-                    f"{instance.instance_id} would carry {len(after)} tags; SSM allows "
-                    f"{MAX_INSTANCE_TAGS}: left unchanged",
-                )
+            plan.note(
+                KIND,
+                ", ".join(names),
+                Severity.ERROR,
+                f"{instance.instance_id} would carry {len(after)} tags; SSM allows "
+                f"{MAX_INSTANCE_TAGS}: left unchanged",
             )
             return None
         changes = tuple(
@@ -287,71 +325,68 @@ class TagSyncKind(Kind[TagSyncLive]):
             + [FieldChange(f"tags.{k}", instance.tags[k], None) for k in remove]
         )
         return Operation(
-            KIND,
-            ", ".join(names),
-            Action.UPDATE,
-            instance.instance_id,
+            kind=KIND,
+            name=", ".join(names),
+            action=Action.UPDATE,
+            resource=instance.instance_id,
             changes=changes,
             reason=f"tags of WorkSpace {tags[WORKSPACE_ID_TAG]}",
-            payload=TagChange(instance.instance_id, add, remove),
+            payload=ChangeTags(instance_id=instance.instance_id, add=add, remove=remove),
         )
-
-    def _not_onboarded(
-        self, desired: list[Manifest], live: TagSyncLive, matches: Matches, plan: KindPlan
-    ) -> None:
-        for manifest in desired:
-            missing = not_onboarded(manifest, live, matches)
-            if missing:
-                plan.findings.append(
-                    Finding(
-                        KIND,
-                        manifest.name,
-                        Severity.WARNING,
-                        f"{len(missing)} WorkSpace(s) have no managed instance (not onboarded)",
-                        count=len(missing),
-                        examples=tuple(missing[:5]),
-                    )
-                )
 
     def _stale(
-        self, desired: list[Manifest], matches: Matches, ctx: Context, plan: KindPlan
+        self,
+        desired: list[Manifest],
+        live: TagSyncLive,
+        matches: Matches,
+        ctx: Context,
+        plan: KindPlan,
     ) -> None:
-        stale = stale_instances(matches, ctx.controller_id)
-        if not stale:
-            return
+        stale = stale_instances(live, matches, ctx.controller_id)
         name = desired[0].name if len(desired) == 1 else "*"
-        plan.findings.append(
-            Finding(
-                KIND,
-                name,
-                Severity.WARNING,
-                f"{len(stale)} managed instance(s) match no WorkSpace (stale)",
-                count=len(stale),
-                examples=tuple(i.instance_id for i in stale[:5]),
-            )
-        )
-        for instance in stale:
-            if not is_owned(instance.tags, ctx.controller_id):
-                continue  # only deregister what this controller's activations registered
-            plan.operations.append(
-                Operation(
+        for superseded, what in (
+            (False, "match no WorkSpace in the account and Region"),
+            (True, "are superseded by a newer registration of their WorkSpace"),
+        ):
+            group = [s for s in stale if s.superseded is superseded]
+            if group:
+                plan.note(
                     KIND,
                     name,
-                    Action.DELETE,
-                    instance.instance_id,
+                    Severity.WARNING,
+                    f"{len(group)} managed instance(s) {what} (stale)",
+                    count=len(group),
+                    examples=tuple(s.instance.instance_id for s in group[:5]),
+                )
+        for entry in stale:
+            if not entry.removable:
+                continue
+            instance = entry.instance
+            plan.operations.append(
+                Operation(
+                    kind=KIND,
+                    name=name,
+                    action=Action.DELETE,
+                    resource=instance.instance_id,
                     changes=(FieldChange("pingStatus", instance.ping_status, None),),
-                    reason="stale: no WorkSpace matches it (deregister)",
+                    reason=f"{entry.reason} (deregister)",
                     prune=True,
-                    payload=instance.instance_id,
+                    payload=Deregister(instance_id=instance.instance_id),
                 )
             )
 
     # -- apply -----------------------------------------------------------------------------------
-    def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> None:
-        if operation.action is Action.DELETE:
-            aws.call("ssm", "DeregisterManagedInstance", InstanceId=operation.payload)
-            return
-        change: TagChange = operation.payload
+    def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> tuple[Event, ...]:
+        match operation.payload:
+            case Deregister(instance_id=instance_id):
+                aws.call("ssm", "DeregisterManagedInstance", InstanceId=instance_id)
+            case ChangeTags() as change:
+                self._change_tags(aws, change)
+            case other:
+                raise TypeError(f"{KIND} cannot apply {type(other).__name__}")
+        return ()
+
+    def _change_tags(self, aws: AwsApi, change: ChangeTags) -> None:
         if change.add:
             aws.call(
                 "ssm",
@@ -371,20 +406,38 @@ class TagSyncKind(Kind[TagSyncLive]):
             )
 
     # -- status ----------------------------------------------------------------------------------
-    def report(
-        self, desired: list[Manifest], live: TagSyncLive, metrics: Metrics, ctx: Context
-    ) -> None:
+    def health(self, desired: list[Manifest], live: TagSyncLive, ctx: Context) -> KindStatus:
         matches = self._match(desired, live)
-        missing = {(m.name,): float(len(not_onboarded(m, live, matches))) for m in desired}
-        stale_count = len(stale_instances(matches, ctx.controller_id))
-        stale = {(m.name,): float(stale_count) for m in desired[:1]}
+        stale_count = len(stale_instances(live, matches, ctx.controller_id))
         pings = Counter(i.ping_status for i in live.instances)
-        metrics.set_family(metrics.workspaces_not_onboarded, ctx.target, missing)
-        metrics.set_family(metrics.stale_instances, ctx.target, stale)
-        metrics.set_managed_instances(ctx.target, pings)
-        metrics.managed_resources.labels(target=ctx.target, kind=KIND).set(
-            len(matches.by_workspace)
+        status = KindStatus(
+            managed=len(matches.by_workspace),
+            gauges={
+                NOT_ONBOARDED.name: {},
+                # One TagSync carries the account-wide count (stale is nobody's in particular).
+                STALE.name: {(m.name,): float(stale_count) for m in desired[:1]},
+                MANAGED_INSTANCES.name: {
+                    (ping,): float(pings.get(ping, 0)) for ping in {*PING_STATUSES, *pings}
+                },
+            },
         )
+        for manifest in desired:
+            missing = not_onboarded(manifest, live, matches)
+            status.gauges[NOT_ONBOARDED.name][(manifest.name,)] = float(len(missing))
+            status.resources.append(
+                ResourceStatus(
+                    name=manifest.name,
+                    health=Health.DEGRADED if missing else Health.HEALTHY,
+                    message=(
+                        f"{len(missing)} WorkSpace(s) have no managed instance (not onboarded)"
+                        if missing
+                        else ""
+                    ),
+                    count=len(missing),
+                    examples=tuple(missing[:5]),
+                )
+            )
+        return status
 
     # -- export ----------------------------------------------------------------------------------
     def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
@@ -430,31 +483,58 @@ def not_onboarded(manifest: Manifest, live: TagSyncLive, matches: Matches) -> li
     )
 
 
-def stale_instances(matches: Matches, controller_id: str) -> list[LiveInstance]:
-    """Unmatched instances this fleet put there: registered by our activation or joined before."""
-    return [
-        i
-        for i in matches.unmatched_instances
-        if is_owned(i.tags, controller_id) or WORKSPACE_ID_TAG in i.tags
-    ]
+def existing_workspaces(live: TagSyncLive) -> list[LiveWorkspace]:
+    """Every WorkSpace that still vouches for its instance: any directory, any state but
+    TERMINATED (a stopped, suspended or even terminating WorkSpace's instance is not stale)."""
+    return [w for w in live.workspaces if w.state != GONE_STATE]
 
 
-def live_workspace(item: dict[str, Any], tags: dict[str, str]) -> LiveWorkspace:
-    """A DescribeWorkspaces item and its tags as the matcher sees it."""
-    properties = item.get("WorkspaceProperties", {}) or {}
-    return LiveWorkspace(
-        workspace_id=item["WorkspaceId"],
-        directory_id=item.get("DirectoryId", ""),
-        bundle_id=item.get("BundleId", ""),
-        state=item.get("State", ""),
-        user_name=item.get("UserName", ""),
-        computer_name=item.get("ComputerName", ""),
-        ip_address=item.get("IpAddress", ""),
-        running_mode=properties.get("RunningMode", ""),
-        compute_type=properties.get("ComputeTypeName", ""),
-        operating_system=properties.get("OperatingSystemName", ""),
-        tags=tags,
-    )
+@dataclass(frozen=True)
+class StaleInstance:
+    instance: LiveInstance
+    reason: str  # what makes it stale, as the plan says it
+    superseded: bool  # a live WorkSpace claims it, but another instance serves that WorkSpace
+    removable: bool  # ours (owner tag) and provably stale: deregistered under --prune
+
+
+def stale_instances(live: TagSyncLive, matches: Matches, controller_id: str) -> list[StaleInstance]:
+    """Unmatched instances this fleet put there (registered by our activation or joined before).
+
+    Provably stale, and deregistered with --prune when ours: one no WorkSpace matches at all (by
+    join tag, computer name or IP address, over every directory and every state but TERMINATED).
+    One a live WorkSpace still claims while a newer registration serves it (a rebuild) is stale
+    too, but removed only once it is no longer Online: a live agent is never cut off.
+    """
+    existing = existing_workspaces(live)
+    by_id = {w.workspace_id: w for w in existing}
+    by_name = {host_part(w.computer_name): w for w in existing if w.computer_name}
+    by_ip = {w.ip_address: w for w in existing if w.ip_address}
+    found: list[StaleInstance] = []
+    for instance in matches.unmatched_instances:
+        owned = is_owned(instance.tags, controller_id)
+        if not owned and WORKSPACE_ID_TAG not in instance.tags:
+            continue
+        claim = (
+            by_id.get(instance.tags.get(WORKSPACE_ID_TAG, ""))
+            or by_name.get(host_part(instance.computer_name))
+            or by_ip.get(instance.ip_address)
+        )
+        if claim is None:
+            reason = (
+                "stale: no WorkSpace in the account and Region (any directory, any state but"
+                " TERMINATED) matches it"
+            )
+            found.append(StaleInstance(instance, reason, superseded=False, removable=owned))
+            continue
+        serving = matches.by_workspace.get(claim.workspace_id)
+        served = f", served by {serving.instance_id}" if serving else ""
+        reason = (
+            f"superseded: WorkSpace {claim.workspace_id} is {claim.state}{served}; this"
+            f" registration is {instance.ping_status or 'of unknown ping status'}"
+        )
+        removable = owned and instance.ping_status != "Online"
+        found.append(StaleInstance(instance, reason, superseded=True, removable=removable))
+    return found
 
 
 def _instance(item: dict[str, Any], tags: dict[str, str]) -> LiveInstance:
@@ -472,10 +552,11 @@ def _instance(item: dict[str, Any], tags: dict[str, str]) -> LiveInstance:
 __all__ = [
     "KIND",
     "OWNER_TAG",
+    "ChangeTags",
+    "Deregister",
     "TagSyncKind",
     "WantedTags",
     "desired_tags",
-    "live_workspace",
     "selects",
     "wanted_for",
 ]

@@ -15,7 +15,6 @@ from controller.manifests.common import (
 from controller.manifests.document import API_VERSION, Manifest, SourceLocation
 from controller.manifests.errors import InvalidDesiredState, ManifestError
 from controller.manifests.loader import DesiredState, load_desired_state
-from controller.manifests.registry import KindInfo, kinds, register_kind
 from controller.manifests.specs.activation import ActivationSpec, PublishSpec
 from controller.manifests.specs.tagsync import TagSyncSpec
 
@@ -27,7 +26,6 @@ __all__ = [
     "DesiredState",
     "Duration",
     "InvalidDesiredState",
-    "KindInfo",
     "Manifest",
     "ManifestError",
     "Problem",
@@ -37,10 +35,8 @@ __all__ = [
     "TagMap",
     "TagSyncSpec",
     "format_duration",
-    "kinds",
     "load_desired_state",
     "parse_duration",
-    "register_kind",
     "tag_key_problem",
     "tag_value_problem",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,7 +21,9 @@ from pydantic_core import PydanticCustomError
 from controller.manifests.source import FieldPath
 
 if TYPE_CHECKING:
-    from controller.manifests.containment import ContainedFile
+    from controller.containment import ContainedFile
+    from controller.manifests.document import Manifest
+    from controller.manifests.errors import ManifestError
     from controller.packaging.cache import BuildCache
 
 CONTROLLER_TAG_PREFIX = "fleet-controller/"
@@ -94,7 +96,8 @@ class BuildProblems(Exception):
 
 
 class SpecModel(StrictModel):
-    """Base of every kind's spec; ``problems`` holds the checks that span several fields.
+    """Base of every kind's spec; ``problems`` holds the checks that span several fields and
+    ``check_set`` those that span several documents (unique parameter names, references).
 
     A spec that names files (a Package's installers) says so in ``referenced_files``: the loader
     then resolves each one inside the desired-state root (or reports it, located), folds its
@@ -116,6 +119,11 @@ class SpecModel(StrictModel):
     def build(self, files: Mapping[FieldPath, ContainedFile], cache: BuildCache) -> object | None:
         """What the kind needs from the files, built once when the revision loads (or None)."""
         return None
+
+    @classmethod
+    def check_set(cls, by_kind: Mapping[str, Sequence[Manifest]]) -> list[ManifestError]:
+        """Every valid manifest by kind -> errors (located with ``Manifest.error``)."""
+        return []
 
 
 # --- durations ------------------------------------------------------------------------------

@@ -18,9 +18,9 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from controller.contract.registry import spec_models
 from controller.manifests.common import SpecModel, StrictModel, describe, fail, rejecting
 from controller.manifests.errors import ManifestError
-from controller.manifests.registry import kinds
 from controller.manifests.source import FieldPath, SourceDocument
 
 API_VERSION = "fleet-controller/v1alpha1"
@@ -40,7 +40,7 @@ def _check_api_version(value: str) -> str:
 
 
 def _check_kind(value: str) -> str:
-    known = sorted(kinds())
+    known = sorted(spec_models())
     if value not in known:
         hint = difflib.get_close_matches(value, known, n=1)
         suggestion = f" (did you mean {hint[0]}?)" if hint else ""
@@ -186,14 +186,14 @@ def parse_document(doc: SourceDocument) -> tuple[Manifest | None, list[ManifestE
     except ValidationError as exc:
         errors.extend(located(*translate(err, Envelope)) for err in exc.errors())
 
-    info = kinds().get(kind) if kind is not None else None
+    spec_model = spec_models().get(kind) if kind is not None else None
     spec: SpecModel | None = None
-    if info is not None and isinstance(data.get("spec"), dict):
+    if spec_model is not None and isinstance(data.get("spec"), dict):
         try:
-            spec = info.spec_model.model_validate(data["spec"])
+            spec = _as_spec(spec_model.model_validate(data["spec"]))
         except ValidationError as exc:
             for err in exc.errors():
-                path, message = translate(err, info.spec_model)
+                path, message = translate(err, spec_model)
                 errors.append(located(("spec", *path), message))
         if spec is not None:
             errors.extend(located(("spec", *p.path), p.message) for p in spec.problems())
@@ -208,6 +208,12 @@ def parse_document(doc: SourceDocument) -> tuple[Manifest | None, list[ManifestE
         location,
     )
     return manifest, []
+
+
+def _as_spec(model: BaseModel) -> SpecModel:
+    if not isinstance(model, SpecModel):
+        raise TypeError(f"{type(model).__name__} is not a SpecModel")
+    return model
 
 
 def format_path(path: FieldPath) -> str:

@@ -1,7 +1,7 @@
 """Load a desired-state directory and validate it as a whole.
 
 Nothing is applied from a revision with any error, so this collects every error - per document,
-per kind (unique names), across documents (each kind's ``check_set``) and about every file a
+per kind (unique names), across documents (each spec model's ``check_set``) and about every file a
 manifest names (containment and size, see ``SpecModel.referenced_files``) - and raises them
 together. Bad input of any sort surfaces as InvalidDesiredState, never as another exception.
 
@@ -20,11 +20,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from controller.manifests.common import BuildProblems
-from controller.manifests.containment import ContainedFile, Containment, Refused
+from controller.containment import ContainedFile, Containment, Refused
+from controller.contract.registry import spec_models
+from controller.manifests.common import BuildProblems, SpecModel
 from controller.manifests.document import Manifest, parse_document
 from controller.manifests.errors import InvalidDesiredState, ManifestError
-from controller.manifests.registry import kinds
 from controller.manifests.source import FieldPath, SourceDocument, discover, read_file
 
 if TYPE_CHECKING:
@@ -107,9 +107,9 @@ def load_desired_state(
     by_kind: dict[str, list[Manifest]] = defaultdict(list)
     for manifest in manifests:
         by_kind[manifest.kind].append(manifest)
-    for info in kinds().values():
-        if info.check_set is not None:
-            errors.extend(info.check_set(by_kind))
+    for spec_model in spec_models().values():
+        if issubclass(spec_model, SpecModel):
+            errors.extend(spec_model.check_set(by_kind))
     files = [_referenced_files(manifest, containment, errors) for manifest in manifests]
     if errors:
         raise InvalidDesiredState(errors)

@@ -5,10 +5,13 @@ never collide on the global registry. Every per-target series carries a ``target
 controller may reconcile several account/region targets); the few controller-wide series
 (``CONTROLLER_WIDE``) do not.
 
-Gauges that describe a snapshot of live state (drift by kind, activations, instances by status)
-must be set with :meth:`Metrics.set_gauge_family`, which also removes the label sets missing from
-the new snapshot: a deleted activation must not leave a stale series behind for alerts to fire on.
-Counters are only ever incremented.
+One path: every series is written through a method here (``record_*``, ``set_*``), which also
+remembers which label sets it wrote, so a snapshot gauge drops the label sets missing from the
+next snapshot (a deleted activation leaves no series for alerts to fire on) and a replica that
+loses a target's lease forgets exactly that target's status (``forget_target``), without reading
+prometheus-client's private attributes. Kinds declare their own status gauges
+(``controller.contract.GaugeFamily``); the engine declares them here and sets them from each
+kind's status, so this module names no kind. Counters are only ever incremented.
 """
 
 from __future__ import annotations
@@ -18,14 +21,15 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder, generate_latest
-from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
+from controller.contract.status import GaugeFamily, Health
 from controller.observability.redaction import contains_secret, redact_text
 
 DEFAULT_TARGET = "default"
@@ -33,7 +37,6 @@ STANDARD_TIER_INSTANCE_QUOTA = 1000
 
 RECONCILE_RESULTS = ("success", "error", "invalid")
 AWS_OUTCOMES = ("success", "throttled", "server_error", "client_error", "connection_error")
-PING_STATUSES = ("Online", "ConnectionLost", "Inactive")  # botocore ssm PingStatus enum
 # 0.1 s (a no-op reconcile of a tiny fleet) .. 10 min (a first apply of thousands of instances).
 RECONCILE_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -42,11 +45,15 @@ CONTROLLER_WIDE = frozenset(
     {
         "fleet_desired_state_valid",
         "fleet_desired_state_info",
+        "fleet_desired_state_fetch_timestamp_seconds",
         "fleet_webhook_requests",
         "fleet_enrollment_requests",
         "fleet_controller_info",
     }
 )
+# Per-target series a replica keeps exporting for a target whose lease it does not hold: the
+# lease itself and a constant. Everything else describes what the holder saw.
+KEPT_WHEN_NOT_HOLDER = frozenset({"fleet_leader", "fleet_managed_instance_quota"})
 
 LabelKey = str | tuple[str, ...]
 
@@ -58,12 +65,11 @@ class GaugeValues(Protocol):
 
 
 @dataclass(frozen=True)
-class ActivationStats:
-    """What the metrics need to know about one activation (never its code)."""
+class _Family:
+    """What this module knows of a gauge it created (so it never asks prometheus-client)."""
 
-    expiry_timestamp: float
-    registrations: int
-    registration_limit: int
+    name: str
+    labels: tuple[str, ...]
 
 
 def _package_version() -> str:
@@ -81,7 +87,7 @@ def _check_label(value: str) -> str:
 
 
 class Metrics:
-    """All fleet_* metrics, one attribute each, in a private registry."""
+    """All fleet_* metrics in a private registry; every write goes through a method here."""
 
     def __init__(
         self,
@@ -97,170 +103,176 @@ class Metrics:
             PlatformCollector(registry=self.registry)
         r = self.registry
         t = ("target",)
+        self._lock = threading.RLock()
+        self._gauges: dict[int, _Family] = {}  # id(gauge) -> its name and labels
+        self._by_name: dict[str, Gauge] = {}
+        self._collectors: list[Collector] = []
+        # Values written per (gauge name, target), by label values after target: to drop what
+        # a new snapshot lacks, to replace one kind's slice of a shared gauge, to forget a target.
+        self._written: dict[tuple[str, str], dict[tuple[str, ...], float]] = {}
+        self._revision: str | None = None
 
-        self.reconciles_total = Counter(
-            "fleet_reconciles_total",
-            "Reconcile passes by result (success, error, invalid desired state).",
-            [*t, "result"],
-            registry=r,
+        self.reconciles_total = self._add(
+            Counter(
+                "fleet_reconciles_total",
+                "Reconcile passes by result: success (everything applied), error (an operation"
+                " failed, was deferred or blocked, or the pass failed), invalid desired state.",
+                [*t, "result"],
+                registry=r,
+            )
         )
-        self.reconcile_duration_seconds = Histogram(
-            "fleet_reconcile_duration_seconds",
-            "Wall time of one reconcile pass (observe, diff, apply).",
-            t,
-            buckets=RECONCILE_BUCKETS,
-            registry=r,
+        self.reconcile_duration_seconds = self._add(
+            Histogram(
+                "fleet_reconcile_duration_seconds",
+                "Wall time of one reconcile pass (observe, diff, apply).",
+                t,
+                buckets=RECONCILE_BUCKETS,
+                registry=r,
+            )
         )
-        self.drifted_resources = Gauge(
+        self.drifted_resources = self._gauge(
             "fleet_drifted_resources",
             "Resources whose live state differs from desired state, by kind (last pass).",
             [*t, "kind"],
-            registry=r,
         )
-        self.managed_resources = Gauge(
+        self.managed_resources = self._gauge(
             "fleet_managed_resources",
             "Resources declared in desired state and managed by this controller, by kind.",
             [*t, "kind"],
-            registry=r,
         )
-        self.apply_operations_total = Counter(
-            "fleet_apply_operations_total",
-            "Applied plan operations by kind, action (create/update/delete/...) and result.",
-            [*t, "kind", "action", "result"],
-            registry=r,
+        self.resources = self._gauge(
+            "fleet_resources",
+            "Desired resources by kind and health (Healthy, Progressing, Degraded, Missing,"
+            " Unknown), as each kind judges what it observed.",
+            [*t, "kind", "health"],
         )
-        self.aws_api_calls_total = Counter(
-            "fleet_aws_api_calls_total",
-            "AWS API calls by service, operation and outcome (each attempt counts once).",
-            [*t, "service", "operation", "outcome"],
-            registry=r,
+        self.refused_resources = self._gauge(
+            "fleet_refused_resources",
+            "Resources the last pass would not touch, by kind and state: refused (someone"
+            " else's, or a guard said no) or blocked (a resource it depends on was refused, or"
+            " failed, was deferred or blocked in the pass).",
+            [*t, "kind", "state"],
         )
-        self.aws_api_retries_total = Counter(
-            "fleet_aws_api_retries_total",
-            "AWS API calls retried after throttling, a 5xx or a connection error.",
-            [*t, "service", "operation"],
-            registry=r,
+        self.apply_operations_total = self._add(
+            Counter(
+                "fleet_apply_operations_total",
+                "Applied plan operations by kind, action (create/update/delete/...) and result.",
+                [*t, "kind", "action", "result"],
+                registry=r,
+            )
         )
-        self.last_successful_reconcile_timestamp_seconds = Gauge(
+        self.aws_api_calls_total = self._add(
+            Counter(
+                "fleet_aws_api_calls_total",
+                "AWS API calls by service, operation and outcome (each attempt counts once).",
+                [*t, "service", "operation", "outcome"],
+                registry=r,
+            )
+        )
+        self.aws_api_retries_total = self._add(
+            Counter(
+                "fleet_aws_api_retries_total",
+                "AWS API calls retried after throttling, a 5xx or a connection error.",
+                [*t, "service", "operation"],
+                registry=r,
+            )
+        )
+        self.aws_clock_skew_seconds = self._gauge(
+            "fleet_aws_clock_skew_seconds",
+            "AWS's clock minus this host's, from the Date header of AWS's latest answer"
+            " (positive: AWS is ahead). Expiry is judged on AWS's clock.",
+            t,
+        )
+        self.last_successful_reconcile_timestamp_seconds = self._gauge(
             "fleet_last_successful_reconcile_timestamp_seconds",
             "Unix time at which the last successful reconcile pass finished.",
             t,
-            registry=r,
         )
-        self.desired_state_valid = Gauge(
+        self.desired_state_valid = self._gauge(
             "fleet_desired_state_valid",
             "1 when the latest desired-state revision validated, 0 when it did not.",
-            registry=r,
+            [],
         )
-        self.desired_state_info = Gauge(
+        self.desired_state_info = self._gauge(
             "fleet_desired_state_info",
             "1 for the desired-state revision currently enforced.",
             ["revision"],
-            registry=r,
         )
-        self.activation_expiry_timestamp_seconds = Gauge(
-            "fleet_activation_expiry_timestamp_seconds",
-            "Unix time at which the current activation expires, by Activation manifest name.",
-            [*t, "activation"],
-            registry=r,
+        self.desired_state_fetch_timestamp_seconds = self._gauge(
+            "fleet_desired_state_fetch_timestamp_seconds",
+            "Unix time of the last successful read of the desired-state source (valid or not).",
+            [],
         )
-        self.activation_registrations = Gauge(
-            "fleet_activation_registrations",
-            "Instances registered through the current activation.",
-            [*t, "activation"],
-            registry=r,
-        )
-        self.activation_registration_limit = Gauge(
-            "fleet_activation_registration_limit",
-            "RegistrationLimit of the current activation.",
-            [*t, "activation"],
-            registry=r,
-        )
-        self.managed_instances = Gauge(
-            "fleet_managed_instances",
-            "SSM managed instances by ping status.",
-            [*t, "ping_status"],
-            registry=r,
-        )
-        self.managed_instance_quota = Gauge(
+        self.managed_instance_quota = self._gauge(
             "fleet_managed_instance_quota",
             "Hybrid managed instances allowed per account and Region (standard tier: 1,000).",
             t,
-            registry=r,
         )
-        self.workspaces_not_onboarded = Gauge(
-            "fleet_workspaces_not_onboarded",
-            "WorkSpaces selected by a TagSync that have no managed instance.",
-            [*t, "tagsync"],
-            registry=r,
-        )
-        self.stale_instances = Gauge(
-            "fleet_stale_instances",
-            "Managed instances in a TagSync's scope with no matching WorkSpace.",
-            [*t, "tagsync"],
-            registry=r,
-        )
-        self.association_instances = Gauge(
-            "fleet_association_instances",
-            "Instances per association and package by association status.",
-            [*t, "association", "package", "status"],
-            registry=r,
-        )
-        self.package_noncompliant_instances = Gauge(
-            "fleet_package_noncompliant_instances",
-            "Instances where a package's detection method says it is not installed.",
-            [*t, "package"],
-            registry=r,
-        )
-        self.leader = Gauge(
+        self.leader = self._gauge(
             "fleet_leader",
             "1 when this replica holds the target's lease and may write to it.",
             t,
-            registry=r,
         )
-        self.webhook_requests_total = Counter(
-            "fleet_webhook_requests_total",
-            "Webhook requests by result (accepted, bad_signature, missing_signature, too_large...).",
-            ["result"],
-            registry=r,
+        self.webhook_requests_total = self._add(
+            Counter(
+                "fleet_webhook_requests_total",
+                "Webhook requests by result (accepted, bad_signature, missing_signature,"
+                " too_large...).",
+                ["result"],
+                registry=r,
+            )
         )
-        self.enrollment_requests_total = Counter(
-            "fleet_enrollment_requests_total",
-            "Enrollment asks by decision (issued, reused, refused_*, rate_limited_*, busy,"
-            " bad_request, unavailable, error).",
-            ["result"],
-            registry=r,
+        self.enrollment_requests_total = self._add(
+            Counter(
+                "fleet_enrollment_requests_total",
+                "Enrollment asks by decision (issued, reused, refused_*, rate_limited_*, busy,"
+                " bad_request, unavailable, error).",
+                ["result"],
+                registry=r,
+            )
         )
-        self.enrollment_activations = Gauge(
-            "fleet_enrollment_activations",
-            "Per-WorkSpace activations by state: waiting (handed out, unused), registered (used,"
-            " its instance not yet verified), expired (unused, to be deleted).",
-            [*t, "state"],
-            registry=r,
-        )
-        self.impostor_instances = Gauge(
-            "fleet_impostor_instances",
-            "Instances registered with a WorkSpace's activation whose computer name or address is"
-            " not that WorkSpace's.",
-            t,
-            registry=r,
-        )
-        self.controller_info = Gauge(
+        self.controller_info = self._gauge(
             "fleet_controller_info",
             "Always 1; carries the controller's version and id.",
             ["version", "controller_id"],
-            registry=r,
         )
         self.controller_info.labels(
             version=version or _package_version(), controller_id=_check_label(controller_id)
         ).set(1)
-
-        # Label sets last written per (gauge, target) by set_gauge_family, to remove stale ones.
-        self._families: dict[tuple[str, str], set[tuple[str, ...]]] = {}
-        self._revision: str | None = None
-        self._lock = threading.Lock()
         for target in targets:
             self.add_target(target)
+
+    # -- families ------------------------------------------------------------------------------
+
+    def _add(self, collector: _C) -> _C:
+        self._collectors.append(collector)
+        return collector
+
+    def _gauge(self, name: str, documentation: str, labels: Iterable[str]) -> Gauge:
+        gauge = Gauge(name, documentation, list(labels), registry=self.registry)
+        self._gauges[id(gauge)] = _Family(name, tuple(labels))
+        self._by_name[name] = gauge
+        return self._add(gauge)
+
+    def declare(self, family: GaugeFamily) -> Gauge:
+        """A kind's status gauge, created once (declaring it again returns the same one)."""
+        with self._lock:
+            existing = self._by_name.get(family.metric_name)
+            if existing is not None:
+                known = self._gauges[id(existing)].labels
+                if known != ("target", *family.labels):
+                    raise ValueError(f"{family.metric_name} is declared with labels {known}")
+                return existing
+            return self._gauge(family.metric_name, family.help, ("target", *family.labels))
+
+    def gauge(self, metric_name: str) -> Gauge:
+        """A gauge by its full name (``fleet_...``), declared here or by a kind."""
+        return self._by_name[metric_name]
+
+    def collectors(self) -> list[Collector]:
+        """Every fleet_* metric object (for docs and completeness tests)."""
+        with self._lock:
+            return list(self._collectors)
 
     # -- generic helpers ---------------------------------------------------------------------
 
@@ -270,8 +282,12 @@ class Metrics:
         for result in RECONCILE_RESULTS:
             self.reconciles_total.labels(target=target, result=result)
         self.reconcile_duration_seconds.labels(target=target)
-        self.managed_instance_quota.labels(target=target).set(STANDARD_TIER_INSTANCE_QUOTA)
-        self.leader.labels(target=target).set(0)
+        self.set_gauge(self.managed_instance_quota, target, STANDARD_TIER_INSTANCE_QUOTA)
+        self.set_gauge(self.leader, target, 0)
+
+    def set_gauge(self, gauge: Gauge, target: str, value: float) -> None:
+        """Set a gauge whose only label is ``target``."""
+        self.set_gauge_family(gauge, target, {(): value})
 
     def set_gauge_family(self, gauge: Gauge, target: str, values: GaugeValues) -> None:
         """Make ``gauge``'s series for ``target`` exactly ``values``; remove every other label set.
@@ -279,30 +295,39 @@ class Metrics:
         Keys are the label values after ``target``, in the gauge's label order: a string for a
         gauge with one more label, a tuple otherwise. Other targets' series are untouched.
         """
-        names = tuple(gauge._labelnames)
-        if not names or names[0] != "target":
-            raise ValueError(f"{gauge._name} has no leading target label")
-        width = len(names) - 1
+        family = self._gauges.get(id(gauge))
+        if family is None or not family.labels or family.labels[0] != "target":
+            raise ValueError("set_gauge_family needs a per-target gauge made by Metrics")
+        width = len(family.labels) - 1
         _check_label(target)
         new: dict[tuple[str, ...], float] = {}
         for key, value in values.items():
             labels = (key,) if isinstance(key, str) else tuple(key)
             if len(labels) != width:
                 raise ValueError(
-                    f"{gauge._name} needs {width} label value(s) after target: {key!r}"
+                    f"{family.name} needs {width} label value(s) after target: {key!r}"
                 )
             new[tuple(_check_label(str(v)) for v in labels)] = float(value)
         with self._lock:
-            slot = (gauge._name, target)
+            slot = (family.name, target)
             # Set before removing, so a concurrent scrape never sees the family half-empty.
             for labels, value in new.items():
                 gauge.labels(target, *labels).set(value)
-            for stale in self._families.get(slot, set()) - new.keys():
+            for stale in self._written.get(slot, {}).keys() - new.keys():
                 with contextlib.suppress(KeyError):  # already removed by someone else
                     gauge.remove(target, *stale)
-            self._families[slot] = set(new)
+            self._written[slot] = new
 
     set_family = set_gauge_family  # shorter name some callers use
+
+    def forget_target(self, target: str, keep: frozenset[str] = KEPT_WHEN_NOT_HOLDER) -> None:
+        """Remove every status series this Metrics wrote for ``target`` (drift, activations,
+        instances, last success, ...) except the families in ``keep``. Counters stay (they only
+        ever grow and ``rate()`` copes)."""
+        with self._lock:
+            for (name, written_for), _ in list(self._written.items()):
+                if written_for == target and name not in keep:
+                    self.set_gauge_family(self._by_name[name], target, {})
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """Exposition bytes and content type for an HTTP Accept header.
@@ -328,7 +353,7 @@ class Metrics:
         self.reconciles_total.labels(target=target, result=result).inc()
         self.reconcile_duration_seconds.labels(target=target).observe(duration_seconds)
         if result == "success":
-            self.last_successful_reconcile_timestamp_seconds.labels(target=target).set(finished_at)
+            self.set_gauge(self.last_successful_reconcile_timestamp_seconds, target, finished_at)
 
     def record_aws_call(self, target: str, service: str, operation: str, outcome: str) -> None:
         if outcome not in AWS_OUTCOMES:
@@ -345,6 +370,53 @@ class Metrics:
             target=target, kind=kind, action=action, result=result
         ).inc()
 
+    def set_drift(self, target: str, by_kind: Mapping[str, int]) -> None:
+        self.set_gauge_family(self.drifted_resources, target, dict(by_kind))
+
+    def set_kind_status(
+        self,
+        target: str,
+        kind: str,
+        families: Iterable[GaugeFamily],
+        gauges: Mapping[str, Mapping[tuple[str, ...], float]] | None,
+        managed: int | None,
+        health: Mapping[Health, int] | None,
+    ) -> None:
+        """One kind's status after a pass. None (the kind was not observed: nothing of it is
+        desired) removes its series instead of leaving what an older pass saw."""
+        for family in families:
+            values = (gauges or {}).get(family.name, {})
+            self.set_gauge_family(self.declare(family), target, values)
+        managed_values: dict[LabelKey, float] = {(): managed} if managed is not None else {}
+        self._set_slice(self.managed_resources, target, (kind,), managed_values)
+        counts: dict[LabelKey, float] = {}
+        if health is not None:
+            counts = {(state.value,): float(health.get(state, 0)) for state in Health}
+        self._set_slice(self.resources, target, (kind,), counts)
+
+    def _set_slice(
+        self, gauge: Gauge, target: str, prefix: tuple[str, ...], values: GaugeValues
+    ) -> None:
+        """Replace the label sets of ``gauge`` that start with ``prefix`` (after target)."""
+        family = self._gauges[id(gauge)]
+        with self._lock:
+            current = self._written.get((family.name, target), {})
+            merged: dict[LabelKey, float] = {
+                labels: value
+                for labels, value in current.items()
+                if labels[: len(prefix)] != prefix
+            }
+            for key, value in values.items():
+                labels = (key,) if isinstance(key, str) else tuple(key)
+                merged[(*prefix, *labels)] = float(value)
+            self.set_gauge_family(gauge, target, merged)
+
+    def set_refusals(self, target: str, by_kind_and_state: GaugeValues) -> None:
+        self.set_gauge_family(self.refused_resources, target, by_kind_and_state)
+
+    def set_aws_clock_skew(self, target: str, seconds: float) -> None:
+        self.set_gauge(self.aws_clock_skew_seconds, target, seconds)
+
     def set_desired_state(self, valid: bool, revision: str | None = None) -> None:
         """Validity of the latest revision; ``revision`` is the one being enforced (if any)."""
         self.desired_state_valid.set(1 if valid else 0)
@@ -356,34 +428,16 @@ class Metrics:
                         self.desired_state_info.remove(self._revision)
                 self._revision = revision
 
+    def set_desired_state_fetched(self, timestamp: float) -> None:
+        self.desired_state_fetch_timestamp_seconds.set(timestamp)
+
     def set_leader(self, target: str, leader: bool) -> None:
-        self.leader.labels(target=_check_label(target)).set(1 if leader else 0)
-
-    def set_activations(self, target: str, activations: Mapping[str, ActivationStats]) -> None:
-        """Replace the target's activation series; keys are Activation manifest names."""
-        self.set_gauge_family(
-            self.activation_expiry_timestamp_seconds,
-            target,
-            {name: a.expiry_timestamp for name, a in activations.items()},
-        )
-        self.set_gauge_family(
-            self.activation_registrations,
-            target,
-            {name: a.registrations for name, a in activations.items()},
-        )
-        self.set_gauge_family(
-            self.activation_registration_limit,
-            target,
-            {name: a.registration_limit for name, a in activations.items()},
-        )
-
-    def set_managed_instances(self, target: str, by_ping_status: Mapping[str, int]) -> None:
-        """Counts by ping status; the known statuses are always exported, as 0 when absent."""
-        counts: dict[LabelKey, float] = dict.fromkeys(PING_STATUSES, 0.0)
-        counts.update(by_ping_status)
-        self.set_gauge_family(self.managed_instances, target, counts)
+        self.set_gauge(self.leader, _check_label(target), 1 if leader else 0)
 
 
-def metric_families(metrics: Metrics) -> list[MetricWrapperBase]:
+_C = TypeVar("_C", bound=Collector)
+
+
+def metric_families(metrics: Metrics) -> list[Collector]:
     """Every fleet_* metric object of ``metrics`` (for docs and completeness tests)."""
-    return [v for v in vars(metrics).values() if isinstance(v, MetricWrapperBase)]
+    return metrics.collectors()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from controller.manifests.containment import Refused
+from controller.containment import Refused
 from controller.packaging.cache import CHUNK_BYTES, BuildCache, CachedZip, open_no_follow
 from controller.packaging.zipper import ZIP_FORMAT, ZipEntry, write_deterministic_zip
 

@@ -42,7 +42,7 @@ from typing import IO
 
 import structlog
 
-from controller.manifests.containment import ContainedFile, Refused, file_identity
+from controller.containment import ContainedFile, Refused, file_identity
 
 log = structlog.get_logger("fleet_controller.packaging.cache")
 

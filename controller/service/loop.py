@@ -7,7 +7,10 @@ Two parts, because one desired-state source feeds many targets:
   source it cannot reach (network, credentials) keeps the last good one too.
 * ``ReconcileLoop`` reconciles one target with the tracker's last good revision every interval
   (with jitter), or at once when its ``wake`` event is set (a new revision, a webhook, a lease
-  just acquired). Repeated wakes while a pass runs coalesce into one more pass.
+  just acquired). Repeated wakes while a pass runs coalesce into one more pass. A pass may ask
+  for the next one sooner (a kind's requeue wish: an activation's renewal window, a grace
+  period's end, registrations under way; or a resource's backoff ending): the loop honours the
+  earliest, never sooner than ``min_requeue_seconds`` and never later than the interval.
 
 With leases, a loop only reconciles while its ``WriteGuard`` says this replica may write to the
 target, and checks it again before every operation it applies.
@@ -19,14 +22,14 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 
 import structlog
-from prometheus_client import Gauge
 
+from controller.config import LoopSettings as LoopSettings  # re-exported: where the loop reads it
+from controller.contract import Requeue
 from controller.engine.reconcile import Reconciler
-from controller.observability.metrics import Metrics, metric_families
+from controller.observability.metrics import Metrics
 from controller.observability.redaction import redact_text
 from controller.service.ha.guard import WriteGate, WriteGuard
 from controller.service.source.base import (
@@ -37,23 +40,6 @@ from controller.service.source.base import (
 )
 
 log = structlog.get_logger("fleet_controller.loop")
-
-# Per-target series that stay exported by a replica that does not hold the target's lease: the
-# lease itself and a constant. Everything else describes what the holder saw, and a replica that
-# stopped looking must not keep exporting it (a stale drift gauge would page for ever).
-_KEPT_WHEN_NOT_HOLDER = frozenset({"fleet_leader", "fleet_managed_instance_quota"})
-
-
-@dataclass
-class LoopSettings:
-    interval_seconds: float = 300.0
-    jitter_fraction: float = 0.1  # each wait is interval * (1 ± jitter)
-    enforce: bool = True
-    max_iterations: int | None = None  # for tests and one-shot runs
-    # After a pass that changed something, or while ``pending`` says work is on its way (a
-    # WorkSpace was just handed an activation), the next pass comes this soon instead of after
-    # the interval; the delay doubles while that repeats and never exceeds the interval.
-    requeue_seconds: float | None = None
 
 
 class Refresh(StrEnum):
@@ -72,11 +58,6 @@ class DesiredStateTracker:
         self.last_good: Revision | None = None
         self._reported_invalid: str | None = None
         self._lock = threading.Lock()
-        self.fetched_at = Gauge(
-            "fleet_desired_state_fetch_timestamp_seconds",
-            "Unix time of the last successful read of the desired-state source (valid or not).",
-            registry=metrics.registry,
-        )
 
     def refresh(self) -> Refresh:
         """Fetch and validate the newest revision; never raises for a bad or unreachable source."""
@@ -84,7 +65,7 @@ class DesiredStateTracker:
             try:
                 revision = self.source.fetch()
             except InvalidRevision as invalid:
-                self.fetched_at.set(time.time())
+                self.metrics.set_desired_state_fetched(time.time())
                 self._invalid(invalid)
                 return Refresh.INVALID
             except SourceUnavailable as error:
@@ -95,7 +76,7 @@ class DesiredStateTracker:
                     revision=self.last_good.id if self.last_good else None,
                 )
                 return Refresh.UNAVAILABLE
-            self.fetched_at.set(time.time())
+            self.metrics.set_desired_state_fetched(time.time())
             self._reported_invalid = None
             self.metrics.set_desired_state(True, revision.id)
             if self.last_good is not None and self.last_good.id == revision.id:
@@ -155,6 +136,7 @@ class ReconcileLoop:
         self.completed = 0
         self.passes = 0
         self.last_revision: str | None = None
+        self.requeue: Requeue | None = None  # what the last pass asked for
         self._reported = False  # whether this replica exports the target's status series
         self._random = random.Random()
         self._changed = False  # the last pass applied something
@@ -173,9 +155,10 @@ class ReconcileLoop:
 
     def run_once(self) -> None:
         self._changed = False
+        self.requeue = None
         if not self.may_write():
             if self._reported:
-                forget_target_status(self.metrics, self.target)
+                self.metrics.forget_target(self.target)
                 self._reported = False
                 log.info("not the lease holder: stopped reporting", target=self.target)
             return
@@ -199,6 +182,7 @@ class ReconcileLoop:
         self.completed += 1
         self._changed = bool(result.applied)
         self.last_revision = revision.id
+        self.requeue = result.requeue
         self._after_pass()
         log.info(
             "reconciled",
@@ -208,36 +192,48 @@ class ReconcileLoop:
             applied=len(result.applied),
             failed=len(result.failed),
             skipped=len(result.skipped),
+            deferred=len(result.deferred),
+            blocked=len(plan.blocked) + len(result.blocked),
             findings=len(plan.findings),
-            refused=len(plan.refused),
+            refused=len(plan.errors) + len(plan.refused),
             revision=revision.id,
+            requeue_in_seconds=(
+                round(self.requeue.after.total_seconds()) if self.requeue else None
+            ),
+            requeue_reason=self.requeue.reason if self.requeue else None,
         )
 
     def _after_pass(self) -> None:
         self._reported = True
         if not self.may_write():  # lost the lease during the pass: what it saw is not ours to say
-            forget_target_status(self.metrics, self.target)
+            self.metrics.forget_target(self.target)
             self._reported = False
 
     def may_write(self) -> bool:
         return self.guard is None or self.guard.may_write()
 
     def _wait(self) -> None:
-        if self.wake.wait(timeout=max(0.0, self.next_wait())):
+        if self.wake.wait(timeout=self.next_wait()):
             self._requeues = 0  # woken (an enrollment, a push): the short requeue starts afresh
         self.wake.clear()
 
     def next_wait(self) -> float:
-        """Seconds until the next pass: the interval (with jitter), or a short requeue."""
+        """Seconds until the next pass: the interval (with jitter); sooner when the last pass
+        asked for it (a kind's requeue, never sooner than ``min_requeue_seconds``); and, with
+        ``requeue_seconds``, a short requeue after a pass that changed something or while
+        ``pending`` says work is on its way (doubling while that repeats)."""
         jitter = self.settings.jitter_fraction
         seconds = self.settings.interval_seconds * (1 + self._random.uniform(-jitter, jitter))
+        if self.requeue is not None:
+            wish = max(self.requeue.after.total_seconds(), self.settings.min_requeue_seconds)
+            seconds = min(seconds, wish)
         requeue = self.settings.requeue_seconds
         if requeue is None or not (self._changed or (self.pending is not None and self.pending())):
             self._requeues = 0
-            return seconds
+            return max(0.0, seconds)
         delay = float(requeue * 2 ** min(self._requeues, 30))
         self._requeues += 1
-        return min(seconds, delay)
+        return max(0.0, min(seconds, delay))
 
     def request_stop(self) -> None:
         """Finish the current operation, then end the loop (the SIGTERM handler calls this)."""
@@ -248,22 +244,3 @@ class ReconcileLoop:
     def ready(self) -> bool:
         """Ready once it reconciled, or when another replica holds the target."""
         return self.completed > 0 or not self.may_write()
-
-
-def forget_target_status(metrics: Metrics, target: str) -> None:
-    """Remove the target's status gauges (drift, activations, instances, last success, ...).
-
-    Counters stay (they only ever grow and ``rate()`` copes); the lease gauge stays, at 0.
-    """
-    for family in metric_families(metrics):
-        if not isinstance(family, Gauge) or family._name in _KEPT_WHEN_NOT_HOLDER:
-            continue
-        names = tuple(family._labelnames)
-        if not names or names[0] != "target":
-            continue
-        for labels in list(family._metrics):
-            if labels and labels[0] == target:
-                try:
-                    family.remove(*labels)
-                except KeyError:
-                    continue

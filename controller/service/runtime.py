@@ -13,7 +13,6 @@ another replica takes over at once instead of after a lease duration.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import random
 import socket
@@ -28,8 +27,7 @@ from botocore.exceptions import ClientError
 from controller.arguments import REPLICA_ID
 from controller.aws import AwsSettings, CallRecorder
 from controller.aws.targets import Target, build_target, count_calls, default_target, load_targets
-from controller.engine.prune import PruneSettings
-from controller.engine.reconcile import Reconciler, ReconcileSettings
+from controller.config import LoopSettings, ServiceConfig
 from controller.manifests import DesiredState
 from controller.observability.http import ObservabilityServer
 from controller.observability.metrics import DEFAULT_TARGET, Metrics
@@ -41,7 +39,7 @@ from controller.service.enrollment.issuer import ActivationIssuer
 from controller.service.enrollment.service import EnrollmentService, EnrollmentTarget
 from controller.service.ha.keeper import LeaseKeeper, LeaseSettings, lease_api
 from controller.service.ha.table import LeaseTable, missing_table
-from controller.service.loop import DesiredStateTracker, LoopSettings, ReconcileLoop, Refresh
+from controller.service.loop import DesiredStateTracker, ReconcileLoop, Refresh
 from controller.service.source import DesiredStateSource, DirectorySource, GitSource, Revision
 from controller.service.webhook import Webhook, load_secret
 
@@ -151,7 +149,7 @@ class Runtime:
 
 
 class Service:
-    """Everything ``run`` starts, built from its command line; closing it tears it all down."""
+    """Everything ``run`` starts, built from its configuration; closing it tears it all down."""
 
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
@@ -164,10 +162,10 @@ class Service:
         self._stop_requested = False
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Service:
+    def build(cls, config: ServiceConfig) -> Service:
         service = cls()
         try:
-            service._build(args)
+            service._build(config)
         except BaseException:
             service.close()
             raise
@@ -222,90 +220,76 @@ class Service:
 
     # -- wiring ------------------------------------------------------------------------------------
 
-    def _build(self, args: argparse.Namespace) -> None:
-        source = self._source(args)
+    def _build(self, config: ServiceConfig) -> None:
+        controller = config.controller
+        source = self._source(config)
         self._cleanup.append(source.close)
         if isinstance(source, DirectorySource):
             source.fetch()  # a broken directory at start is an error to fix, not to wait out
-        specs = load_targets(args.targets) if args.targets else None
+        specs = load_targets(config.targets_file) if config.targets_file else None
         names = [spec.name for spec in specs] if specs else [DEFAULT_TARGET]
-        metrics = Metrics(controller_id=args.controller_id, targets=names, process_metrics=True)
+        metrics = Metrics(
+            controller_id=controller.controller_id, targets=names, process_metrics=True
+        )
         self.metrics = metrics
         tracker = DesiredStateTracker(source, metrics)
         tracker.refresh()
-        base = AwsSettings(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
-        if args.sandbox:
-            self._start_sandbox(args, base, tracker.current())
+        base = controller.aws
+        if controller.sandbox is not None:
+            self._start_sandbox(config, base, tracker.current())
         targets = (
             [build_target(spec, base, metrics) for spec in specs]
             if specs
             else [default_target(base, metrics)]
         )
-        settings = LoopSettings(
-            interval_seconds=args.interval,
-            jitter_fraction=args.jitter,
-            enforce=args.mode == "enforce",
-            max_iterations=args.iterations,
-            requeue_seconds=args.requeue_seconds,
-        )
-        keeper = self._keeper(args, base, names, metrics) if args.lease_table else None
+        keeper = self._keeper(config, base, names, metrics) if config.leases else None
         if keeper is None:  # one replica owns every target: today's behaviour
             for name in names:
                 metrics.set_leader(name, True)
-        prune = PruneSettings(enabled=args.prune, max_deletes=args.max_deletes)
         loops = {
             target.name: ReconcileLoop(
                 tracker.current,
-                Reconciler(
-                    target.aws,
-                    ReconcileSettings(
-                        controller_id=args.controller_id,
-                        target=target.name,
-                        prune=prune,
-                        apply_concurrency=args.apply_concurrency,
-                    ),
-                    metrics,
-                ),
+                controller.reconciler(target.aws, metrics, target.name),
                 metrics,
-                settings,
+                config.loop,
                 guard=keeper.guard(target.name) if keeper else None,
                 pending=functools.partial(self._enrollment_pending, target.name),
             )
             for target in targets
         }
-        runtime = Runtime(tracker, loops, settings, keeper)
+        runtime = Runtime(tracker, loops, config.loop, keeper)
         self.runtime = runtime
         server = ObservabilityServer(
-            metrics, ready=lambda: runtime.ready, host=args.metrics_host, port=args.metrics_port
+            metrics, ready=lambda: runtime.ready, host=config.metrics_host, port=config.metrics_port
         )
         self.server = server
         self._cleanup.append(server.stop)
-        secret = load_secret(args.webhook_secret_file)
+        secret = load_secret(config.webhook_secret_file)
         if secret is not None:
             Webhook(
                 secret,
                 runtime.trigger,
                 metrics,
-                ref=args.git_ref if args.git_url else None,
-                max_body_bytes=args.webhook_max_bytes,
+                ref=config.git.ref if config.git else None,
+                max_body_bytes=config.webhook_max_bytes,
             ).mount(server)
         server.start()
-        self._start_enrollment(args, targets, loops, metrics, tracker)
+        self._start_enrollment(config, targets, loops, metrics, tracker)
         log.info(
             "serving",
             metrics=f"{server.url}/metrics",
             enrollment=self.enrollment_url,
             webhook=f"{server.url}/webhook" if secret is not None else None,
-            mode=args.mode,
+            mode="enforce" if config.loop.enforce else "observe",
             source=source.description,
             targets=names,
-            leases=args.lease_table,
+            leases=config.leases.table if config.leases else None,
             replica=keeper.replica_id if keeper else None,
         )
 
     def _start_enrollment(
         self,
-        args: argparse.Namespace,
+        config: ServiceConfig,
         targets: list[Target],
         loops: Mapping[str, ReconcileLoop],
         metrics: Metrics,
@@ -313,8 +297,9 @@ class Service:
     ) -> None:
         """The enrollment listener, when asked for; with --sandbox also whenever the desired
         state declares an Enrollment (on a free loopback port), and the fleet is pointed at it."""
-        sandbox_enrolls = self._embedded is not None and _sandbox_enrolls(args, tracker.current())
-        port, host = args.enroll_port, args.enroll_host
+        enroll = config.enrollment
+        sandbox_enrolls = self._embedded is not None and _sandbox_enrolls(config, tracker.current())
+        port, host = enroll.port, enroll.host
         if port is None:
             if not sandbox_enrolls:
                 return
@@ -322,21 +307,21 @@ class Service:
         settings = EndpointSettings(
             host=host,
             port=port,
-            tls_cert=args.enroll_tls_cert,
-            tls_key=args.enroll_tls_key,
-            trusted_proxies=tuple(args.enroll_trusted_proxy),
+            tls_cert=enroll.tls_cert,
+            tls_key=enroll.tls_key,
+            trusted_proxies=enroll.trusted_proxies,
             admission=AdmissionSettings(
-                per_source_rate=args.enroll_rate_per_source,
-                per_source_burst=args.enroll_burst_per_source,
-                total_rate=args.enroll_rate_total,
-                total_burst=args.enroll_burst_total,
+                per_source_rate=enroll.rate_per_source,
+                per_source_burst=enroll.burst_per_source,
+                total_rate=enroll.rate_total,
+                total_burst=enroll.burst_total,
             ),
         )
         enrolling = [
             EnrollmentTarget(
                 target.name,
                 WorkspaceDirectory(target.aws),
-                ActivationIssuer(target.aws, args.controller_id),
+                ActivationIssuer(target.aws, config.controller.controller_id),
                 may_write=loops[target.name].may_write,
                 wake=loops[target.name].wake.set,
             )
@@ -356,50 +341,54 @@ class Service:
     def _enrollment_pending(self, target: str) -> bool:
         return self.enrollment is not None and self.enrollment.pending(target)
 
-    def _source(self, args: argparse.Namespace) -> DesiredStateSource:
-        if args.git_url and args.directory is not None:
+    def _source(self, config: ServiceConfig) -> DesiredStateSource:
+        if config.git is not None and config.directory is not None:
             raise ValueError("give either a desired-state directory or --git-url, not both")
-        if args.git_url:
+        if config.git is not None:
             return GitSource(
-                args.git_url,
-                ref=args.git_ref,
-                path=args.git_path,
-                workdir=args.git_dir,
-                timeout_seconds=args.git_timeout,
+                config.git.url,
+                ref=config.git.ref,
+                path=config.git.path,
+                workdir=config.git.workdir,
+                timeout_seconds=config.git.timeout_seconds,
             )
-        if args.directory is None:
+        if config.directory is None:
             raise ValueError("run needs a desired-state directory or --git-url")
-        return DirectorySource(args.directory)
+        return DirectorySource(config.directory)
 
     def _start_sandbox(
-        self, args: argparse.Namespace, base: AwsSettings, first: Revision | None
+        self, config: ServiceConfig, base: AwsSettings, first: Revision | None
     ) -> None:
         from controller.embedded import start_embedded
 
+        sandbox = config.controller.sandbox
+        assert sandbox is not None
         embedded = start_embedded(
             base,
             first.desired if first else None,
-            args.sandbox_workspaces,
-            args.sandbox_scenario,
-            enrolls=_sandbox_enrolls(args, first),
+            sandbox.workspaces,
+            sandbox.scenario,
+            enrolls=_sandbox_enrolls(config, first),
         )
         self._cleanup.append(embedded.stop)
         self._embedded = embedded
 
     def _keeper(
-        self, args: argparse.Namespace, base: AwsSettings, names: list[str], metrics: Metrics
+        self, config: ServiceConfig, base: AwsSettings, names: list[str], metrics: Metrics
     ) -> LeaseKeeper:
+        leases = config.leases
+        assert leases is not None
         settings = LeaseSettings(
-            duration_seconds=args.lease_duration,
-            renew_deadline_seconds=args.lease_renew_deadline,
-            retry_period_seconds=args.lease_retry_period,
+            duration_seconds=leases.duration_seconds,
+            renew_deadline_seconds=leases.renew_deadline_seconds,
+            retry_period_seconds=leases.retry_period_seconds,
         )
         recorder = CallRecorder()
         count_calls(recorder, metrics, LEASE_TABLE_LABEL)
-        replica_id = args.replica_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        replica_id = leases.replica_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         if not REPLICA_ID.fullmatch(replica_id):
             raise ValueError(f"--replica-id must match {REPLICA_ID.pattern}: {replica_id!r}")
-        table = LeaseTable(lease_api(base, settings, recorder), args.lease_table)
+        table = LeaseTable(lease_api(base, settings, recorder), leases.table)
         _check_table(table)
         return LeaseKeeper(
             table,
@@ -416,11 +405,12 @@ class Service:
             self.runtime.wake_target(target)
 
 
-def _sandbox_enrolls(args: argparse.Namespace, first: Revision | None) -> bool:
+def _sandbox_enrolls(config: ServiceConfig, first: Revision | None) -> bool:
     """With --sandbox, the simulated WorkSpaces enroll at the endpoint when the desired state
     declares an Enrollment (or the endpoint was asked for); otherwise they read the parameter."""
     declared = first is not None and bool(first.desired.of_kind("Enrollment"))
-    return bool(args.sandbox) and (declared or args.enroll_port is not None)
+    asked = config.enrollment.port is not None
+    return config.controller.sandbox is not None and (declared or asked)
 
 
 def _check_table(table: LeaseTable) -> None:

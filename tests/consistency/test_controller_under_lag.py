@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from controller.engine.ownership import WORKSPACE_ID_TAG
+from controller.contract.ownership import WORKSPACE_ID_TAG
 from tests.engine.helpers import boot, controller, copy_example, load, make_fleet, writes
 
 INTERVAL = 60  # seconds of sandbox time between passes

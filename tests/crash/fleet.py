@@ -33,8 +33,8 @@ from urllib.parse import urlencode, urlsplit
 import yaml
 
 from controller.cli import main
+from controller.contract.crashpoints import CRASH_EXIT_CODE, ENV
 from controller.detection import document as detection
-from controller.engine.crashpoints import CRASH_EXIT_CODE, ENV
 from controller.kinds.association import normalize
 from fleet_sandbox.client import SandboxClient
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.engine.crashpoints import CRASH_EXIT_CODE, CRASH_POINTS
+from controller.contract.crashpoints import CRASH_EXIT_CODE, CRASH_POINTS
 from tests.crash.fleet import (
     FLOWS,
     PHASES,

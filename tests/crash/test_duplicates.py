@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from controller.contract.plan import Action, KindPlan
 from controller.detection import document as detection
-from controller.engine.plan import Action, KindPlan
 from controller.kinds.association import COMPARED, AssociationKind, LiveAssociation, in_use
 from tests.crash.fleet import (
     CONTROLLER_ID,

@@ -36,6 +36,13 @@ def _nothing_to_do(plan: dict[str, Any]) -> None:
     assert plan["operations"] == [], plan["operations"]
 
 
+def _only_the_blocked_associations(plan: dict[str, Any]) -> None:
+    """The packages and the detection document were found, not created again; the associations
+    that install them were blocked in the lost pass (what they depend on failed) and come now."""
+    operations = [(op["kind"], op["action"]) for op in plan["operations"]]
+    assert operations == [("Association", "create")] * 3, operations
+
+
 def _promote_the_existing_version(plan: dict[str, Any]) -> None:
     [operation] = plan["operations"]
     assert (operation["kind"], operation["action"]) == ("Package", "update")
@@ -49,7 +56,7 @@ def _promote_the_existing_version(plan: dict[str, Any]) -> None:
 CASES: tuple[tuple[str, str, Callable[[dict[str, Any]], None], int], ...] = (
     ("CreateActivation", "create", _activation_replaced, 1),
     ("CreateAssociation", "create", _nothing_to_do, 0),
-    ("CreateDocument", "create", _nothing_to_do, 0),  # three packages, the detection document
+    ("CreateDocument", "create", _only_the_blocked_associations, 0),  # 3 packages, 1 detector
     ("UpdateDocument", "update", _promote_the_existing_version, 0),
 )
 

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from controller.engine import crashpoints
-from controller.engine.crashpoints import CRASH_EXIT_CODE, CRASH_POINTS, ENV
+from controller.contract import crashpoints
+from controller.contract.crashpoints import CRASH_EXIT_CODE, CRASH_POINTS, ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
 PROGRAM = textwrap.dedent(
     """\
     import atexit, sys
-    from controller.engine.crashpoints import crash_point
+    from controller.contract.crashpoints import crash_point
     atexit.register(lambda: print("atexit ran"))
     print("buffered before the crash")  # a pipe: block-buffered, never flushed by os._exit
     try:

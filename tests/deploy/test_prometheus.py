@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from controller.cli import build_parser
+from controller.contract.registry import registered
 from controller.observability import metrics as metrics_module
 from controller.observability.metrics import Metrics
 from tests.deploy.tools import run, tool
@@ -24,6 +25,7 @@ PROMETHEUS = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "fleet-controller.json"
 REQUIRED_ALERTS = {
     "FleetDriftPersisting",
+    "FleetResourcesRefused",
     "FleetReconcileFailing",
     "FleetReconcileStale",
     "FleetDesiredStateInvalid",
@@ -55,8 +57,13 @@ def dashboard_queries() -> list[str]:
 
 
 def exported_names() -> set[str]:
-    """Every fleet_* series name the controller can export: in its exposition or metrics.py."""
-    exposition = Metrics(process_metrics=True).text()
+    """Every fleet_* series name the controller can export: in its exposition (with every
+    kind's declared status gauges, as a Reconciler declares them) or in metrics.py."""
+    metrics = Metrics(process_metrics=True)
+    for kind in registered():
+        for family in kind.gauges:
+            metrics.declare(family)
+    exposition = metrics.text()
     return fleet_names(exposition) | fleet_names(Path(metrics_module.__file__).read_text("utf-8"))
 
 

@@ -18,6 +18,11 @@ FINANCE_DIRECTORY = "d-9067a1b2c3"
 ENGINEERING_DIRECTORY = "d-9067d4e5f6"
 PARAMETER = "/fleet-controller/activations/workspaces"
 CONTROLLER_ID = "test-controller"
+# A Command document someone else wrote: for names the controller must refuse to take over.
+THEIR_DOCUMENT = (
+    '{"schemaVersion": "2.2", "mainSteps": [{"action": "aws:runPowerShellScript",'
+    ' "name": "theirs", "inputs": {"runCommand": ["Write-Output theirs"]}}]}'
+)
 
 
 def copy_example(
@@ -82,6 +87,25 @@ def controller(
         ),
         Metrics(controller_id=CONTROLLER_ID),
         **kwargs,
+    )
+
+
+def cli(sandbox: Any, *args: str, controller_id: str = CONTROLLER_ID) -> int:
+    """The CLI as an operator runs it, against the sandbox."""
+    from controller.cli import main
+
+    return main(
+        [
+            *args,
+            "--endpoint-url",
+            sandbox.endpoint,
+            "--region",
+            "us-east-1",
+            "--controller-id",
+            controller_id,
+            "--log-format",
+            "json",
+        ]
     )
 
 

@@ -1,26 +1,34 @@
-"""How apply runs a plan: bounded concurrency per phase, stages, stop, per-resource backoff."""
+"""How apply runs a plan: bounded concurrency per phase, dependency order, stop, backoff."""
 
 from __future__ import annotations
 
 import random
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from controller.aws import AwsApi, AwsSettings
+from controller.contract.plan import Action, KindPlan, Operation, Plan, Ref, Step
 from controller.engine.backoff import BackoffSettings, ResourceBackoff
-from controller.engine.plan import Action, KindPlan, Operation, Plan
-from controller.engine.reconcile import Reconciler, ReconcileSettings, order_operations
-from controller.kinds.base import Context, Kind
+from controller.engine.graph import Graph
+from controller.engine.reconcile import Reconciler, ReconcileSettings
+from controller.kinds.base import Context, Event, Kind
+from controller.manifests import SpecModel
 from controller.observability.metrics import Metrics
 from tests.engine.helpers import boot, controller, copy_example, load, make_fleet
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record(Step):
+    """Nothing to do but be recorded."""
 
 
 class Recorder(Kind[None]):
     """A kind whose operations only record when they ran and how many ran at once."""
 
     kind = "Recorder"
-    apply_order = 1
+    spec_model = SpecModel
 
     def __init__(self, seconds: float = 0.02, failing: set[str] | None = None) -> None:
         self.seconds = seconds
@@ -36,7 +44,7 @@ class Recorder(Kind[None]):
     def diff(self, desired: Any, live: None, ctx: Context) -> KindPlan:
         return KindPlan()
 
-    def apply(self, aws: Any, operation: Operation, ctx: Context) -> None:
+    def apply(self, aws: Any, operation: Operation, ctx: Context) -> tuple[Event, ...]:
         with self.lock:
             self.running += 1
             self.most_at_once = max(self.most_at_once, self.running)
@@ -47,23 +55,40 @@ class Recorder(Kind[None]):
             self.events.append(("end", operation.resource))
         if operation.resource in self.failing:
             raise RuntimeError(f"{operation.resource} refused")
+        return ()
 
 
-def _reconciler(kind: Recorder, concurrency: int = 4, backoff: ResourceBackoff | None = None):
+class Referenced(Recorder):
+    """A kind the Recorder kind refers to (a document before the associations that run it)."""
+
+    kind = "Referenced"
+
+
+class Referencing(Recorder):
+    kind = "Referencing"
+    refers_to = frozenset({"Referenced"})
+
+
+def _reconciler(
+    kind: Recorder, concurrency: int = 4, backoff: ResourceBackoff | None = None, *more: Recorder
+):
     aws = AwsApi(AwsSettings(region="us-east-1", endpoint_url="http://127.0.0.1:9"))
     return Reconciler(
         aws,
         ReconcileSettings(apply_concurrency=concurrency),
         Metrics(),
-        kinds=[kind],
+        kinds=[kind, *more],
         backoff=backoff,
     )
 
 
 def _ops(
-    count: int, action: Action = Action.UPDATE, stage: int = 0, prefix: str = "r"
+    count: int, action: Action = Action.UPDATE, prefix: str = "r", kind: str = "Recorder"
 ) -> list[Operation]:
-    return [Operation("Recorder", "x", action, f"{prefix}{i}", stage=stage) for i in range(count)]
+    return [
+        Operation(kind=kind, name="x", action=action, resource=f"{prefix}{i}", payload=Record())
+        for i in range(count)
+    ]
 
 
 def test_a_phase_runs_at_most_the_configured_number_at_once():
@@ -73,38 +98,57 @@ def test_a_phase_runs_at_most_the_configured_number_at_once():
     assert kind.most_at_once == 3
 
 
-def test_a_lower_stage_and_an_earlier_action_finish_before_the_next_starts():
-    kind = Recorder()
+def test_a_referenced_kind_and_an_earlier_action_finish_before_the_next_starts():
+    kind = Referenced()
+    events = kind.events
+    later = Referencing()
+    later.events = events  # one timeline for both kinds
+    later.lock = kind.lock
     plan = Plan(
-        operations=_ops(3, Action.UPDATE, stage=-1, prefix="doc")
-        + _ops(4, Action.CREATE, prefix="assoc")
-        + _ops(2, Action.DELETE, prefix="old")
+        operations=_ops(2, Action.DELETE, prefix="olddoc", kind="Referenced")
+        + _ops(4, Action.CREATE, prefix="assoc", kind="Referencing")
+        + _ops(3, Action.UPDATE, prefix="doc", kind="Referenced")
+        + _ops(2, Action.DELETE, prefix="gone", kind="Referencing")
     )
-    _reconciler(kind, concurrency=4).apply(plan)
-    order = [resource for event, resource in kind.events]
-    last_doc_end = max(
-        i for i, (e, r) in enumerate(kind.events) if e == "end" and r.startswith("doc")
-    )
-    first_assoc = min(i for i, (e, r) in enumerate(kind.events) if r.startswith("assoc"))
-    last_assoc_end = max(i for i, (e, r) in enumerate(kind.events) if r.startswith("assoc"))
-    first_old = min(i for i, (e, r) in enumerate(kind.events) if r.startswith("old"))
-    assert last_doc_end < first_assoc and last_assoc_end < first_old, order
+    _reconciler(kind, 4, None, later).apply(plan)
+    order = [resource for event, resource in events]
+
+    def first(prefix: str) -> int:
+        return min(i for i, (e, r) in enumerate(events) if r.startswith(prefix))
+
+    def last_end(prefix: str) -> int:
+        return max(i for i, (e, r) in enumerate(events) if e == "end" and r.startswith(prefix))
+
+    # Creates and updates along the references, then deletes in reverse.
+    assert last_end("doc") < first("assoc"), order
+    assert last_end("assoc") < first("gone"), order
+    assert last_end("gone") < first("olddoc"), order
 
 
-def test_operations_are_ordered_by_kind_then_stage_then_action():
-    class Later(Recorder):
-        kind = "Later"
-        apply_order = 2
+def test_operations_are_ordered_by_wave_then_kind_then_action_and_deletes_reversed():
+    graph = Graph([Referenced(), Referencing()])
+    graph.references[Ref("Referencing", "late")] = (Ref("Referenced", "first"),)
+
+    def op(kind: str, name: str, action: Action, resource: str) -> Operation:
+        return Operation(kind=kind, name=name, action=action, resource=resource, payload=Record())
 
     scrambled = [
-        Operation("Later", "x", Action.CREATE, "later"),
-        Operation("Recorder", "x", Action.DELETE, "delete"),
-        Operation("Recorder", "x", Action.CREATE, "create"),
-        Operation("Recorder", "x", Action.UPDATE, "document", stage=-1),
-        Operation("Recorder", "x", Action.UPDATE, "update"),
+        op("Referenced", "first", Action.DELETE, "gone-doc"),
+        op("Referencing", "late", Action.CREATE, "late-create"),
+        op("Referencing", "early", Action.UPDATE, "early-update"),
+        op("Referencing", "other", Action.DELETE, "gone-assoc"),
+        op("Referenced", "first", Action.UPDATE, "doc-update"),
+        op("Referenced", "first", Action.CREATE, "doc-create"),
     ]
-    ordered = order_operations(scrambled, [Later(), Recorder()])
-    assert [op.resource for op in ordered] == ["document", "create", "update", "delete", "later"]
+    ordered = [o.resource for o in graph.order(scrambled)]
+    assert ordered == [
+        "doc-create",
+        "doc-update",
+        "early-update",  # wave 0: references nothing
+        "late-create",  # wave 1: after what it references
+        "gone-assoc",  # deletes: the referencing kind first
+        "gone-doc",
+    ]
 
 
 def test_no_operation_starts_after_stop_and_those_in_flight_finish():
@@ -112,11 +156,11 @@ def test_no_operation_starts_after_stop_and_those_in_flight_finish():
     both_started = threading.Barrier(2)
 
     class StopsMidway(Recorder):
-        def apply(self, aws: Any, operation: Operation, ctx: Context) -> None:
+        def apply(self, aws: Any, operation: Operation, ctx: Context) -> tuple[Event, ...]:
             if operation.resource in ("r0", "r1"):
                 both_started.wait(timeout=10)
                 stop.set()  # a SIGTERM arriving while two operations are in flight
-            super().apply(aws, operation, ctx)
+            return super().apply(aws, operation, ctx)
 
     kind = StopsMidway(seconds=0.05)
     result = _reconciler(kind, concurrency=2).apply(Plan(operations=_ops(10)), stop=stop)
@@ -150,6 +194,7 @@ def test_a_failing_resource_backs_off_exponentially_and_the_rest_go_on():
     kind.failing.clear()
     assert attempt() == (3, 0, 0)  # success forgets it
     assert backoff.failures(_ops(3)[1]) == 0
+    assert backoff.earliest_retry() is None
 
 
 def test_backoff_is_capped_and_jittered():

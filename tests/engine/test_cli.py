@@ -10,26 +10,14 @@ import pytest
 from markdown_it import MarkdownIt
 
 from controller.cli import main
-from tests.engine.helpers import copy_example, make_fleet
+from tests.engine.helpers import cli, copy_example, make_fleet
 
 BROKEN = Path(__file__).resolve().parents[1] / "manifests" / "broken"
 BROKEN_CASES = sorted(p for p in BROKEN.iterdir() if p.is_dir())
 
 
 def run(sandbox, *args: str) -> int:
-    return main(
-        [
-            *args,
-            "--endpoint-url",
-            sandbox.endpoint,
-            "--region",
-            "us-east-1",
-            "--controller-id",
-            "cli-test",
-            "--log-format",
-            "json",
-        ]
-    )
+    return cli(sandbox, *args, controller_id="cli-test")
 
 
 def test_corpus_is_large_enough():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.engine.ownership import OWNER_TAG, WORKSPACE_ID_TAG
+from controller.contract.ownership import OWNER_TAG, WORKSPACE_ID_TAG
 from tests.engine.helpers import (
     CONTROLLER_ID,
     boot,

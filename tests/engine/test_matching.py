@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from controller.engine.ownership import WORKSPACE_ID_TAG
+from controller.contract.ownership import WORKSPACE_ID_TAG
 from controller.kinds.matching import LiveInstance, LiveWorkspace, match_instances
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

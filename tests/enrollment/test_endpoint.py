@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from structlog.testing import capture_logs
 
-from controller.engine.ownership import MANIFEST_TAG, OWNER_TAG, WORKSPACE_ID_TAG
+from controller.contract.ownership import MANIFEST_TAG, OWNER_TAG, WORKSPACE_ID_TAG
 from controller.service.enrollment.admission import AdmissionSettings
 from tests.enrollment.helpers import (
     CONTROLLER_ID,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from controller.engine.plan import Action, Severity
+from controller.contract.plan import Action, Severity
 from controller.engine.prune import PruneSettings
 from controller.engine.reconcile import Reconciler, ReconcileSettings
 from controller.kinds.base import Context
@@ -80,7 +80,7 @@ def test_an_unused_activation_waits_until_it_expires_then_is_deleted():
     expired = diff(EnrollmentLive([activation(expires_in=timedelta(seconds=-1))]))
     (operation,) = expired.operations
     assert operation.action is Action.DELETE and not operation.prune
-    assert operation.payload == DeleteActivation(activation().activation_id)
+    assert operation.payload == DeleteActivation(activation_id=activation().activation_id)
 
 
 def test_a_used_activation_whose_instance_is_its_workspace_is_deleted():
@@ -91,7 +91,7 @@ def test_a_used_activation_whose_instance_is_its_workspace_is_deleted():
     )
     plan = diff(live)
     (operation,) = plan.operations
-    assert operation.payload == DeleteActivation(activation().activation_id)
+    assert operation.payload == DeleteActivation(activation_id=activation().activation_id)
     assert "verified as ws-aaaa1111" in operation.reason
     assert not [f for f in plan.findings if f.severity is Severity.ERROR]
 
@@ -111,7 +111,7 @@ def test_an_instance_that_is_not_the_workspace_is_an_impostor(name, address, say
     )
     plan = diff(live)
     (operation,) = plan.operations  # the activation is kept as evidence
-    assert operation.payload == Deregister("mi-0123456789abcdef0")
+    assert operation.payload == Deregister(instance_id="mi-0123456789abcdef0")
     assert operation.prune and operation.action is Action.DELETE
     (finding,) = [f for f in plan.findings if f.severity is Severity.ERROR]
     assert "impostor mi-0123456789abcdef0" in finding.message and says in finding.message
@@ -122,12 +122,14 @@ def test_a_used_activation_with_nothing_to_verify_waits_for_its_expiry():
     assert diff(EnrollmentLive([used])).operations == []
     gone = activation(registrations=1, expires_in=timedelta(seconds=-1))
     (operation,) = diff(EnrollmentLive([gone])).operations
-    assert operation.payload == DeleteActivation(gone.activation_id)
+    assert operation.payload == DeleteActivation(activation_id=gone.activation_id)
 
 
 def test_an_activation_of_an_enrollment_no_manifest_declares_is_pruned():
     (operation,) = diff(EnrollmentLive([activation(manifest="gone")])).operations
-    assert operation.prune and operation.payload == DeleteActivation(activation().activation_id)
+    assert operation.prune and operation.payload == DeleteActivation(
+        activation_id=activation().activation_id
+    )
 
 
 # -- against the sandbox -------------------------------------------------------------------------

@@ -115,7 +115,7 @@ import io
 import subprocess
 import sys
 
-from controller.engine.plan import Plan
+from controller.contract.plan import Plan
 from controller.engine.render import render_text
 from controller.observability.logging import configure_logging, get_logger
 from controller.observability.metrics import Metrics

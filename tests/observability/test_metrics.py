@@ -11,13 +11,11 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from controller.contract import Health
+from controller.contract.registry import kind_named, registered
+from controller.kinds.tagsync import PING_STATUSES
 from controller.observability.http import ObservabilityServer
-from controller.observability.metrics import (
-    CONTROLLER_WIDE,
-    PING_STATUSES,
-    ActivationStats,
-    Metrics,
-)
+from controller.observability.metrics import CONTROLLER_WIDE, Metrics
 from controller.observability.redaction import register_secret
 
 from .helpers import http
@@ -31,9 +29,13 @@ REQUIRED = {
     "fleet_apply_operations": "counter",
     "fleet_aws_api_calls": "counter",
     "fleet_aws_api_retries": "counter",
+    "fleet_aws_clock_skew_seconds": "gauge",
     "fleet_last_successful_reconcile_timestamp_seconds": "gauge",
     "fleet_desired_state_valid": "gauge",
     "fleet_desired_state_info": "gauge",
+    "fleet_desired_state_fetch_timestamp_seconds": "gauge",
+    "fleet_resources": "gauge",
+    "fleet_refused_resources": "gauge",
     "fleet_activation_expiry_timestamp_seconds": "gauge",
     "fleet_activation_registrations": "gauge",
     "fleet_activation_registration_limit": "gauge",
@@ -75,9 +77,29 @@ class Scraper:
         }
 
 
+def with_kind_gauges(metrics: Metrics) -> Metrics:
+    """As a Reconciler does: every kind's declared status gauges."""
+    for kind in registered():
+        for family in kind.gauges:
+            metrics.declare(family)
+    return metrics
+
+
 @pytest.fixture
 def metrics() -> Metrics:
-    return Metrics(controller_id="ctl-test", targets=("default", "eu"))
+    return with_kind_gauges(Metrics(controller_id="ctl-test", targets=("default", "eu")))
+
+
+def set_activations(m: Metrics, target: str, by_name: dict[str, tuple[float, int, int]]) -> None:
+    """The Activation kind's status as the engine exports it: expiry, registrations, limit."""
+    names = ("activation_expiry_timestamp_seconds", "activation_registrations")
+    names += ("activation_registration_limit",)
+    gauges = {
+        name: {(activation,): values[i] for activation, values in by_name.items()}
+        for i, name in enumerate(names)
+    }
+    kind = kind_named("Activation")
+    m.set_kind_status(target, "Activation", kind.gauges, gauges, len(by_name), {})
 
 
 @pytest.fixture
@@ -96,22 +118,53 @@ def populate(m: Metrics) -> None:
     m.record_apply("default", "TagSync", "update", "success")
     m.record_aws_call("default", "ssm", "DescribeInstanceInformation", "success")
     m.record_aws_retry("default", "ssm", "AddTagsToResource")
-    m.set_gauge_family(m.drifted_resources, "default", {"TagSync": 3})
-    m.set_gauge_family(m.managed_resources, "default", {"TagSync": 200, "Activation": 1})
+    m.set_aws_clock_skew("default", 42.5)
+    m.set_drift("default", {"TagSync": 3})
+    m.set_refusals("default", {("Package", "refused"): 1, ("Association", "blocked"): 2})
     m.set_desired_state(True, "0123abcd")
-    m.set_activations("default", {"fleet": ActivationStats(1_700_086_400, 12, 1000)})
-    m.set_managed_instances("default", {"Online": 190, "ConnectionLost": 10})
-    m.set_gauge_family(m.workspaces_not_onboarded, "default", {"finance": 4})
-    m.set_gauge_family(m.stale_instances, "default", {"finance": 1})
-    m.set_gauge_family(
-        m.association_instances, "default", {("install-7zip", "7zip", "Success"): 150}
+    m.set_desired_state_fetched(1_700_000_000)
+    set_activations(m, "default", {"fleet": (1_700_086_400, 12, 1000)})
+    tagsync = kind_named("TagSync")
+    pings = {("Online",): 190.0, ("ConnectionLost",): 10.0, ("Inactive",): 0.0}
+    m.set_kind_status(
+        "default",
+        "TagSync",
+        tagsync.gauges,
+        {
+            "managed_instances": pings,
+            "workspaces_not_onboarded": {("finance",): 4},
+            "stale_instances": {("finance",): 1},
+        },
+        200,
+        {Health.HEALTHY: 1, Health.DEGRADED: 1},
     )
-    m.set_gauge_family(m.package_noncompliant_instances, "default", {"7zip": 2})
+    association = kind_named("Association")
+    m.set_kind_status(
+        "default",
+        "Association",
+        association.gauges,
+        {
+            "association_instances": {("install-7zip", "7zip", "Success"): 150},
+            "package_noncompliant_instances": {("7zip",): 2},
+        },
+        1,
+        {Health.DEGRADED: 1},
+    )
     m.set_leader("default", True)
     m.webhook_requests_total.labels(result="accepted").inc()
     m.enrollment_requests_total.labels(result="issued").inc()
-    m.set_gauge_family(m.enrollment_activations, "default", {"waiting": 2, "registered": 1})
-    m.impostor_instances.labels(target="default").set(0)
+    enrollment = kind_named("Enrollment")
+    m.set_kind_status(
+        "default",
+        "Enrollment",
+        enrollment.gauges,
+        {
+            "enrollment_activations": {("waiting",): 2, ("registered",): 1},
+            "impostor_instances": {(): 0},
+        },
+        3,
+        {Health.HEALTHY: 1},
+    )
 
 
 def test_every_required_metric_is_served_with_a_target_label(
@@ -184,16 +237,16 @@ def test_duration_histogram_covers_a_tenth_of_a_second_to_ten_minutes(
 
 
 def test_stale_label_sets_disappear(metrics: Metrics, scrape: Scraper) -> None:
-    a, b = ActivationStats(1000, 5, 100), ActivationStats(2000, 7, 200)
-    metrics.set_activations("default", {"finance": a, "sales": b})
-    metrics.set_activations("eu", {"finance": a})
+    a, b = (1000, 5, 100), (2000, 7, 200)
+    set_activations(metrics, "default", {"finance": a, "sales": b})
+    set_activations(metrics, "eu", {"finance": a})
     assert set(scrape.samples("fleet_activation_registrations")) == {
         L(target="default", activation="finance"),
         L(target="default", activation="sales"),
         L(target="eu", activation="finance"),
     }
 
-    metrics.set_activations("default", {"sales": b})  # finance's activation was deleted
+    set_activations(metrics, "default", {"sales": b})  # finance's activation was deleted
 
     for family in (
         "fleet_activation_expiry_timestamp_seconds",
@@ -212,21 +265,62 @@ def test_stale_label_sets_disappear(metrics: Metrics, scrape: Scraper) -> None:
         == 200
     )
 
+    instances = metrics.gauge("fleet_association_instances")
     metrics.set_gauge_family(
-        metrics.association_instances,
+        instances,
         "default",
         {("install-7zip", "7zip", "Success"): 9, ("install-7zip", "7zip", "Failed"): 1},
     )
-    metrics.set_gauge_family(
-        metrics.association_instances, "default", {("install-7zip", "7zip", "Success"): 10}
-    )
+    metrics.set_gauge_family(instances, "default", {("install-7zip", "7zip", "Success"): 10})
     assert scrape.samples("fleet_association_instances") == {
         L(target="default", association="install-7zip", package="7zip", status="Success"): 10
     }
-    metrics.set_activations("default", {})
+    set_activations(metrics, "default", {})
     assert set(scrape.samples("fleet_activation_registrations")) == {
         L(target="eu", activation="finance")
     }
+    # A kind no longer observed (nothing of it desired) leaves nothing behind either.
+    metrics.set_kind_status("eu", "Activation", kind_named("Activation").gauges, None, None, None)
+    assert set(scrape.samples("fleet_activation_registrations")) == set()
+    assert L(target="eu", kind="Activation") not in scrape.samples("fleet_managed_resources")
+
+
+def test_one_kinds_status_leaves_the_other_kinds_series_alone(
+    metrics: Metrics, scrape: Scraper
+) -> None:
+    tagsync, activation = kind_named("TagSync"), kind_named("Activation")
+    metrics.set_kind_status("default", "TagSync", tagsync.gauges, {}, 7, {Health.HEALTHY: 2})
+    metrics.set_kind_status("default", "Activation", activation.gauges, {}, 1, {})
+    managed = scrape.samples("fleet_managed_resources")
+    assert managed[L(target="default", kind="TagSync")] == 7
+    assert managed[L(target="default", kind="Activation")] == 1
+    resources = scrape.samples("fleet_resources")
+    assert resources[L(target="default", kind="TagSync", health="Healthy")] == 2
+    assert resources[L(target="default", kind="TagSync", health="Degraded")] == 0
+    metrics.set_kind_status("default", "TagSync", tagsync.gauges, None, None, None)
+    managed = scrape.samples("fleet_managed_resources")
+    assert L(target="default", kind="TagSync") not in managed
+    assert managed[L(target="default", kind="Activation")] == 1
+
+
+def test_forgetting_a_target_removes_exactly_what_was_written_for_it(
+    metrics: Metrics, scrape: Scraper
+) -> None:
+    populate(metrics)
+    metrics.set_drift("eu", {"TagSync": 1})
+    metrics.forget_target("default")
+    families = scrape.families()
+    for name, family in families.items():
+        if not name.startswith("fleet_") or name in CONTROLLER_WIDE or name.endswith("_created"):
+            continue
+        for sample in family.samples:
+            if sample.labels.get("target") != "default":
+                continue
+            assert name in {"fleet_leader", "fleet_managed_instance_quota"} or family.type in (
+                "counter",
+                "histogram",
+            ), sample
+    assert scrape.samples("fleet_drifted_resources") == {L(target="eu", kind="TagSync"): 1}
 
 
 def test_counters_are_never_reset_by_gauge_snapshots(metrics: Metrics, scrape: Scraper) -> None:
@@ -279,7 +373,9 @@ def test_closed_vocabularies_are_enforced(metrics: Metrics) -> None:
     with pytest.raises(ValueError):
         metrics.record_aws_call("default", "ssm", "GetParameter", "weird")
     with pytest.raises(ValueError):
-        metrics.set_gauge_family(metrics.association_instances, "default", {"only-one": 1})
+        metrics.set_gauge_family(
+            metrics.gauge("fleet_association_instances"), "default", {"only-one": 1}
+        )
     with pytest.raises(ValueError):
         metrics.set_gauge_family(metrics.desired_state_info, "default", {})  # no target label
 

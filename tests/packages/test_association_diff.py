@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from controller.engine.plan import Action
+from controller.contract.plan import Action
 from controller.kinds.association import normalize
 from tests.packages.helpers import (
     BUCKET,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import textwrap
 
+from controller.contract.plan import Severity
 from controller.detection.document import content_hash, document_name
-from controller.engine.plan import Severity
 from tests.packages.helpers import (
     ACME_EFFECTS,
     APP_EXE,

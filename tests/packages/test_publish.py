@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.engine.plan import Action
+from controller.contract.plan import Action
 from tests.packages.helpers import (
     ACME_EFFECTS,
     BUCKET,

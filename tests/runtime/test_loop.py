@@ -12,7 +12,6 @@ from controller.service.loop import (
     LoopSettings,
     ReconcileLoop,
     Refresh,
-    forget_target_status,
 )
 from controller.service.source import DirectorySource, GitSource
 from tests.runtime.gitrepo import GitRemote, example_files
@@ -127,9 +126,9 @@ def test_forgetting_a_target_keeps_other_targets_and_the_lease_series():
     metrics = Metrics(targets=["a", "b"])
     for target in ("a", "b"):
         metrics.set_family(metrics.drifted_resources, target, {"TagSync": 2})
-        metrics.last_successful_reconcile_timestamp_seconds.labels(target=target).set(1.0)
+        metrics.set_gauge(metrics.last_successful_reconcile_timestamp_seconds, target, 1.0)
     metrics.set_leader("a", True)
-    forget_target_status(metrics, "a")
+    metrics.forget_target("a")
     assert sample(metrics, "fleet_drifted_resources", target="a", kind="TagSync") is None
     assert sample(metrics, "fleet_last_successful_reconcile_timestamp_seconds", target="a") is None
     assert sample(metrics, "fleet_drifted_resources", target="b", kind="TagSync") == 2

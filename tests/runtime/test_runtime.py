@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from controller.aws import AwsApi, AwsSettings, CallRecorder
-from controller.cli import build_parser, main
+from controller.cli import build_parser, main, service_config
 from controller.engine.reconcile import Reconciler, ReconcileSettings
 from controller.observability.metrics import Metrics
 from controller.service.loop import DesiredStateTracker, LoopSettings, ReconcileLoop
@@ -115,7 +115,7 @@ def service(sandbox, tmp_path, *extra: str) -> Service:
         ["run", str(desired), "--endpoint-url", sandbox.endpoint, "--region", "us-east-1",
          "--metrics-host", "127.0.0.1", "--metrics-port", "0", *extra]
     )  # fmt: skip
-    return Service.from_args(args)
+    return Service.build(service_config(args))
 
 
 def test_no_webhook_route_without_a_secret(sandbox, tmp_path, monkeypatch):

@@ -1,1 +1,1 @@
-"""One module per kind. Each calls ``register_kind`` at import; the registry imports them all."""
+"""One spec model per kind; the kind (in ``controller/kinds/``) names it: ``Kind.spec_model``."""

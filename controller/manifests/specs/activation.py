@@ -29,7 +29,6 @@ from controller.manifests.common import (
 )
 from controller.manifests.document import Manifest
 from controller.manifests.errors import ManifestError
-from controller.manifests.registry import register_kind
 
 KIND = "Activation"
 
@@ -158,6 +157,10 @@ class PublishSpec(StrictModel):
 
 
 class ActivationSpec(SpecModel):
+    @classmethod
+    def check_set(cls, by_kind: Mapping[str, Sequence[Manifest]]) -> list[ManifestError]:
+        return check_activations(by_kind)
+
     iam_role: Annotated[str, AfterValidator(check_iam_role)]
     registration_limit: int = 1
     valid_for: Duration = timedelta(hours=24)
@@ -262,6 +265,3 @@ def check_activations(by_kind: Mapping[str, Sequence[Manifest]]) -> list[Manifes
                 )
             )
     return errors
-
-
-register_kind(KIND, ActivationSpec, check_activations)

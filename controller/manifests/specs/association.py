@@ -5,8 +5,9 @@ Limits are CreateAssociation's (botocore): Targets <= 5 entries of <= 50 values,
 ``^[a-zA-Z0-9_\\-.]{3,128}$``, MaxConcurrency/MaxErrors patterns; schedules as State Manager
 accepts them (controller/manifests/schedule.py). A stagger group (``schedule.stagger``) gives each member its own daily
 time ``start + k * every`` inside ``window``; a group with more members than slots is invalid.
-A package reference is resolved at load time against the Package manifests of the same revision,
-so an unknown package is a located error and the kind reads the rules from ``spec.resolved``.
+A package reference names a Package manifest of the same revision (by manifest or package name):
+an unknown one is a located error at load time, and ``resolve_package`` finds it again for the
+kind, so nothing is written into a validated spec.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, PrivateAttr, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from controller.manifests.common import (
     Duration,
@@ -31,7 +32,6 @@ from controller.manifests.common import (
 )
 from controller.manifests.document import Manifest
 from controller.manifests.errors import ManifestError
-from controller.manifests.registry import register_kind
 from controller.manifests.schedule import normalize_expression as normalize_expression
 from controller.manifests.schedule import options_problem, schedule_kind, schedule_problem
 from controller.manifests.source import FieldPath
@@ -272,14 +272,28 @@ class StaggerGroup:
 
 @dataclass(frozen=True)
 class ResolvedPackage:
-    """What an association needs from the Package it installs (set by ``check_associations``)."""
+    """What an association needs from the Package it installs (see ``resolve_package``)."""
 
     manifest: str
     package: str  # the Distributor package (document) name
     rules: Any  # AllOf | AnyOf | LeafRule
 
 
+def resolve_package(reference: str, packages: Sequence[Manifest]) -> ResolvedPackage | None:
+    """The Package a ``spec.package.name`` names: by manifest name first, then package name."""
+    by_name = {m.name: m for m in packages}
+    by_package = {m.spec.name: m for m in packages}
+    target = by_name.get(reference) or by_package.get(reference)
+    if target is None:
+        return None
+    return ResolvedPackage(target.name, target.spec.name, target.spec.rule)
+
+
 class AssociationSpec(SpecModel):
+    @classmethod
+    def check_set(cls, by_kind: Mapping[str, Sequence[Manifest]]) -> list[ManifestError]:
+        return check_associations(by_kind)
+
     package: PackageRef | None = None
     document: DocumentRef | None = None
     targets: TargetsSpec
@@ -289,9 +303,6 @@ class AssociationSpec(SpecModel):
     compliance_severity: Literal["CRITICAL", "HIGH", "MEDIUM", "LOW", "UNSPECIFIED"] = "UNSPECIFIED"
     sync_compliance: Literal["AUTO", "MANUAL"] = "AUTO"
     apply_only_at_cron_interval: bool = False
-
-    _resolved: ResolvedPackage | None = PrivateAttr(default=None)
-    _group: StaggerGroup | None = PrivateAttr(default=None)
 
     @field_validator("max_concurrency")
     @classmethod
@@ -308,14 +319,6 @@ class AssociationSpec(SpecModel):
         if value is not None and not _MAX_ERRORS.fullmatch(value):
             raise fail(f"{value!r:.80}: use a number of errors (>= 0) or a percentage 0% to 100%")
         return value
-
-    @property
-    def resolved(self) -> ResolvedPackage | None:
-        return self._resolved
-
-    @property
-    def stagger_group(self) -> StaggerGroup | None:
-        return self._group
 
     def problems(self) -> list[Problem]:
         problems: list[Problem] = []
@@ -412,13 +415,31 @@ def _group_settings(
     return group, errors
 
 
+def stagger_members(manifests: Sequence[Manifest]) -> dict[str, list[Manifest]]:
+    """Group name -> its member associations, in name order."""
+    groups: dict[str, list[Manifest]] = defaultdict(list)
+    for manifest in sorted(manifests, key=lambda m: m.name):
+        schedule = manifest.spec.schedule
+        if schedule is not None and schedule.stagger is not None:
+            groups[schedule.stagger.group].append(manifest)
+    return dict(groups)
+
+
+def stagger_groups(manifests: Sequence[Manifest]) -> dict[str, StaggerGroup]:
+    """Group name -> its settings as the members give them (valid desired state: no errors)."""
+    found: dict[str, StaggerGroup] = {}
+    for name, members in stagger_members(manifests).items():
+        group, _ = _group_settings(members)
+        if group is not None:
+            found[name] = group
+    return found
+
+
 def check_associations(by_kind: Mapping[str, Sequence[Manifest]]) -> list[ManifestError]:
     """Package references resolve; names fit AssociationName; stagger groups fit their windows."""
     errors: list[ManifestError] = []
     packages = list(by_kind.get(PACKAGE_KIND, ()))
-    by_name = {m.name: m for m in packages}
-    by_package = {m.spec.name: m for m in packages}
-    groups: dict[str, list[Manifest]] = defaultdict(list)
+    known_packages = ", ".join(sorted(m.name for m in packages)) or "none"
     for manifest in sorted(by_kind.get(KIND, ()), key=lambda m: m.name):
         spec: AssociationSpec = manifest.spec
         if len(manifest.name) < ASSOCIATION_NAME_MIN:
@@ -428,27 +449,14 @@ def check_associations(by_kind: Mapping[str, Sequence[Manifest]]) -> list[Manife
                     f"{manifest.name!r} is too short for an AssociationName (3 to 128 characters)",
                 )
             )
-        if spec.package is not None:
-            target = by_name.get(spec.package.name) or by_package.get(spec.package.name)
-            if target is None:
-                known = ", ".join(sorted(by_name)) or "none"
-                errors.append(
-                    manifest.error(
-                        ("spec", "package", "name"),
-                        f"unknown package {spec.package.name!r:.80}: no valid Package manifest has"
-                        f" that name (Packages in this desired state: {known})",
-                    )
+        if spec.package is not None and resolve_package(spec.package.name, packages) is None:
+            errors.append(
+                manifest.error(
+                    ("spec", "package", "name"),
+                    f"unknown package {spec.package.name!r:.80}: no valid Package manifest has"
+                    f" that name (Packages in this desired state: {known_packages})",
                 )
-            else:
-                spec._resolved = ResolvedPackage(target.name, target.spec.name, target.spec.rule)
-        if spec.schedule is not None and spec.schedule.stagger is not None:
-            groups[spec.schedule.stagger.group].append(manifest)
-    for members in groups.values():
-        group, problems = _group_settings(members)
-        errors += problems
-        for manifest in members:
-            manifest.spec._group = group
+            )
+    for members in stagger_members(by_kind.get(KIND, ())).values():
+        errors += _group_settings(members)[1]
     return errors
-
-
-register_kind(KIND, AssociationSpec, check_associations)

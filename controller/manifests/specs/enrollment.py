@@ -26,7 +26,6 @@ from controller.manifests.common import (
 )
 from controller.manifests.document import Manifest
 from controller.manifests.errors import ManifestError
-from controller.manifests.registry import register_kind
 from controller.manifests.specs.activation import check_iam_role
 from controller.manifests.specs.tagsync import DirectoryId
 
@@ -57,6 +56,10 @@ class EnrollmentScope(StrictModel):
 
 
 class EnrollmentSpec(SpecModel):
+    @classmethod
+    def check_set(cls, by_kind: Mapping[str, Sequence[Manifest]]) -> list[ManifestError]:
+        return check_enrollments(by_kind)
+
     iam_role: Annotated[str, AfterValidator(check_iam_role)]
     workspaces: EnrollmentScope
     valid_for: Duration = VALID_FOR_DEFAULT
@@ -103,6 +106,3 @@ def check_enrollments(by_kind: Mapping[str, Sequence[Manifest]]) -> list[Manifes
                 )
             )
     return errors
-
-
-register_kind(KIND, EnrollmentSpec, check_enrollments)

@@ -6,7 +6,7 @@ Limits come from the SSM model and Distributor's documentation: document names
 holds install.ps1 and uninstall.ps1 at its root.
 
 The files are checked when the revision loads (``referenced_files``): each must be a regular file
-inside the desired-state directory (controller/manifests/containment.py), within Distributor's
+inside the desired-state directory (controller/containment.py), within Distributor's
 size quotas (``file_problems``), and the zips are built then (``build``), so a missing, escaping or
 oversized file fails validation (file, line, field) before anything is uploaded.
 """
@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator
 
+from controller.containment import ContainedFile, path_text_problem
 from controller.detection.rules import AllOf, AnyOf, LeafRule, RuleError, parse_rule
 from controller.manifests.common import BuildProblems, Problem, SpecModel, StrictModel, fail
-from controller.manifests.containment import ContainedFile, path_text_problem
 from controller.manifests.document import Manifest
 from controller.manifests.errors import ManifestError
-from controller.manifests.registry import register_kind
 from controller.manifests.source import FieldPath
 
 if TYPE_CHECKING:
@@ -129,6 +128,10 @@ class PlatformSpec(StrictModel):
 
 
 class PackageSpec(SpecModel):
+    @classmethod
+    def check_set(cls, by_kind: Mapping[str, Sequence[Manifest]]) -> list[ManifestError]:
+        return check_packages(by_kind)
+
     name: Annotated[str, AfterValidator(_check_package_name)]
     version: Annotated[str, AfterValidator(_check_version)]
     publisher: str = Field(min_length=1, max_length=256)
@@ -332,6 +335,3 @@ def check_packages(by_kind: Mapping[str, Sequence[Manifest]]) -> list[ManifestEr
                 )
             )
     return errors
-
-
-register_kind(KIND, PackageSpec, check_packages)

@@ -29,7 +29,6 @@ from controller.manifests.common import (
 )
 from controller.manifests.document import Manifest, format_path
 from controller.manifests.errors import ManifestError
-from controller.manifests.registry import register_kind
 from controller.manifests.source import FieldPath
 
 KIND = "TagSync"
@@ -161,6 +160,10 @@ ATTRIBUTE_NAMES: tuple[str, ...] = tuple(
 
 
 class TagSyncSpec(SpecModel):
+    @classmethod
+    def check_set(cls, by_kind: Mapping[str, Sequence[Manifest]]) -> list[ManifestError]:
+        return check_tag_syncs(by_kind)
+
     workspaces: WorkspaceSelector = Field(default_factory=WorkspaceSelector)
     match: MatchSpec = Field(default_factory=MatchSpec)
     copy_tags: CopyTags = Field(default_factory=CopyTags)
@@ -382,6 +385,3 @@ def _key_conflicts(earlier: Manifest, later: Manifest) -> list[ManifestError]:
             )
         )
     return errors
-
-
-register_kind(KIND, TagSyncSpec, check_tag_syncs)

@@ -28,8 +28,7 @@ import structlog
 
 from controller.aws import AwsApi, is_access_denied
 from controller.aws.tags import tag_dict
-from controller.kinds.matching import LiveWorkspace
-from controller.kinds.tagsync import live_workspace
+from controller.kinds.matching import LiveWorkspace, live_workspace
 
 log = structlog.get_logger("fleet_controller.service.enrollment")
 

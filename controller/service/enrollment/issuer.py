@@ -30,7 +30,7 @@ import structlog
 
 from controller.aws import AwsApi
 from controller.aws.tags import tag_dict, tag_list
-from controller.engine.ownership import WORKSPACE_ID_TAG, is_owned, manifest_of, owner_tags
+from controller.contract.ownership import WORKSPACE_ID_TAG, is_owned, manifest_of, owner_tags
 from controller.kinds.matching import LiveWorkspace
 from controller.kinds.tagsync import wanted_for
 from controller.manifests import Manifest
