@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import boto3
@@ -11,6 +12,7 @@ from fleet_sandbox.client import SandboxClient
 FINANCE = "d-9067a1b2c3"
 ENGINEERING = "d-9067d4e5f6"
 PARAMETER = "/fleet-controller/activations/workspaces"  # where the example Activation publishes
+PACKAGE_BUCKET = "fleet-controller-packages-example"  # where the example's Packages publish
 FINANCE_TAGS = {"CostCenter": "4100", "LineOfBusiness": "finance", "App-Excel": "true"}
 ENGINEERING_TAGS = {"CostCenter": "5200", "LineOfBusiness": "engineering", "Team": "platform"}
 
@@ -38,6 +40,17 @@ def make_fleet(endpoint: str, region: str, finance: int, engineering: int) -> No
     ):
         sandbox.post("fleet/workspaces", {"count": count, "directoryId": directory, "tags": tags})
     sandbox.post("fleet/registration", {"parameterName": PARAMETER})
+
+
+def make_package_bucket(endpoint: str, region: str) -> None:
+    """The S3 bucket the example's Packages publish to: the operator creates it beforehand (the
+    controller refuses to publish into a bucket that does not exist)."""
+    s3 = client(endpoint, "s3", region)
+    location = {} if region == "us-east-1" else {"LocationConstraint": region}
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(
+            Bucket=PACKAGE_BUCKET, **({"CreateBucketConfiguration": location} if location else {})
+        )
 
 
 def published(endpoint: str, region: str) -> bool:
