@@ -12,6 +12,7 @@ kind, so nothing is written into a validated spec.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -92,6 +93,24 @@ def _check_argument_key(value: str) -> str:
     return value
 
 
+ADDITIONAL_ARGUMENTS_MAX_CHARS = 4096
+"""additionalArguments travel, as compact JSON, beside the detection rules in one run of the
+detection document, and SSM's 64 KB quota on a document counts its runtime parameters: the
+document (about 40 KB) and the largest rules (controller/detection/SPEC.md, "Limits") leave 8 KB
+for the other parameters, half of it for these."""
+
+
+def _check_additional_arguments(value: dict[str, str]) -> dict[str, str]:
+    size = len(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True))
+    if size > ADDITIONAL_ARGUMENTS_MAX_CHARS:
+        raise fail(
+            f"{size} characters as JSON, more than {ADDITIONAL_ARGUMENTS_MAX_CHARS}: they travel"
+            " with the detection rules within SSM's 64 KB document quota; ship large settings in"
+            " the package instead"
+        )
+    return value
+
+
 class PackageRef(StrictModel):
     """Install or uninstall a Package of this desired state through the detection document."""
 
@@ -101,7 +120,10 @@ class PackageRef(StrictModel):
     installation_type: Literal["Uninstall and reinstall", "In-place update"] = (
         "Uninstall and reinstall"
     )
-    additional_arguments: dict[Annotated[str, AfterValidator(_check_argument_key)], str] = {}
+    additional_arguments: Annotated[
+        dict[Annotated[str, AfterValidator(_check_argument_key)], str],
+        AfterValidator(_check_additional_arguments),
+    ] = {}
 
 
 class DocumentRef(StrictModel):

@@ -1,0 +1,1 @@
+Start-Process msiexec.exe -ArgumentList "/x app.msi /qn" -Wait
