@@ -332,3 +332,39 @@ def test_a_crowd_of_idle_connections_is_closed_at_the_door(sandbox, desired):
                     break
             assert time.monotonic() < deadline, "the bound never freed"
             time.sleep(0.05)
+
+
+def test_clients_trickling_their_requests_cannot_hold_the_listener(sandbox, desired):
+    """Slowloris from the WorkSpaces' subnets: every connection place taken by a client sending
+    one byte every 0.2 s. Each must be cut off at the request timeout (1 s), so a WorkSpace
+    asking meanwhile gets its answer within a bounded wait instead of a listener held for ever."""
+    import contextlib
+    import http.client
+    import time
+
+    from tests.observability.helpers import trickle
+
+    (workspace_id,) = workspaces(sandbox, 1)
+    with endpoint(sandbox, desired, max_connections=2, request_timeout=1.0) as ep:
+        sandbox.admin.post("fleet/enrollment", {"url": ep.url})
+        row = fleet(sandbox)[workspace_id]
+        payload = (
+            b'POST /v1/enroll HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n{"c' + b"a" * 80
+        )
+        cut: list[int | None] = []
+        slow = [
+            threading.Thread(target=lambda: cut.append(trickle(ep.server.port, payload, 0.2)))
+            for _ in range(2)
+        ]
+        for thread in slow:
+            thread.start()
+        deadline = time.monotonic() + 12  # the trickle lasts 25 s
+        status = None
+        while status != 200:
+            assert time.monotonic() < deadline, "the slow clients held the listener"
+            with contextlib.suppress(ConnectionError, http.client.HTTPException, OSError):
+                status = ep.ask(row["ipAddress"], row["computerName"])[0]
+        for thread in slow:
+            thread.join(timeout=30)
+        assert len(cut) == 2 and all(sent is not None for sent in cut), cut
+        assert ep.counted("issued") == 1
