@@ -16,6 +16,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from controller.observability.deadline import DeadlineRequests
 from controller.observability.logging import get_logger
 from controller.observability.metrics import Metrics
 
@@ -196,9 +197,9 @@ class ObservabilityServer:
 def _make_handler(
     server: ObservabilityServer, request_timeout: float
 ) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(DeadlineRequests):
         protocol_version = "HTTP/1.1"
-        timeout = request_timeout  # a stalled client cannot hold a thread for ever
+        timeout = request_timeout  # a whole request arrives within this, or the connection ends
         server_version = "fleet-controller"
         sys_version = ""
 

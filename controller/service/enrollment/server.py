@@ -8,7 +8,8 @@ certificate (``--enroll-tls-cert``/``--enroll-tls-key``) it speaks HTTPS itself,
 balancer that passes TCP through with the client's address preserved; without one it expects a
 proxy in front that terminates TLS (and then X-Forwarded-For from ``--enroll-trusted-proxy``).
 
-A stalled client holds a thread for at most ``request_timeout`` seconds, at most
+A client holds a thread for at most ``request_timeout`` seconds to send its whole request (a
+slow trickle of bytes included), at most
 ``max_connections`` connections are open at once (more are closed at the door), the TLS handshake
 happens on the request's thread (never on the accepting one), bodies over 1 KiB are refused
 unread, and at most ``max_in_flight`` requests are worked on at once: beyond that the answer is
@@ -27,6 +28,7 @@ from typing import Any
 
 import structlog
 
+from controller.observability.deadline import DeadlineRequests
 from controller.service.enrollment import protocol
 from controller.service.enrollment.service import Answer, EnrollmentService
 
@@ -166,7 +168,7 @@ class EnrollmentServer:
 
 
 def _handler(server: EnrollmentServer, request_timeout: float) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(DeadlineRequests):
         protocol_version = "HTTP/1.1"
         timeout = request_timeout
         server_version = "fleet-controller"
