@@ -183,6 +183,32 @@ def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(sandbox, desired)
         )
 
 
+def test_a_workspace_inside_a_trusted_proxy_range_cannot_speak_for_another(sandbox, desired):
+    """An operator who gives --enroll-trusted-proxy the whole subnet the load balancer shares
+    with WorkSpaces makes every WorkSpace in it a "proxy" whose X-Forwarded-For is believed.
+    A WorkSpace is never a proxy: whether it connects directly or through the real proxy, the
+    address it writes into the header must not make it another WorkSpace."""
+    attacker, victim = workspaces(sandbox, 2)
+    proxy = "127.127.255.254"  # the load balancer, in the same (trusted) range, no WorkSpace
+    with endpoint(sandbox, desired, trusted_proxies=("127.64.0.0/10",)) as ep:
+        sandbox.admin.post("fleet/enrollment", {"url": ep.url})
+        rows = fleet(sandbox)
+        me, them = rows[attacker], rows[victim]
+        assert me["ipAddress"].startswith("127.") and them["ipAddress"] != me["ipAddress"]
+        # Directly, writing the victim's address into the header itself.
+        direct = {"X-Forwarded-For": them["ipAddress"]}
+        assert ep.ask(me["ipAddress"], them["computerName"], headers=direct)[0] == 403
+        # Through the proxy, which appends the attacker's real address.
+        relayed = {"X-Forwarded-For": f"{them['ipAddress']}, {me['ipAddress']}"}
+        assert ep.ask(proxy, them["computerName"], headers=relayed)[0] == 403
+        assert activations(sandbox) == []
+        assert ep.counted("refused_name_mismatch") == 2
+        # A WorkSpace in that range still enrolls as itself, through the proxy.
+        mine = {"X-Forwarded-For": me["ipAddress"]}
+        status, body, _ = ep.ask(proxy, me["computerName"], headers=mine)
+        assert status == 200 and body["workspaceId"] == attacker
+
+
 @pytest.mark.parametrize(
     "body",
     [
