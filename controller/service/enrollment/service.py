@@ -117,7 +117,9 @@ class EnrollmentService:
         started = time.monotonic()
         context: dict[str, Any] = {"peer": peer}
         try:
-            source = client_address(peer, forwarded_for, self.trusted_proxies)
+            source = client_address(
+                peer, forwarded_for, self.trusted_proxies, is_workspace=self._known_workspace
+            )
         except BadForwardedFor as error:
             return self._decide("bad_request", context, started, reason=str(error))
         context["source"] = source
@@ -198,6 +200,9 @@ class EnrollmentService:
             expires_at=payload["expiresAt"],
             enrollment=enrollment.ref,
         )
+
+    def _known_workspace(self, address: str) -> bool:
+        return any(target.directory.known(address) for target in self.targets.values())
 
     # -- answering -----------------------------------------------------------------------------------
 
