@@ -394,3 +394,21 @@ def test_clients_trickling_their_requests_cannot_hold_the_listener(sandbox, desi
             thread.join(timeout=30)
         assert len(cut) == 2 and all(sent is not None for sent in cut), cut
         assert ep.counted("issued") == 1
+
+
+def test_a_failure_inside_the_decision_is_answered_500_and_logged_not_a_dropped_connection(
+    sandbox,
+):
+    """A bug (here: the desired state cannot be read) must not kill the request thread with a
+    raw traceback on stderr and a reset for the WorkSpace: the answer is 500 ``error``,
+    counted, and the failure goes to the structured log (where redaction applies)."""
+
+    def broken() -> None:
+        raise RuntimeError("the desired state is unreadable")
+
+    with endpoint(sandbox, broken) as ep, capture_logs() as logged:
+        status, body, _ = ep.ask("127.0.0.1", "WSAMZN-ANY")
+    assert (status, body) == (500, {"result": "error"})
+    assert ep.counted("error") == 1
+    (decision,) = [e for e in logged if e["event"] == "enrollment"]
+    assert decision["result"] == "error" and "unreadable" in decision["reason"]
