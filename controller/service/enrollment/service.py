@@ -113,9 +113,24 @@ class EnrollmentService:
 
     def handle(self, peer: str, forwarded_for: Sequence[str], body: bytes | None) -> Answer:
         """Decide one ask. ``body`` is None when the listener refused to read it (too long, or
-        without a length); admission still counts such an ask against its address."""
+        without a length); admission still counts such an ask against its address. A failure
+        of the decision itself (a bug) is answered 500 and logged, never a dropped connection."""
         started = time.monotonic()
         context: dict[str, Any] = {"peer": peer}
+        try:
+            return self._handle(peer, forwarded_for, body, context, started)
+        except Exception as error:
+            reason = redact_text(f"{type(error).__name__}: {error}")
+            return self._decide("error", context, started, reason=reason)
+
+    def _handle(
+        self,
+        peer: str,
+        forwarded_for: Sequence[str],
+        body: bytes | None,
+        context: dict[str, Any],
+        started: float,
+    ) -> Answer:
         try:
             source = client_address(
                 peer, forwarded_for, self.trusted_proxies, is_workspace=self._known_workspace
