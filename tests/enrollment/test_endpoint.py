@@ -412,3 +412,24 @@ def test_a_failure_inside_the_decision_is_answered_500_and_logged_not_a_dropped_
     assert ep.counted("error") == 1
     (decision,) = [e for e in logged if e["event"] == "enrollment"]
     assert decision["result"] == "error" and "unreadable" in decision["reason"]
+
+
+@pytest.mark.parametrize("skew", [240, -240])
+def test_an_activation_lives_its_valid_for_on_aws_clock_whatever_the_hosts(sandbox, tmp_path, skew):
+    """AWS's clock 4 minutes ahead of (or behind) the controller's host, as SigV4 tolerates:
+    the activation must still expire validFor (15 minutes here) after its creation in AWS's
+    time, and the WorkSpace is told that same expiry. From the host's clock, AWS 4 minutes
+    ahead left the WorkSpace 11 minutes to install the agent and register."""
+    sandbox.admin.skew_clock(skew)
+    desired = desired_state(tmp_path / "desired", valid_for="15m")
+    (workspace_id,) = workspaces(sandbox, 1)
+    with endpoint(sandbox, desired) as ep:
+        sandbox.admin.post("fleet/enrollment", {"url": ep.url})
+        row = fleet(sandbox)[workspace_id]
+        status, body, _ = ep.ask(row["ipAddress"], row["computerName"])
+        assert status == 200
+    (activation,) = activations(sandbox)
+    lifetime = activation["ExpirationDate"] - activation["CreatedDate"]
+    assert timedelta(minutes=14) < lifetime <= timedelta(minutes=15, seconds=5), lifetime
+    told = datetime.fromisoformat(body["expiresAt"])
+    assert abs(told - activation["ExpirationDate"]) < timedelta(seconds=5)
