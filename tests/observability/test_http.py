@@ -223,3 +223,30 @@ def test_each_request_on_a_keep_alive_connection_gets_its_own_time() -> None:
                 time.sleep(0.6)
         finally:
             conn.close()
+
+
+def test_a_crowd_of_connections_is_bounded_and_served_again_once_it_leaves() -> None:
+    """Each open connection holds a thread. The port takes the webhook, so it may face the
+    internet: a crowd of connections is closed at the door beyond a bound instead of growing
+    threads without limit, and the server serves again once the crowd is gone."""
+    with ObservabilityServer(Metrics(), host="127.0.0.1", port=0, max_connections=3) as srv:
+        crowd = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(3)]
+        try:
+            extra = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            with extra:
+                try:
+                    assert extra.recv(1) == b""  # closed without an answer
+                except ConnectionResetError:
+                    pass
+        finally:
+            for connection in crowd:
+                connection.close()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if http(srv.url + "/healthz").status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the bound never freed"
+            time.sleep(0.05)
