@@ -1,4 +1,4 @@
-"""Slow clients: a request must arrive whole within the request timeout, not one byte per timeout.
+"""Hostile clients: a request must arrive whole in time, and a crowd is closed at the door.
 
 A socket timeout bounds each read on its own, so a client that sends one byte every few seconds
 (slowloris) keeps its connection, and the thread serving it, for as long as it likes; a few
@@ -8,15 +8,25 @@ the request line, headers and body must all have arrived within the handler's ``
 read past it raises ``TimeoutError``, which ``BaseHTTPRequestHandler`` answers by closing the
 connection. Only reading is bounded this way: writing is already bounded as a whole by the
 socket timeout (``sendall``), and the work a handler does between the two is its own business.
+
+``BoundedConnections`` caps how many connections (each one a thread) are open at once: beyond the
+cap a new connection is closed unanswered, so a crowd costs a bounded number of threads for at
+most the request timeout each, instead of threads without limit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import structlog
+
+log = structlog.get_logger("fleet_controller.http")
 
 
 class DeadlineReader(io.RawIOBase):
@@ -63,3 +73,34 @@ class DeadlineRequests(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         self._deadline_reader.start()
         super().handle_one_request()
+
+
+class BoundedConnections(ThreadingHTTPServer):
+    """A threading server with at most ``max_connections`` connections (threads) at once."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        max_connections: int,
+    ) -> None:
+        self._places = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._places.acquire(blocking=False):
+            log.debug("connection refused: too many open", client=client_address[0])
+            with contextlib.suppress(OSError):
+                request.close()
+            return
+        self.opened(request)
+        super().process_request(request, client_address)  # on failure the caller shuts it
+
+    def opened(self, request: Any) -> None:
+        """A connection was let in (``shutdown_request`` follows it): a hook for subclasses."""
+
+    def shutdown_request(self, request: Any) -> None:
+        try:
+            super().shutdown_request(request)
+        finally:
+            self._places.release()

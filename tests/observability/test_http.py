@@ -229,9 +229,12 @@ def test_a_crowd_of_connections_is_bounded_and_served_again_once_it_leaves() -> 
     """Each open connection holds a thread. The port takes the webhook, so it may face the
     internet: a crowd of connections is closed at the door beyond a bound instead of growing
     threads without limit, and the server serves again once the crowd is gone."""
-    with ObservabilityServer(Metrics(), host="127.0.0.1", port=0, max_connections=3) as srv:
+    with ObservabilityServer(
+        Metrics(), host="127.0.0.1", port=0, request_timeout=60, max_connections=3
+    ) as srv:
         crowd = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(3)]
         try:
+            # At once, not after the request timeout (60 s: the client gives up long before).
             extra = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
             with extra:
                 try:

@@ -22,13 +22,13 @@ import contextlib
 import socket
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from controller.observability.deadline import DeadlineRequests
+from controller.observability.deadline import BoundedConnections, DeadlineRequests
 from controller.service.enrollment import protocol
 from controller.service.enrollment.service import Answer, EnrollmentService
 
@@ -46,7 +46,7 @@ def tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     return context
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(BoundedConnections):
     daemon_threads = True
     request_queue_size = 128
 
@@ -60,24 +60,7 @@ class _Server(ThreadingHTTPServer):
     ) -> None:
         self.tls = tls
         self.handshake_timeout = timeout
-        self._connections = threading.BoundedSemaphore(max_connections)
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """At most ``max_connections`` open at once (each holds a thread): a crowd of idle or
-        slow connections is closed at the door instead of growing threads without bound."""
-        if not self._connections.acquire(blocking=False):
-            log.debug("enrollment connection refused: too many open", client=client_address[0])
-            with contextlib.suppress(OSError):
-                request.close()
-            return
-        super().process_request(request, client_address)  # on failure the caller shuts it
-
-    def shutdown_request(self, request: Any) -> None:
-        try:
-            super().shutdown_request(request)
-        finally:
-            self._connections.release()
+        super().__init__(address, handler, max_connections)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """Runs on the request's own thread: the TLS handshake happens here."""
