@@ -202,7 +202,7 @@ def test_an_unsigned_request_cannot_write_its_headers_into_the_log_at_length(hoo
     controller's log volume. What is logged of them is bounded."""
     from structlog.testing import capture_logs
 
-    server, metrics, triggers = hook
+    server, _, _ = hook
     huge = "d" * 60_000
     with capture_logs() as logged:
         status, _ = post(server, PUSH, {"X-GitHub-Delivery": huge, "X-GitHub-Event": huge})
