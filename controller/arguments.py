@@ -8,6 +8,7 @@ prints that as one line and exits 1 (not argparse's 2, which ``plan --detailed-e
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import re
 from collections.abc import Callable
@@ -102,6 +103,15 @@ def endpoint_url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise argparse.ArgumentTypeError(f"{text!r:.60} is not an http(s) URL with a host")
+    return text
+
+
+def network(text: str) -> str:
+    """An IP network (CIDR) or a single address, as ``--enroll-trusted-proxy`` takes them."""
+    try:
+        ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IP network or address: {text!r:.60}") from None
     return text
 
 

@@ -211,14 +211,17 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     enroll.add_argument(
         "--enroll-trusted-proxy",
         action="append",
+        type=valid.network,
         default=[p for p in (proxies or "").split(",") if p.strip()],
         metavar="CIDR",
         help="believe X-Forwarded-For only from these load balancer ranges (repeatable)",
     )
     enroll.add_argument("--enroll-rate-per-source", type=valid.seconds(0), default=0.1)
-    enroll.add_argument("--enroll-burst-per-source", type=valid.seconds(0), default=5.0)
+    # A burst is how many asks pass at once: below one, none ever would.
+    burst = valid.seconds(1, inclusive=True)
+    enroll.add_argument("--enroll-burst-per-source", type=burst, default=5.0)
     enroll.add_argument("--enroll-rate-total", type=valid.seconds(0), default=20.0)
-    enroll.add_argument("--enroll-burst-total", type=valid.seconds(0), default=100.0)
+    enroll.add_argument("--enroll-burst-total", type=burst, default=100.0)
     run.add_argument(
         "--requeue-seconds",
         type=valid.seconds(0),

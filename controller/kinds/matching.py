@@ -5,6 +5,12 @@ IP address. The first match is by computer name (the FQDN's host part, case-inse
 IP address; among several candidates the Online, most recently registered instance wins (a rebuilt
 WorkSpace registers again and leaves its old instance behind). Once matched, the controller tags the
 instance with ``fleet-controller/workspace-id``, and that tag is the join key from then on.
+
+Private addresses repeat across networks, so an address alone does not make a machine the
+WorkSpace: another team's server registered in the same account may report it. The IP fallback
+takes an instance that reports no computer name or the WorkSpace's own, or one this controller
+registered (its owner tag, copied from our activation); never one that reports another name and
+is not ours.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from controller.contract.ownership import WORKSPACE_ID_TAG
+from controller.contract.ownership import OWNER_TAG, WORKSPACE_ID_TAG
 
 
 @dataclass(frozen=True)
@@ -62,10 +68,19 @@ def _preference(instance: LiveInstance) -> tuple[bool, datetime, str]:
     return (instance.ping_status == "Online", instance.registration_date, instance.instance_id)
 
 
+def _may_match_by_ip(instance: LiveInstance, workspace: LiveWorkspace, controller_id: str) -> bool:
+    return (
+        not instance.computer_name
+        or same_computer(instance.computer_name, workspace)
+        or instance.tags.get(OWNER_TAG) == controller_id
+    )
+
+
 def match_instances(
     workspaces: Iterable[LiveWorkspace],
     instances: Iterable[LiveInstance],
     order: tuple[str, ...] = ("computerName", "ipAddress"),
+    controller_id: str = "",
 ) -> Matches:
     workspaces = list(workspaces)
     instances = list(instances)
@@ -97,7 +112,11 @@ def match_instances(
                 if method == "computerName" and workspace.computer_name:
                     found = by_name.get(host_part(workspace.computer_name), [])
                 elif method == "ipAddress" and workspace.ip_address:
-                    found = by_ip.get(workspace.ip_address, [])
+                    found = [
+                        i
+                        for i in by_ip.get(workspace.ip_address, [])
+                        if _may_match_by_ip(i, workspace, controller_id)
+                    ]
                 found = [i for i in found if i.instance_id not in taken]
                 if found:
                     how = "computer-name" if method == "computerName" else "ip"

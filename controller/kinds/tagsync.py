@@ -230,7 +230,7 @@ class TagSyncKind(Kind[TagSyncLive]):
     # -- diff (pure) -----------------------------------------------------------------------------
     def diff(self, desired: list[Manifest], live: TagSyncLive, ctx: Context) -> KindPlan:
         plan = KindPlan()
-        matches = self._match(desired, live)
+        matches = self._match(desired, live, ctx.controller_id)
         wanted, owners, conflicts, refused = self._desired_by_instance(desired, live, matches)
         for instance_id, keys in sorted(conflicts.items()):
             plan.note(
@@ -257,9 +257,9 @@ class TagSyncKind(Kind[TagSyncLive]):
             plan.requeue_in(REGISTERING_REQUEUE, "WorkSpaces are registering")
         return plan
 
-    def _match(self, desired: list[Manifest], live: TagSyncLive) -> Matches:
+    def _match(self, desired: list[Manifest], live: TagSyncLive, controller_id: str) -> Matches:
         order = tuple(desired[0].spec.match.order) if desired else ("computerName", "ipAddress")
-        return match_instances(existing_workspaces(live), live.instances, order)
+        return match_instances(existing_workspaces(live), live.instances, order, controller_id)
 
     def _desired_by_instance(
         self, desired: list[Manifest], live: TagSyncLive, matches: Matches
@@ -407,7 +407,7 @@ class TagSyncKind(Kind[TagSyncLive]):
 
     # -- status ----------------------------------------------------------------------------------
     def health(self, desired: list[Manifest], live: TagSyncLive, ctx: Context) -> KindStatus:
-        matches = self._match(desired, live)
+        matches = self._match(desired, live, ctx.controller_id)
         stale_count = len(stale_instances(live, matches, ctx.controller_id))
         pings = Counter(i.ping_status for i in live.instances)
         status = KindStatus(

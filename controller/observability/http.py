@@ -13,9 +13,10 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from controller.observability.deadline import BoundedConnections, DeadlineRequests
 from controller.observability.logging import get_logger
 from controller.observability.metrics import Metrics
 
@@ -24,6 +25,7 @@ RouteHandler = Callable[[Mapping[str, str], bytes], tuple[int, Mapping[str, str]
 ReadyCheck = Callable[[], bool]
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_CONNECTIONS = 256  # each is a thread; Prometheus, probes and GitHub need a handful
 MAX_DISCARD_BYTES = 16 * 1024 * 1024  # beyond this an oversized body is cut off, not drained
 BUILTIN_PATHS = ("/metrics", "/healthz", "/readyz")
 
@@ -51,20 +53,24 @@ class Headers(Mapping[str, str]):
         return len(self._items)
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(BoundedConnections):
     """Tracks open connections so that stop() also ends idle keep-alive ones at once."""
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        super().__init__(address, handler)
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        max_connections: int,
+    ) -> None:
+        super().__init__(address, handler, max_connections)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
 
-    def process_request(self, request: Any, client_address: Any) -> None:
+    def opened(self, request: Any) -> None:
         with self._connections_lock:
             self._connections.add(request)
-        super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
         with self._connections_lock:
@@ -102,6 +108,7 @@ class ObservabilityServer:
         host: str = "0.0.0.0",
         port: int = 9100,
         request_timeout: float = 10.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.metrics = metrics
         self.ready = ready
@@ -109,7 +116,7 @@ class ObservabilityServer:
         self._routes_lock = threading.Lock()
         handler_class = _make_handler(self, request_timeout)
         # Bound now, so a port clash fails at construction, not in the background thread.
-        self._httpd = _Server((host, port), handler_class)
+        self._httpd = _Server((host, port), handler_class, max_connections)
         self._thread: threading.Thread | None = None
 
     @property
@@ -196,9 +203,9 @@ class ObservabilityServer:
 def _make_handler(
     server: ObservabilityServer, request_timeout: float
 ) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(DeadlineRequests):
         protocol_version = "HTTP/1.1"
-        timeout = request_timeout  # a stalled client cannot hold a thread for ever
+        timeout = request_timeout  # a whole request arrives within this, or the connection ends
         server_version = "fleet-controller"
         sys_version = ""
 

@@ -96,6 +96,11 @@ def load_secret(secret_file: Path | None, environ: Mapping[str, str] = os.enviro
     return text.encode("utf-8")
 
 
+def _bounded(text: str | None, limit: int = 128) -> str | None:
+    """At most ``limit`` characters of a caller's value, for the log and the replay memory."""
+    return text[:limit] if text else None
+
+
 def sign(secret: bytes, body: bytes) -> str:
     """The ``X-Hub-Signature-256`` value GitHub sends for ``body``."""
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
@@ -163,7 +168,8 @@ class Webhook:
         )
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> Response:
-        delivery = headers.get(DELIVERY_HEADER)
+        # Headers are the caller's, signed or not: only a bounded part is remembered or logged.
+        delivery = _bounded(headers.get(DELIVERY_HEADER))
         signature = headers.get(SIGNATURE_HEADER)
         if not signature:
             return self._answer(401, "missing_signature", delivery)
@@ -173,12 +179,12 @@ class Webhook:
             return self._answer(401, "bad_signature", delivery)
         keys = [f"body:{hashlib.sha256(body).hexdigest()}"]
         if delivery:
-            keys.append(f"id:{delivery[:128]}")
+            keys.append(f"id:{delivery}")
         if not self.seen.first_time(*keys):
             return self._answer(409, "replayed", delivery)
         event = headers.get(EVENT_HEADER, "")
         if event != "push":
-            return self._answer(202, "ignored", delivery, github_event=event or None)
+            return self._answer(202, "ignored", delivery, github_event=_bounded(event))
         try:
             payload = json.loads(body)
         except ValueError:
@@ -187,10 +193,12 @@ class Webhook:
             return self._answer(400, "bad_request", delivery)
         pushed = payload.get("ref")
         if self._refs is not None and pushed not in self._refs:
-            return self._answer(202, "ignored", delivery, ref=str(pushed))
+            return self._answer(202, "ignored", delivery, ref=_bounded(str(pushed)))
         self._trigger()
         after = payload.get("after")
-        return self._answer(202, "accepted", delivery, ref=str(pushed), after=str(after))
+        return self._answer(
+            202, "accepted", delivery, ref=_bounded(str(pushed)), after=_bounded(str(after))
+        )
 
     def _answer(
         self, status: int, result: str, delivery: str | None, **fields: str | None

@@ -35,6 +35,11 @@ BAD = [
     (["apply", "d", "--replica-id", "a b"], "argument --replica-id: must be 1 to 128"),
     (["apply", "d", "--lease-target", "_leases"], "argument --lease-target: must be a target"),
     (["sandbox", "--port", "-1"], "argument --port: must be 0 to 65535, got -1"),
+    # A burst below one token admits nothing: every enrollment ask crashed its request thread.
+    (["run", "d", "--enroll-burst-per-source", "0.5"], "--enroll-burst-per-source: must be at"),
+    (["run", "d", "--enroll-burst-total", "0.9"], "argument --enroll-burst-total: must be at"),
+    (["run", "d", "--enroll-trusted-proxy", "lb"], "--enroll-trusted-proxy: not an IP network"),
+    (["run", "d", "--enroll-trusted-proxy", "10.0.0.0/33"], "not an IP network or address"),
     (["plan", "d", "--format", "yaml"], "argument --format: invalid choice: 'yaml'"),
     (["plan"], "the following arguments are required: directory"),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from controller.contract.ownership import WORKSPACE_ID_TAG
+from controller.contract.ownership import OWNER_TAG, WORKSPACE_ID_TAG
 from controller.kinds.matching import LiveInstance, LiveWorkspace, match_instances
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -43,9 +43,24 @@ def test_ip_address_is_only_a_fallback():
     )
     assert matches.by_workspace["ws-1"].instance_id == "mi-name"
     fallback = match_instances(
-        [ws("ws-1", "WSAMZN-ABC", "10.0.0.1")], [mi("mi-ip", "other.corp", "10.0.0.1")]
+        [ws("ws-1", "WSAMZN-ABC", "10.0.0.1")], [mi("mi-ip", "", "10.0.0.1")]
     )
     assert fallback.by_workspace["ws-1"].instance_id == "mi-ip" and fallback.how["ws-1"] == "ip"
+
+
+def test_an_address_alone_never_takes_a_machine_reporting_another_name_unless_it_is_ours():
+    """Private addresses repeat across networks: another team's server at the WorkSpace's address
+    is not the WorkSpace. One this controller registered (owner tag) may have been renamed."""
+    workspace = ws("ws-1", "WSAMZN-ABC", "10.0.0.1")
+    foreign = mi("mi-other-team", "FILESRV01.other.corp", "10.0.0.1")
+    assert match_instances([workspace], [foreign], controller_id="me").by_workspace == {}
+    ours = LiveInstance("mi-ours", "other.corp", "10.0.0.1", "Online", T0, tags={OWNER_TAG: "me"})
+    matched = match_instances([workspace], [ours], controller_id="me")
+    assert matched.by_workspace["ws-1"].instance_id == "mi-ours" and matched.how["ws-1"] == "ip"
+    someone_elses = LiveInstance(
+        "mi-theirs", "other.corp", "10.0.0.1", "Online", T0, tags={OWNER_TAG: "other-controller"}
+    )
+    assert match_instances([workspace], [someone_elses], controller_id="me").by_workspace == {}
 
 
 def test_among_duplicates_the_online_most_recent_wins():

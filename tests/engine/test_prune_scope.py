@@ -247,3 +247,38 @@ def test_a_superseded_registration_is_deregistered_only_once_it_is_not_online():
         assert "mi-new" not in prunes
     assert "WorkSpace ws-1 is AVAILABLE, served by mi-new" in prunes["mi-old"]
     assert "this registration is ConnectionLost" in prunes["mi-old"]
+
+
+# -- another team's machines -----------------------------------------------------------------------
+
+
+def test_another_teams_instance_at_a_workspaces_address_is_never_tagged_for_it():
+    """A second team registers its own servers in SSM (its own activation, no owner tag). Private
+    addresses repeat across networks: its file server FILESRV01 reports 10.0.0.1, the address
+    of a WorkSpace whose agent has not registered yet. The IP fallback must not take a machine
+    that reports another computer name for the WorkSpace: TagSync would write the WorkSpace's
+    tags (and the join tag) onto the other team's server, and every Association targeting them
+    would install there. The WorkSpace is reported as not onboarded instead."""
+    tagsync = TagSyncKind()
+    desired = load(copy_example(Path(tempfile.mkdtemp()), only=("tagsync.yaml",)))
+    ctx = Context(controller_id=CONTROLLER_ID, region="us-east-1", now=_T0)
+    server = LiveInstance(
+        "mi-fileserver", "FILESRV01.other-team.corp", "10.0.0.1", "Online", _T0 - timedelta(days=90)
+    )
+    live = TagSyncLive([_workspace("ws-1", "WSAMZN-HOST1")], [server])
+    plan = tagsync.diff(desired.of_kind("TagSync"), live, ctx)
+    assert [op for op in plan.operations if op.resource == "mi-fileserver"] == []
+    # Our own registration at that address (owner tag from our activation) is still matched by
+    # IP when its reported name differs (a renamed machine), and so is one reporting no name.
+    for ours in (
+        LiveInstance(
+            "mi-ours", "RENAMED.corp", "10.0.0.1", "Online", _T0, tags={OWNER_TAG: CONTROLLER_ID}
+        ),
+        LiveInstance("mi-ours", "", "10.0.0.1", "Online", _T0),
+    ):
+        plan = tagsync.diff(
+            desired.of_kind("TagSync"),
+            TagSyncLive([_workspace("ws-1", "WSAMZN-HOST1")], [ours]),
+            ctx,
+        )
+        assert [op.resource for op in plan.operations if op.action.value == "update"] == ["mi-ours"]

@@ -140,6 +140,7 @@ def endpoint(
     may_write: Callable[[], bool] = lambda: True,
     max_in_flight: int = 64,
     max_connections: int = 512,
+    request_timeout: float = 10.0,
 ) -> Iterator[Endpoint]:
     from controller.service.enrollment.addresses import parse_networks
 
@@ -162,6 +163,7 @@ def endpoint(
         "127.0.0.1",
         0,
         tls,
+        request_timeout=request_timeout,
         max_in_flight=max_in_flight,
         max_connections=max_connections,
     )

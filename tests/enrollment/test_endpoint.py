@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from structlog.testing import capture_logs
@@ -46,8 +46,9 @@ def test_a_workspace_gets_an_activation_made_for_it_and_registers_already_tagged
         (activation,) = activations(sandbox)
         assert activation["RegistrationLimit"] == 1
         assert activation["DefaultInstanceName"] == me["computerName"]
-        lifetime = activation["ExpirationDate"] - datetime.now(UTC)
-        assert timedelta(minutes=58) < lifetime <= timedelta(hours=1)
+        # On AWS's clock, as the controller reads it from Date headers (to about a second).
+        lifetime = activation["ExpirationDate"] - activation["CreatedDate"]
+        assert timedelta(minutes=58) < lifetime <= timedelta(hours=1, seconds=2)
         wanted = {
             **TAGSYNC_TAGS,
             "Fleet": "workspaces",
@@ -181,6 +182,32 @@ def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(sandbox, desired)
             ep.ask("127.0.0.2", row["computerName"], headers={"X-Forwarded-For": "garbage"})[0]
             == 400
         )
+
+
+def test_a_workspace_inside_a_trusted_proxy_range_cannot_speak_for_another(sandbox, desired):
+    """An operator who gives --enroll-trusted-proxy the whole subnet the load balancer shares
+    with WorkSpaces makes every WorkSpace in it a "proxy" whose X-Forwarded-For is believed.
+    A WorkSpace is never a proxy: whether it connects directly or through the real proxy, the
+    address it writes into the header must not make it another WorkSpace."""
+    attacker, victim = workspaces(sandbox, 2)
+    proxy = "127.127.255.254"  # the load balancer, in the same (trusted) range, no WorkSpace
+    with endpoint(sandbox, desired, trusted_proxies=("127.64.0.0/10",)) as ep:
+        sandbox.admin.post("fleet/enrollment", {"url": ep.url})
+        rows = fleet(sandbox)
+        me, them = rows[attacker], rows[victim]
+        assert me["ipAddress"].startswith("127.") and them["ipAddress"] != me["ipAddress"]
+        # Directly, writing the victim's address into the header itself.
+        direct = {"X-Forwarded-For": them["ipAddress"]}
+        assert ep.ask(me["ipAddress"], them["computerName"], headers=direct)[0] == 403
+        # Through the proxy, which appends the attacker's real address.
+        relayed = {"X-Forwarded-For": f"{them['ipAddress']}, {me['ipAddress']}"}
+        assert ep.ask(proxy, them["computerName"], headers=relayed)[0] == 403
+        assert activations(sandbox) == []
+        assert ep.counted("refused_name_mismatch") == 2
+        # A WorkSpace in that range still enrolls as itself, through the proxy.
+        mine = {"X-Forwarded-For": me["ipAddress"]}
+        status, body, _ = ep.ask(proxy, me["computerName"], headers=mine)
+        assert status == 200 and body["workspaceId"] == attacker
 
 
 @pytest.mark.parametrize(
@@ -332,3 +359,78 @@ def test_a_crowd_of_idle_connections_is_closed_at_the_door(sandbox, desired):
                     break
             assert time.monotonic() < deadline, "the bound never freed"
             time.sleep(0.05)
+
+
+def test_clients_trickling_their_requests_cannot_hold_the_listener(sandbox, desired):
+    """Slowloris from the WorkSpaces' subnets: every connection place taken by a client sending
+    one byte every 0.2 s. Each must be cut off at the request timeout (1 s), so a WorkSpace
+    asking meanwhile gets its answer within a bounded wait instead of a listener held for ever."""
+    import contextlib
+    import http.client
+    import time
+
+    from tests.observability.helpers import trickle
+
+    (workspace_id,) = workspaces(sandbox, 1)
+    with endpoint(sandbox, desired, max_connections=2, request_timeout=1.0) as ep:
+        sandbox.admin.post("fleet/enrollment", {"url": ep.url})
+        row = fleet(sandbox)[workspace_id]
+        payload = (
+            b'POST /v1/enroll HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n{"c' + b"a" * 80
+        )
+        cut: list[int | None] = []
+        slow = [
+            threading.Thread(target=lambda: cut.append(trickle(ep.server.port, payload, 0.2)))
+            for _ in range(2)
+        ]
+        for thread in slow:
+            thread.start()
+        deadline = time.monotonic() + 12  # the trickle lasts 25 s
+        status = None
+        while status != 200:
+            assert time.monotonic() < deadline, "the slow clients held the listener"
+            with contextlib.suppress(ConnectionError, http.client.HTTPException, OSError):
+                status = ep.ask(row["ipAddress"], row["computerName"])[0]
+        for thread in slow:
+            thread.join(timeout=30)
+        assert len(cut) == 2 and all(sent is not None for sent in cut), cut
+        assert ep.counted("issued") == 1
+
+
+def test_a_failure_inside_the_decision_is_answered_500_and_logged_not_a_dropped_connection(
+    sandbox,
+):
+    """A bug (here: the desired state cannot be read) must not kill the request thread with a
+    raw traceback on stderr and a reset for the WorkSpace: the answer is 500 ``error``,
+    counted, and the failure goes to the structured log (where redaction applies)."""
+
+    def broken() -> None:
+        raise RuntimeError("the desired state is unreadable")
+
+    with endpoint(sandbox, broken) as ep, capture_logs() as logged:
+        status, body, _ = ep.ask("127.0.0.1", "WSAMZN-ANY")
+    assert (status, body) == (500, {"result": "error"})
+    assert ep.counted("error") == 1
+    (decision,) = [e for e in logged if e["event"] == "enrollment"]
+    assert decision["result"] == "error" and "unreadable" in decision["reason"]
+
+
+@pytest.mark.parametrize("skew", [240, -240])
+def test_an_activation_lives_its_valid_for_on_aws_clock_whatever_the_hosts(sandbox, tmp_path, skew):
+    """AWS's clock 4 minutes ahead of (or behind) the controller's host, as SigV4 tolerates:
+    the activation must still expire validFor (15 minutes here) after its creation in AWS's
+    time, and the WorkSpace is told that same expiry. From the host's clock, AWS 4 minutes
+    ahead left the WorkSpace 11 minutes to install the agent and register."""
+    sandbox.admin.skew_clock(skew)
+    desired = desired_state(tmp_path / "desired", valid_for="15m")
+    (workspace_id,) = workspaces(sandbox, 1)
+    with endpoint(sandbox, desired) as ep:
+        sandbox.admin.post("fleet/enrollment", {"url": ep.url})
+        row = fleet(sandbox)[workspace_id]
+        status, body, _ = ep.ask(row["ipAddress"], row["computerName"])
+        assert status == 200
+    (activation,) = activations(sandbox)
+    lifetime = activation["ExpirationDate"] - activation["CreatedDate"]
+    assert timedelta(minutes=14) < lifetime <= timedelta(minutes=15, seconds=5), lifetime
+    told = datetime.fromisoformat(body["expiresAt"])
+    assert abs(told - activation["ExpirationDate"]) < timedelta(seconds=5)

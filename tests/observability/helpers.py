@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import select
+import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -29,3 +31,25 @@ def http(
             return Response(response.status, response.headers, response.read())
     except urllib.error.HTTPError as error:
         return Response(error.code, error.headers, error.read())
+
+
+def trickle(port: int, payload: bytes, every: float, source: str = "127.0.0.1") -> int | None:
+    """Send ``payload`` to ``127.0.0.1:port`` one byte per ``every`` seconds, as a slowloris
+    client does. Returns how many bytes were sent when the server closed the connection, or
+    None when it took the whole payload without closing (the client outlasted every timeout).
+
+    Between two bytes it waits for the server to close (or answer), not a fixed sleep."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0)) as s:
+        for sent in range(len(payload)):
+            try:
+                s.sendall(payload[sent : sent + 1])
+            except OSError:
+                return sent
+            readable, _, _ = select.select([s], [], [], every)
+            if readable:
+                try:
+                    if not s.recv(65536):
+                        return sent + 1
+                except OSError:
+                    return sent + 1
+    return None

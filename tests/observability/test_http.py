@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from http.client import HTTPConnection
 
@@ -12,7 +14,7 @@ import pytest
 from controller.observability.http import ObservabilityServer
 from controller.observability.metrics import Metrics
 
-from .helpers import http
+from .helpers import http, trickle
 
 
 @pytest.fixture
@@ -196,3 +198,56 @@ def test_stop_releases_the_port_the_thread_and_open_connections() -> None:
     # The port is free again: a new server can bind it.
     with ObservabilityServer(Metrics(), host="127.0.0.1", port=port) as again:
         assert http(again.url + "/healthz").status == 200
+
+
+def test_a_client_trickling_its_request_is_cut_off_at_the_request_timeout() -> None:
+    """Slowloris: one byte every 0.2 s keeps every per-read timeout happy; the request as a whole
+    must still arrive within the request timeout (1 s here), or the connection ends."""
+    with ObservabilityServer(Metrics(), host="127.0.0.1", port=0, request_timeout=1.0) as srv:
+        payload = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40
+        sent = trickle(srv.port, payload, every=0.2)
+        assert sent is not None, "the server took a 16-second trickle without closing"
+        assert sent < len(payload)
+        assert http(srv.url + "/healthz").status == 200  # and it still serves everyone else
+
+
+def test_each_request_on_a_keep_alive_connection_gets_its_own_time() -> None:
+    """Prometheus keeps its connection open between scrapes: the deadline is per request, so a
+    connection that lives longer than the request timeout (in idle gaps) is still served."""
+    with ObservabilityServer(Metrics(), host="127.0.0.1", port=0, request_timeout=1.5) as srv:
+        conn = HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        try:
+            for _ in range(5):  # 5 x 0.6 s idle: twice the timeout in all
+                conn.request("GET", "/healthz")
+                response = conn.getresponse()
+                assert response.status == 200 and response.read() == b"ok\n"
+                time.sleep(0.6)
+        finally:
+            conn.close()
+
+
+def test_a_crowd_of_connections_is_bounded_and_served_again_once_it_leaves() -> None:
+    """Each open connection holds a thread. The port takes the webhook, so it may face the
+    internet: a crowd of connections is closed at the door beyond a bound instead of growing
+    threads without limit, and the server serves again once the crowd is gone."""
+    with ObservabilityServer(
+        Metrics(), host="127.0.0.1", port=0, request_timeout=60, max_connections=3
+    ) as srv:
+        crowd = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(3)]
+        try:
+            # At once, not after the request timeout (60 s: the client gives up long before).
+            extra = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            with extra, contextlib.suppress(ConnectionResetError):
+                assert extra.recv(1) == b""  # closed without an answer
+        finally:
+            for connection in crowd:
+                connection.close()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if http(srv.url + "/healthz").status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the bound never freed"
+            time.sleep(0.05)

@@ -131,3 +131,39 @@ def test_a_missing_lease_table_is_a_clear_error(sandbox, tmp_path, capsys):
     )  # fmt: skip
     assert code == 1
     assert "lease table 'no-such-table' does not exist in us-east-1" in capsys.readouterr().err
+
+
+def test_an_apply_with_a_shorter_lease_waits_out_the_holders_own_duration(sandbox, table):
+    """An operator runs ``apply --lease-duration 1.5`` beside a replica whose leases last 60 s
+    and are renewed every 20 s. Apply must watch the lease for the holder's duration (the lease
+    says it), see the renew, and refuse; not take over after its own 1.5 s."""
+    holder = ExclusiveLease(
+        table,
+        "prod",
+        "run-replica-a",
+        LeaseSettings(duration_seconds=60, renew_deadline_seconds=40, retry_period_seconds=20),
+    )
+    holder.acquire()  # its renew thread first renews 20 s from now (real time)
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:  # apply's time passes; at 20 s the holder renews
+        before, now[0] = now[0], now[0] + seconds
+        if before < 20 <= now[0]:
+            record = table.get("prod")
+            assert record is not None
+            table.advance(record, "run-replica-a", time.time(), 60)
+
+    apply_lease = ExclusiveLease(
+        table, "prod", "apply-ci", SETTINGS, clock=lambda: now[0], sleep=sleep
+    )
+    try:
+        try:
+            apply_lease.acquire()
+            taken = True
+        except LeaseUnavailable as refused:
+            taken = False
+            assert "is being written by 'run-replica-a'" in str(refused)
+        assert not taken, f"apply took a live 60 s lease after watching it {now[0]:g} s"
+    finally:
+        apply_lease.release()
+        holder.release()

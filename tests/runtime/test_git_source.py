@@ -141,6 +141,19 @@ def test_an_invalid_commit_names_its_sha_and_repository_paths(remote, source):
     assert source.current is not None and source.current.id != bad
 
 
+def test_an_error_that_names_another_file_names_it_as_in_the_repository(remote, source):
+    """A duplicate's message points at the first definition: that file too is named as it is
+    in the repository, never by the controller's export directory (its machine layout)."""
+    source.fetch()
+    example = (Path(__file__).resolve().parents[2] / "desired-state" / "tagsync.yaml").read_text()
+    remote.commit({"desired-state/again.yaml": example}, "a copy")
+    with pytest.raises(InvalidRevision) as raised:
+        source.fetch()
+    texts = [str(error) for error in raised.value.errors]
+    assert texts and any("desired-state/tagsync.yaml" in text for text in texts), texts
+    assert not any(str(source.workdir) in text for text in texts), texts
+
+
 def test_a_fix_on_top_of_an_invalid_commit_is_loaded(remote, source):
     source.fetch()
     remote.commit({"desired-state/broken.yaml": MISSPELT}, "a typo")

@@ -311,3 +311,26 @@ def test_lease_calls_are_counted_by_the_sandbox(sandbox, table):
 def test_inconsistent_timings_are_refused(retry, deadline, duration):
     with pytest.raises(ValueError, match="retry period < renew deadline < lease duration"):
         LeaseSettings(duration, deadline, retry)
+
+
+def test_a_replica_with_a_shorter_lease_waits_out_the_holders_own_duration(sandbox, table):
+    """A careless rollout: the running replica keeps leases of 60 s (renewing every 20 s, deadline
+    40 s) and a new replica comes up with the defaults (15 s). The holder's lease says how long
+    it lasts; the newcomer must not take it after its own 15 s, while the holder still writes."""
+    clock = Clock()
+    slow = LeaseSettings(duration_seconds=60, renew_deadline_seconds=40, retry_period_seconds=20)
+    holder = LeaseKeeper(
+        LeaseTable(api(sandbox.endpoint), TABLE), "holder", ["prod"], slow, clock=clock
+    )
+    holder.tick()
+    holder.tick()  # announce, then acquire
+    assert holder.may_write("prod")
+    newcomer = keeper(sandbox, "newcomer", ["prod"], clock)
+    for step in range(60):  # two minutes in retry periods of 2 s; the holder ticks every 20 s
+        if step % 10 == 0:
+            holder.tick()
+        newcomer.tick()
+        assert_one_writer_at_most([holder, newcomer], ["prod"])
+        clock.advance(SETTINGS.retry_period_seconds)
+        assert_one_writer_at_most([holder, newcomer], ["prod"])
+    assert writers([holder, newcomer], "prod") == ["holder"]

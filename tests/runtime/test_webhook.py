@@ -194,3 +194,22 @@ def test_replay_memory_is_bounded_and_concurrent_deliveries_count_once():
     for thread in threads:
         thread.join()
     assert sorted(fresh) == [False] * 7 + [True]
+
+
+def test_an_unsigned_request_cannot_write_its_headers_into_the_log_at_length(hook):
+    """Anyone who reaches the port may POST: a 60 KB X-GitHub-Delivery (or event name) on each
+    unsigned request must not become a 60 KB warning line each, or a flood of them fills the
+    controller's log volume. What is logged of them is bounded."""
+    from structlog.testing import capture_logs
+
+    server, _, _ = hook
+    huge = "d" * 60_000
+    with capture_logs() as logged:
+        status, _ = post(server, PUSH, {"X-GitHub-Delivery": huge, "X-GitHub-Event": huge})
+        signed = github(PUSH, event="x" * 60_000)
+        signed["X-GitHub-Delivery"] = huge
+        assert post(server, PUSH, signed)[0] == 202
+    assert status == 401
+    lines = [e for e in logged if e["event"] == "webhook request"]
+    assert len(lines) == 2
+    assert all(len(json.dumps(e)) < 1024 for e in lines), [len(json.dumps(e)) for e in lines]

@@ -5,12 +5,19 @@ internal load balancer's subnets); anyone else could write any address into it. 
 so the chain is read from the right, skipping trusted proxies, and the first address that is not
 a trusted proxy is the client (an address a client wrote itself sits further left and is never
 reached).
+
+A known WorkSpace is never a proxy, whatever the ranges say: an operator who trusts the whole
+subnet the load balancer shares with WorkSpaces would otherwise let each of them write another's
+address into the header (connecting directly, or through the balancer, which appends the real
+one). Such a hop ends the walk as the client (before the first read of the WorkSpaces, every
+address may be one). An address in a trusted range that the last read did not see (a WorkSpace
+created since) still counts as a proxy: trusted ranges should hold the load balancer's only.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -47,14 +54,24 @@ def _trusted(address: Address, proxies: Sequence[Network]) -> bool:
     return any(address.version == net.version and address in net for net in proxies)
 
 
-def client_address(peer: str, forwarded_for: Sequence[str], proxies: Sequence[Network]) -> str:
+def client_address(
+    peer: str,
+    forwarded_for: Sequence[str],
+    proxies: Sequence[Network],
+    is_workspace: Callable[[str], bool] = lambda address: False,
+) -> str:
     """The caller's address as text.
 
     ``forwarded_for`` holds every X-Forwarded-For header line in order (a proxy may add its own
-    line instead of appending). Raises BadForwardedFor when a trusted proxy forwards nonsense.
+    line instead of appending); ``is_workspace`` tells a known WorkSpace's address, which is
+    never taken for a proxy. Raises BadForwardedFor when a trusted proxy forwards nonsense.
     """
+
+    def proxy(address: Address) -> bool:
+        return _trusted(address, proxies) and not is_workspace(str(address))
+
     address = _address(peer)
-    if not _trusted(address, proxies):
+    if not proxy(address):
         return str(address)
     chain = [item for line in forwarded_for for item in line.split(",") if item.strip()]
     for item in reversed(chain):
@@ -62,7 +79,7 @@ def client_address(peer: str, forwarded_for: Sequence[str], proxies: Sequence[Ne
             hop = _address(item)
         except ValueError:
             raise BadForwardedFor(f"X-Forwarded-For entry {item.strip()[:64]!r}") from None
-        if not _trusted(hop, proxies):
+        if not proxy(hop):
             return str(hop)
         address = hop
     return str(address)  # every hop is a proxy: the request came from the proxies themselves

@@ -87,6 +87,12 @@ class WorkspaceDirectory:
             found = tuple(w for w in found if w.ip_address == address and w.directory_id in scope)
         return found
 
+    def known(self, address: str) -> bool:
+        """Might ``address`` be a WorkSpace's? True when the last read saw one there (any
+        directory read, any state), and for every address until a first read is done."""
+        snapshot = self._snapshot
+        return snapshot.read_at == float("-inf") or address in snapshot.by_address
+
     def _refresh_in_background(self, scope: frozenset[str]) -> None:
         with self._changed:
             if self._refreshing or (self._background is not None and self._background.is_alive()):

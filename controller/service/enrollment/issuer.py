@@ -23,7 +23,7 @@ import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -138,10 +138,6 @@ def _instance_name(workspace: LiveWorkspace) -> str:
     return name
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class ActivationIssuer:
     """Creates, hands out again and replaces the per-WorkSpace activations of one target."""
 
@@ -149,12 +145,14 @@ class ActivationIssuer:
         self,
         aws: AwsApi,
         controller_id: str,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] | None = None,
         vault: CodeVault | None = None,
     ) -> None:
         self.aws = aws
         self.controller_id = controller_id
-        self.clock = clock
+        # AWS's time (its Date headers), not the host's: the expiry sent, the one the WorkSpace
+        # is told and the reuse margin are all about an activation AWS expires.
+        self.clock = clock or aws.clock.now
         self.vault = vault or CodeVault()
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
 

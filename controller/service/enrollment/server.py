@@ -8,7 +8,8 @@ certificate (``--enroll-tls-cert``/``--enroll-tls-key``) it speaks HTTPS itself,
 balancer that passes TCP through with the client's address preserved; without one it expects a
 proxy in front that terminates TLS (and then X-Forwarded-For from ``--enroll-trusted-proxy``).
 
-A stalled client holds a thread for at most ``request_timeout`` seconds, at most
+A client holds a thread for at most ``request_timeout`` seconds to send its whole request (a
+slow trickle of bytes included), at most
 ``max_connections`` connections are open at once (more are closed at the door), the TLS handshake
 happens on the request's thread (never on the accepting one), bodies over 1 KiB are refused
 unread, and at most ``max_in_flight`` requests are worked on at once: beyond that the answer is
@@ -21,12 +22,13 @@ import contextlib
 import socket
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from controller.observability.deadline import BoundedConnections, DeadlineRequests
 from controller.service.enrollment import protocol
 from controller.service.enrollment.service import Answer, EnrollmentService
 
@@ -44,7 +46,7 @@ def tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     return context
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(BoundedConnections):
     daemon_threads = True
     request_queue_size = 128
 
@@ -58,24 +60,7 @@ class _Server(ThreadingHTTPServer):
     ) -> None:
         self.tls = tls
         self.handshake_timeout = timeout
-        self._connections = threading.BoundedSemaphore(max_connections)
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """At most ``max_connections`` open at once (each holds a thread): a crowd of idle or
-        slow connections is closed at the door instead of growing threads without bound."""
-        if not self._connections.acquire(blocking=False):
-            log.debug("enrollment connection refused: too many open", client=client_address[0])
-            with contextlib.suppress(OSError):
-                request.close()
-            return
-        super().process_request(request, client_address)  # on failure the caller shuts it
-
-    def shutdown_request(self, request: Any) -> None:
-        try:
-            super().shutdown_request(request)
-        finally:
-            self._connections.release()
+        super().__init__(address, handler, max_connections)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """Runs on the request's own thread: the TLS handshake happens here."""
@@ -166,7 +151,7 @@ class EnrollmentServer:
 
 
 def _handler(server: EnrollmentServer, request_timeout: float) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(DeadlineRequests):
         protocol_version = "HTTP/1.1"
         timeout = request_timeout
         server_version = "fleet-controller"

@@ -113,11 +113,28 @@ class EnrollmentService:
 
     def handle(self, peer: str, forwarded_for: Sequence[str], body: bytes | None) -> Answer:
         """Decide one ask. ``body`` is None when the listener refused to read it (too long, or
-        without a length); admission still counts such an ask against its address."""
+        without a length); admission still counts such an ask against its address. A failure
+        of the decision itself (a bug) is answered 500 and logged, never a dropped connection."""
         started = time.monotonic()
         context: dict[str, Any] = {"peer": peer}
         try:
-            source = client_address(peer, forwarded_for, self.trusted_proxies)
+            return self._handle(peer, forwarded_for, body, context, started)
+        except Exception as error:
+            reason = redact_text(f"{type(error).__name__}: {error}")
+            return self._decide("error", context, started, reason=reason)
+
+    def _handle(
+        self,
+        peer: str,
+        forwarded_for: Sequence[str],
+        body: bytes | None,
+        context: dict[str, Any],
+        started: float,
+    ) -> Answer:
+        try:
+            source = client_address(
+                peer, forwarded_for, self.trusted_proxies, is_workspace=self._known_workspace
+            )
         except BadForwardedFor as error:
             return self._decide("bad_request", context, started, reason=str(error))
         context["source"] = source
@@ -198,6 +215,9 @@ class EnrollmentService:
             expires_at=payload["expiresAt"],
             enrollment=enrollment.ref,
         )
+
+    def _known_workspace(self, address: str) -> bool:
+        return any(target.directory.known(address) for target in self.targets.values())
 
     # -- answering -----------------------------------------------------------------------------------
 

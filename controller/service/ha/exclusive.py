@@ -5,7 +5,9 @@ duplicate associations that each run an install before they are collapsed. With 
 configured, ``apply`` takes the target's lease by the replicas' own rules (keeper.py): it takes
 a lease nobody holds, or one whose (holder, version) stayed unchanged for a whole lease duration
 on its own monotonic clock, and always with a conditional write, so of two writers exactly one
-wins. A lease that changes while it watches has a live holder: apply names it and changes nothing.
+wins (watching for the holder's own lease duration when the lease says it is longer than
+apply's). A lease that changes while it watches has a live holder: apply names it and changes
+nothing.
 While it applies, a thread renews the lease every retry period; ``may_write`` turns False once a
 renew is overdue (the renew deadline after the last successful one was sent) or the lease was
 taken, and the write gate then starts no further operation. The lease is released at the end,
@@ -111,12 +113,13 @@ class ExclusiveLease:
     def _acquire(self) -> None:
         seen = self.table.get(self.target)
         watching_since = self._clock()
-        while seen is not None and self._clock() - watching_since < self.settings.duration_seconds:
+        patience = seen.patience(self.settings.duration_seconds) if seen is not None else 0.0
+        while seen is not None and self._clock() - watching_since < patience:
             log.info(
                 "target lease exists: watching whether its holder renews it",
                 target=self.target,
                 holder=seen.holder,
-                seconds=self.settings.duration_seconds,
+                seconds=patience,
             )
             self._sleep(self.settings.retry_period_seconds)
             now = self.table.get(self.target)

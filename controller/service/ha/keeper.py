@@ -6,7 +6,9 @@ without trusting clocks across machines:
 
 * A replica takes over a lease only after it has seen the lease's (holder, version) unchanged
   for a whole lease duration on its own monotonic clock (client-go's rule), and only with a
-  conditional write on that (holder, version): a holder that renewed in the meantime wins.
+  conditional write on that (holder, version): a holder that renewed in the meantime wins. The
+  duration is the longer of its own and the one the holder wrote into the lease, so replicas
+  started with different ``--lease-duration``s (a rollout that changes it) keep the rule.
 * A holder may write only until renew deadline after it *sent* its last successful renew. Any
   observer saw that renew's version no earlier than it was sent, so it cannot take over before
   sent + lease duration: the holder stops starting operations at least ``duration - deadline``
@@ -253,7 +255,10 @@ class LeaseKeeper:
 
     def _expired(self, key: str) -> bool:
         seen = self._seen.get(key)
-        return seen is not None and self._clock() - seen.since >= self.settings.duration_seconds
+        return seen is not None and self._clock() - seen.since >= self._patience(seen.record)
+
+    def _patience(self, record: LeaseRecord) -> float:
+        return record.patience(self.settings.duration_seconds)
 
     def _live_replicas(self) -> set[str]:
         live = {self.replica_id}
@@ -261,9 +266,9 @@ class LeaseKeeper:
             if seen.record.kind != KIND_REPLICA or seen.record.holder == self.replica_id:
                 continue
             age = self._clock() - seen.since
-            if age < self.settings.duration_seconds:
+            if age < self._patience(seen.record):
                 live.add(seen.record.holder)
-            elif age >= self.settings.duration_seconds * _DEAD_REPLICA_CLEANUP_DURATIONS:
+            elif age >= self._patience(seen.record) * _DEAD_REPLICA_CLEANUP_DURATIONS:
                 self._forget_replica(key, seen.record)
         return live
 

@@ -27,6 +27,7 @@ REPLICA_PREFIX = "replica#"
 KIND_LEASE = "lease"
 KIND_REPLICA = "replica"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+MAX_ANNOUNCED_DURATION = 3600.0  # a lease claiming longer is not believed beyond this
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,18 @@ class LeaseRecord:
     renewed_at: float = 0.0  # the writer's wall clock: informational only
     expires_at: float = 0.0  # renewed_at + lease duration, likewise informational
     kind: str = KIND_LEASE
+
+    @property
+    def announced_duration(self) -> float:
+        """How long its writer said it lasts (both times from the writer's one clock, so their
+        difference is the writer's lease duration whatever the skew), at most an hour."""
+        return min(max(0.0, self.expires_at - self.renewed_at), MAX_ANNOUNCED_DURATION)
+
+    def patience(self, own_duration: float) -> float:
+        """How long an observer watches it unchanged before its writer counts as gone: the
+        observer's duration, or the writer's when longer (replicas, or an apply, configured
+        with different ``--lease-duration``s)."""
+        return max(own_duration, self.announced_duration)
 
     @property
     def identity(self) -> tuple[str, int]:

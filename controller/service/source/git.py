@@ -241,14 +241,17 @@ class GitSource:
                     tar.extractall(destination)
 
     def _relative(self, error: ManifestError, tree_root: Path) -> ManifestError:
-        """Errors name files as they are in the repository (``desired-state/fleet.yaml``)."""
+        """Errors name files as they are in the repository (``desired-state/fleet.yaml``), in
+        their location and in their message (a duplicate names the first definition)."""
         root = str(tree_root)
+        inside = "" if self.path == "." else f"{self.path}/"
+        message = error.message.replace(root + os.sep, inside)
         if error.file == root:
-            return replace(error, file=self.path)
+            return replace(error, file=self.path, message=message)
         if not error.file.startswith(root + os.sep):
-            return error
+            return replace(error, message=message)
         inner = Path(error.file).relative_to(tree_root).as_posix()
-        return replace(error, file=inner if self.path == "." else f"{self.path}/{inner}")
+        return replace(error, file=f"{inside}{inner}", message=message)
 
     # -- running git ---------------------------------------------------------------------------------
 
