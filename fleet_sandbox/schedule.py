@@ -172,9 +172,10 @@ def _check_association_cron(fields: list[str]) -> None:
         fields = fields[1:]
     if len(fields) == 5:
         fields = [*fields, "*"]
-    minute, hour, dom, _month, dow, year = fields
-    if year != "*":
-        raise ScheduleError("an association's cron cannot name years")
+    minute, hour, dom, _month, dow, _year = fields
+    # AWS's association table shows '*' in the Year field and says nothing of years; the general
+    # cron rules allow them (checked by _cron), and nothing documents a refusal, so a year range
+    # is accepted here as the controller's validate accepts it (unverified either way).
     any_day = {dom, dow} == {"*", "?"}
     every_half_hour = _step(minute, 0, 29) == 30 and hour == "*"
     hourly = _is_number(minute, 0, 59) and (hour == "*" or _step(hour, 0, 23) in HOURLY_STEPS)
@@ -199,10 +200,15 @@ def _check_association_cron(fields: list[str]) -> None:
     step = _step(dom, 1, 31)
     if dow == "?" and step is not None and 1 <= step <= 31:
         return  # every nth day
+    if dow == "?" and (dom == "L" or _is_number(dom, 1, 31)):
+        # One day of every month (a date, or the last day): no month is named, which is the
+        # documented restriction; AWS's table does not list the shape, nor refuse it (unverified),
+        # and the controller's validate accepts it, so both sides agree.
+        return
     raise ScheduleError(
         f"State Manager doesn't support this cron day pattern for associations "
         f"(day-of-month {dom!r}, day-of-week {dow!r}): use every day, given weekdays, every "
-        "nth day, or the last or nth weekday of the month"
+        "nth day, one day of the month, or the last or nth weekday of the month"
     )
 
 
