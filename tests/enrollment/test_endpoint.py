@@ -332,3 +332,20 @@ def test_a_crowd_of_idle_connections_is_closed_at_the_door(sandbox, desired):
                     break
             assert time.monotonic() < deadline, "the bound never freed"
             time.sleep(0.05)
+
+
+def test_the_code_is_registered_with_redaction_before_anyone_could_print_it(sandbox, desired):
+    """README, Secrets: every code is registered with the redaction layer; a per-WorkSpace one
+    from the moment the endpoint created it (so an exception or log line holding it is redacted,
+    whatever path it takes)."""
+    from controller.observability.redaction import REDACTED, redact_text
+
+    (workspace_id,) = workspaces(sandbox, 1)
+    with endpoint(sandbox, desired) as ep:
+        sandbox.admin.post("fleet/enrollment", {"url": ep.url})
+        row = fleet(sandbox)[workspace_id]
+        status, body, _ = ep.ask(row["ipAddress"], row["computerName"])
+    assert status == 200
+    code = body["activationCode"]
+    assert code in sandbox.admin.get("issued-codes")["codes"]  # a code AWS really issued
+    assert redact_text(f"error: code={code}; retry") == f"error: code={REDACTED}; retry"

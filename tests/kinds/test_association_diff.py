@@ -321,3 +321,21 @@ def test_a_new_member_takes_the_lowest_free_slot_and_the_others_keep_theirs():
     operations = {op.name: op for op in diff([bravo, charlie], *members).operations}
     assert set(operations) == {"alpha"}
     assert operations["alpha"].payload.request["ScheduleExpression"] == "cron(5 8 ? * * *)"
+
+
+# -- which association a package's new version starts -------------------------------------------
+
+
+def test_the_association_in_use_for_a_manifest_is_always_ours():
+    """A package's new default starts the associations ``owned`` names: never someone else's,
+    even one older and run by more instances under the same name."""
+    ours = live(association_id="a-ours")
+    theirs = live(
+        described_with(Date=NOW - timedelta(days=300)),
+        association_id="a-theirs",
+        tags=owned_by("Association", "inventory", SOMEONE_ELSE),
+    )
+    theirs.overview = {"AssociationStatusAggregatedCount": {"Success": 500}}
+    stranger = live(association_id="a-stranger", name="legacy", tags={})
+    owned = AssociationLive([theirs, ours, stranger]).owned(owned_by("Association", "x")[OWNER_TAG])
+    assert {name: a.association_id for name, a in owned.items()} == {"inventory": "a-ours"}

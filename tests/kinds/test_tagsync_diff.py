@@ -312,3 +312,28 @@ def test_registrations_under_way_bring_the_next_pass_sooner():
     assert plan.requeue is not None and plan.requeue.after == timedelta(minutes=1)
     settled = instance("mi-new", name="x", address="10.5.5.5", age=timedelta(minutes=11))
     assert diff([workspace(), waiting], [instance(tags=in_sync()), settled]).requeue is None
+
+
+def test_a_renamed_keys_source_name_on_the_instance_is_not_this_tagsyncs():
+    """Dept is copied as Department: a Dept key on the instance is somebody else's."""
+    live = in_sync(Dept="legal")
+    assert diff([workspace()], [instance(tags=live)]).operations == []
+
+
+def test_a_catch_all_include_never_owns_the_controllers_or_aws_keys():
+    everything = tagsync(copyTags={"include": ["*"]})
+    live = in_sync(**{"aws:cloudformation:stack-name": "base"})
+    assert diff([workspace()], [instance(tags=live)], everything).operations == []
+
+
+def test_a_superseded_registration_without_our_owner_tag_is_never_deregistered():
+    """Joined to a live WorkSpace, offline, superseded: removable only when it is ours."""
+    ws = workspace()
+    theirs = {OWNER_TAG: SOMEONE_ELSE, WORKSPACE_ID_TAG: "ws-0001"}
+    old = instance("mi-old", age=timedelta(days=9), ping="ConnectionLost", tags=theirs)
+    new = instance("mi-new", age=timedelta(0), tags=in_sync())
+    plan = diff([ws], [old, new])
+    assert deregistrations(plan) == {}
+    assert any("superseded" in f.message and f.examples == ("mi-old",) for f in plan.findings)
+    ours = instance("mi-old", age=timedelta(days=9), ping="ConnectionLost", tags=in_sync())
+    assert deregistrations(diff([ws], [ours, new])) == {"mi-old": True}

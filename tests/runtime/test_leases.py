@@ -87,7 +87,9 @@ def rounds(
     """``count`` retry periods: every keeper ticks (at the same moment), then time moves on."""
     for _ in range(count):
         if parallel:
-            concurrently([k.tick for k in keepers])
+            results = concurrently([k.tick for k in keepers])
+            crashed = [r for r in results if isinstance(r, BaseException)]
+            assert not crashed, crashed  # a keeper that crashed proves nothing about writers
         else:
             for k in keepers:
                 k.tick()
