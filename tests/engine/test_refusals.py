@@ -187,6 +187,26 @@ def test_a_failed_dependency_blocks_its_dependents_and_the_pass_is_no_success(sa
     assert _sample(reconciler, "fleet_refused_resources", kind="Association", state="blocked") == 0
 
 
+def test_apply_exits_1_when_an_operation_failed_and_its_dependents_were_blocked(
+    sandbox, tmp_path, capsys
+):
+    """README, Commands: apply exits 1 on any failure or blocked operation, though the plan
+    itself refused nothing (what the CLI says, not only what the reconciler returns)."""
+    sandbox.client("s3").create_bucket(Bucket=BUCKET)
+    root = _packages(tmp_path / "desired")
+    sandbox.admin.set_faults(
+        [{"service": "ssm", "operation": "CreateDocument", "deny_rate": 1, "body_contains": "Acme"}]
+    )
+    assert cli(sandbox, "apply", str(root)) == 1
+    captured = capsys.readouterr()
+    assert "1 failed, 1 blocked" in captured.out
+    assert "failed: Package/acme" in captured.err and "blocked: Association/install-acme" in (
+        captured.err
+    )
+    sandbox.admin.set_faults([])
+    assert cli(sandbox, "apply", str(root)) == 0  # the same command, once nothing fails
+
+
 def test_a_pass_whose_operations_are_all_held_back_is_no_success(sandbox, tmp_path):
     """Issue 9, hole 8: operations deferred by backoff used to count as a successful pass."""
     from controller.engine.backoff import BackoffSettings, ResourceBackoff
