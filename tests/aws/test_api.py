@@ -10,7 +10,6 @@ import botocore.exceptions
 import pytest
 
 from controller.aws import AwsApi, AwsSettings, CallRecorder
-from controller.aws.ratelimit import TokenBucket
 
 
 @pytest.fixture
@@ -94,22 +93,6 @@ def test_pages_follow_tokens_until_the_end(api, sandbox):
     names = [p["Name"] for p in api.items("ssm", "DescribeParameters", MaxResults=10)]
     assert len(names) == 23
     assert sandbox.admin.call_counts("ssm")["DescribeParameters"] == 3
-
-
-def test_token_bucket_waits_when_the_burst_is_spent():
-    now = [0.0]
-    waited: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        waited.append(seconds)
-        now[0] += seconds
-
-    bucket = TokenBucket(rate=2.0, burst=5, clock=lambda: now[0], sleep=sleep)
-    for _ in range(5):
-        assert bucket.acquire() == 0.0
-    assert bucket.acquire() == pytest.approx(0.5)
-    assert bucket.acquire() == pytest.approx(0.5)
-    assert sum(waited) == pytest.approx(1.0)
 
 
 def test_call_if_exists_turns_only_the_named_absence_into_none(api):

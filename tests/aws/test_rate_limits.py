@@ -43,16 +43,35 @@ def test_each_service_has_its_own_bucket_and_an_unlisted_service_is_not_limited(
         assert limiter.acquire("sts") == 0.0
 
 
+class FakeTime:
+    """A monotonic clock and a sleep that moves it: a bucket's waits, without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waited: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waited.append(seconds)
+        self.now += seconds
+
+
+def test_token_bucket_waits_when_the_burst_is_spent():
+    time_ = FakeTime()
+    bucket = TokenBucket(rate=2.0, burst=5, clock=time_.clock, sleep=time_.sleep)
+    for _ in range(5):
+        assert bucket.acquire() == 0.0
+    assert bucket.acquire() == pytest.approx(0.5)
+    assert bucket.acquire() == pytest.approx(0.5)
+    assert sum(time_.waited) == pytest.approx(1.0)
+
+
 def test_an_idle_bucket_holds_no_more_than_its_burst():
-    now = [0.0]
-    waited: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        waited.append(seconds)
-        now[0] += seconds
-
-    bucket = TokenBucket(rate=2.0, burst=5, clock=lambda: now[0], sleep=sleep)
-    now[0] += 3600.0  # an hour idle earns 7,200 tokens; it keeps 5
+    time_ = FakeTime()
+    bucket = TokenBucket(rate=2.0, burst=5, clock=time_.clock, sleep=time_.sleep)
+    time_.now += 3600.0  # an hour idle earns 7,200 tokens; it keeps 5
     assert [bucket.acquire() for _ in range(5)] == [0.0] * 5
     assert bucket.acquire() == pytest.approx(0.5)
-    assert waited == [pytest.approx(0.5)]
+    assert time_.waited == [pytest.approx(0.5)]
