@@ -151,13 +151,15 @@ def run_mutant(mutant: Mutant, scratch: Path, timeout: float) -> Outcome:
 
 def markdown(outcomes: list[Outcome]) -> str:
     lines = [
-        "| mutant | file | verdict | killed by / why not |",
-        "|---|---|---|---|",
+        "| mutant | file | what it breaks | verdict | killed by / why not |",
+        "|---|---|---|---|---|",
     ]
     for outcome in outcomes:
         detail = outcome.detail.replace("|", "\\|")
+        why = outcome.mutant.why.replace("|", "\\|")
         lines.append(
-            f"| `{outcome.mutant.id}` | `{outcome.mutant.file}` | {outcome.verdict} | {detail} |"
+            f"| `{outcome.mutant.id}` | `{outcome.mutant.file}` | {why} | {outcome.verdict}"
+            f" | {detail} |"
         )
     return "\n".join(lines) + "\n"
 
