@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     minutes = (time.monotonic() - began) / 60
     print(f"\n{len(outcomes)} mutants: {summary} ({minutes:.1f} min)")
     if args.markdown:
-        args.markdown.write_text(markdown(outcomes), encoding="utf-8")
+        heading = f"# Mutation check\n\n{len(outcomes)} mutants: {summary} ({minutes:.1f} min).\n\n"
+        args.markdown.write_text(heading + markdown(outcomes), encoding="utf-8")
     return 0 if counts["killed"] == len(outcomes) else 1
 
 
