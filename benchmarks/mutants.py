@@ -8,7 +8,7 @@ turn, runs its tests with the scratch copy first on ``sys.path`` (also for the c
 subprocesses the tests start), and restores the file.
 
     python -m benchmarks.mutants                 # every mutant; exit 1 if any survived or is stale
-    python -m benchmarks.mutants --only prune-   # mutants whose id starts with prune-
+    python -m benchmarks.mutants --only prune-,lease-   # mutants whose id starts with either
     python -m benchmarks.mutants --markdown FILE # also write the report as a Markdown table
 
 A mutant is *killed* when its tests fail (the report names the first failing test), *survived*
@@ -151,28 +151,34 @@ def run_mutant(mutant: Mutant, scratch: Path, timeout: float) -> Outcome:
 
 def markdown(outcomes: list[Outcome]) -> str:
     lines = [
-        "| mutant | file | verdict | killed by / why not |",
-        "|---|---|---|---|",
+        "| mutant | file | what it breaks | verdict | killed by / why not |",
+        "|---|---|---|---|---|",
     ]
     for outcome in outcomes:
         detail = outcome.detail.replace("|", "\\|")
+        why = outcome.mutant.why.replace("|", "\\|")
         lines.append(
-            f"| `{outcome.mutant.id}` | `{outcome.mutant.file}` | {outcome.verdict} | {detail} |"
+            f"| `{outcome.mutant.id}` | `{outcome.mutant.file}` | {why} | {outcome.verdict}"
+            f" | {detail} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="", help="run the mutants whose id starts with this")
+    parser.add_argument(
+        "--only", default="", help="run the mutants whose id starts with one of these (a,b,...)"
+    )
     parser.add_argument("--markdown", type=Path, help="also write the report here")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant")
     args = parser.parse_args(argv)
-    mutants = [m for m in load_catalogue() if m.id.startswith(args.only)]
+    prefixes = tuple(p for p in args.only.split(",") if p) or ("",)
+    mutants = [m for m in load_catalogue() if m.id.startswith(prefixes)]
     if not mutants:
         print(f"no mutant id starts with {args.only!r}", file=sys.stderr)
         return 1
     outcomes: list[Outcome] = []
+    began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="fleet-mutants-") as directory:
         scratch = Path(directory)
         scratch_copy(scratch)
@@ -188,9 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     for outcome in outcomes:
         counts[outcome.verdict] += 1
     summary = ", ".join(f"{count} {verdict}" for verdict, count in counts.items())
-    print(f"\n{len(outcomes)} mutants: {summary}")
+    minutes = (time.monotonic() - began) / 60
+    print(f"\n{len(outcomes)} mutants: {summary} ({minutes:.1f} min)")
     if args.markdown:
-        args.markdown.write_text(markdown(outcomes), encoding="utf-8")
+        heading = f"# Mutation check\n\n{len(outcomes)} mutants: {summary} ({minutes:.1f} min).\n\n"
+        args.markdown.write_text(heading + markdown(outcomes), encoding="utf-8")
     return 0 if counts["killed"] == len(outcomes) else 1
 
 

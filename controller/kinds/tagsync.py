@@ -247,7 +247,8 @@ class TagSyncKind(Kind[TagSyncLive]):
         for instance_id, tags in sorted(wanted.items()):
             instance = instances[instance_id]
             names = sorted(owners[instance_id])
-            operation = self._tag_operation(desired, names, instance, tags, plan)
+            disputed = conflicts.get(instance_id, set())
+            operation = self._tag_operation(desired, names, instance, tags, disputed, plan)
             if operation is not None:
                 plan.operations.append(operation)
         self._stale(desired, live, matches, ctx, plan)
@@ -295,8 +296,11 @@ class TagSyncKind(Kind[TagSyncLive]):
         names: list[str],
         instance: LiveInstance,
         tags: dict[str, str],
+        disputed: set[str],
         plan: KindPlan,
     ) -> Operation | None:
+        """One write for the instance, or None; ``disputed`` keys (TagSyncs disagree on their
+        value) are left as they are, not removed."""
         governing = [m for m in desired if m.name in names]
         add = {k: v for k, v in tags.items() if instance.tags.get(k) != v}
         remove = tuple(
@@ -304,6 +308,7 @@ class TagSyncKind(Kind[TagSyncLive]):
                 key
                 for key in instance.tags
                 if key not in tags
+                and key not in disputed
                 and any(m.spec.owns_key(key) for m in governing)
                 and key != WORKSPACE_ID_TAG
             )

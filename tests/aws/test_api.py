@@ -10,7 +10,6 @@ import botocore.exceptions
 import pytest
 
 from controller.aws import AwsApi, AwsSettings, CallRecorder
-from controller.aws.ratelimit import TokenBucket
 
 
 @pytest.fixture
@@ -96,22 +95,6 @@ def test_pages_follow_tokens_until_the_end(api, sandbox):
     assert sandbox.admin.call_counts("ssm")["DescribeParameters"] == 3
 
 
-def test_token_bucket_waits_when_the_burst_is_spent():
-    now = [0.0]
-    waited: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        waited.append(seconds)
-        now[0] += seconds
-
-    bucket = TokenBucket(rate=2.0, burst=5, clock=lambda: now[0], sleep=sleep)
-    for _ in range(5):
-        assert bucket.acquire() == 0.0
-    assert bucket.acquire() == pytest.approx(0.5)
-    assert bucket.acquire() == pytest.approx(0.5)
-    assert sum(waited) == pytest.approx(1.0)
-
-
 def test_call_if_exists_turns_only_the_named_absence_into_none(api):
     assert (
         api.call_if_exists(
@@ -145,3 +128,37 @@ def test_a_retried_streamed_upload_sends_the_whole_body_each_time(api, sandbox, 
     for index in range(4):
         stored = s3.get_object(Bucket="streams", Key=f"k{index}")["Body"].read()
         assert hashlib.sha256(stored).digest() == hashlib.sha256(payload).digest()
+
+
+def test_retries_reach_the_retries_metric_through_the_production_wiring(sandbox):
+    """README, Metrics: ``fleet_aws_api_retries_total`` counts AwsApi's retries, per target,
+    service and operation, wired as ``run`` wires it (``default_target``)."""
+    from controller.aws.targets import default_target
+    from controller.observability.metrics import Metrics
+
+    metrics = Metrics()
+    base = AwsSettings(
+        region="us-east-1",
+        endpoint_url=sandbox.endpoint,
+        backoff_base_seconds=0.001,
+        backoff_max_seconds=0.01,
+        rate_limits=None,
+    )
+    target = default_target(base, metrics)
+    target.aws.call("ssm", "PutParameter", Name="/p", Value="v", Type="String")
+    sandbox.admin.set_faults(
+        [{"service": "ssm", "operation": "GetParameter", "error_rate": 0.5}], seed=3
+    )
+    for _ in range(10):
+        target.aws.call("ssm", "GetParameter", Name="/p")
+    attempts = sandbox.admin.call_counts("ssm")["GetParameter"]
+    retried = metrics.registry.get_sample_value(
+        "fleet_aws_api_retries_total",
+        {"target": "default", "service": "ssm", "operation": "GetParameter"},
+    )
+    assert attempts > 10 and retried == attempts - 10
+    calls = metrics.registry.get_sample_value(
+        "fleet_aws_api_calls_total",
+        {"target": "default", "service": "ssm", "operation": "GetParameter", "outcome": "success"},
+    )
+    assert calls == 10

@@ -12,11 +12,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import botocore.session
 import pytest
 
-from controller.contract.plan import Action, KindPlan
+from controller.contract.plan import Action
 from controller.detection import document as detection
-from controller.kinds.association import COMPARED, AssociationKind, LiveAssociation, in_use
+from controller.kinds.association import (
+    AssociationKind,
+    AssociationLive,
+    LiveAssociation,
+    desired_request,
+    in_use,
+    normalize,
+)
 from tests.crash.fleet import (
     CONTROLLER_ID,
     OLD_EVALUATOR,
@@ -33,6 +41,12 @@ from tests.crash.fleet import (
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+CREATE_FIELDS = frozenset(
+    botocore.session.get_session()
+    .get_service_model("ssm")
+    .operation_model("CreateAssociation")
+    .input_shape.members
+) - {"Tags"}
 
 
 def _live(
@@ -75,23 +89,43 @@ def test_then_one_that_has_run_then_the_oldest_then_the_lowest_id():
 
 
 def test_duplicates_of_a_declared_manifest_are_deleted_without_prune_the_undeclared_are_pruned():
-    plan = KindPlan()
-    kept = AssociationKind()._collapse_duplicates(
-        [
-            _live("a", instances=3),
-            _live("b"),
-            _live("c", name="gone"),
-            _live("d", name="gone", age_days=2),
-        ],
-        {"install-acme"},
-        plan,
-    )
-    assert kept["install-acme"].association_id == "a" and kept["gone"].association_id == "d"
-    [operation] = plan.operations
-    assert (operation.action, operation.resource, operation.prune) == (Action.DELETE, "b", False)
-    assert operation.reason == (
+    live = [
+        _live("a", instances=3),
+        _live("b"),
+        _live("c", name="gone"),
+        _live("d", name="gone", age_days=2),
+    ]
+    manifest = _manifest("install-acme")
+    ctx = _context(manifest)
+    live[0].request = normalize(desired_request(manifest, ctx, None))  # in use, and up to date
+    plan = AssociationKind().diff([manifest], AssociationLive(live), ctx)
+    by_resource = {op.resource: op for op in plan.operations}
+    assert sorted(by_resource) == ["b", "c", "d"]  # a is the one in use: kept
+    duplicate = by_resource["b"]
+    assert (duplicate.action, duplicate.prune) == (Action.DELETE, False)
+    assert duplicate.reason == (
         "duplicate of a for this manifest; keeping that one (it has run on 3 instance(s), this one on 0)"
     )
+    for undeclared in (by_resource["c"], by_resource["d"]):  # both, the one "in use" too
+        assert (undeclared.action, undeclared.prune) == (Action.DELETE, True)
+        assert undeclared.reason == "no manifest declares it any more"
+
+
+def _manifest(name: str):
+    """A package-less Association manifest named ``name`` (the live side is hand-built)."""
+    from tests.kinds.builders import manifest
+
+    return manifest(
+        "Association",
+        name,
+        {"document": {"name": "AWS-GatherSoftwareInventory"}, "targets": {"tags": {"App": "x"}}},
+    )
+
+
+def _context(*manifests):
+    from tests.kinds.builders import context
+
+    return context(*manifests, controller_id=CONTROLLER_ID)
 
 
 # -- against the sandbox ----------------------------------------------------------------------------
@@ -108,9 +142,9 @@ def _duplicate(target: Target, association_id: str) -> str:
     ssm = target.client("ssm")
     description = ssm.describe_association(AssociationId=association_id)["AssociationDescription"]
     tags = ssm.list_tags_for_resource(ResourceType="Association", ResourceId=association_id)
-    request = {
-        key: description[key] for key in ("AssociationName", *COMPARED) if key in description
-    }
+    # Every field CreateAssociation takes that the description carries (botocore's model, not
+    # the controller's list of compared fields: a field that list missed would still differ).
+    request = {key: value for key, value in description.items() if key in CREATE_FIELDS}
     created = ssm.create_association(**request, Tags=tags["TagList"])
     return str(created["AssociationDescription"]["AssociationId"])
 

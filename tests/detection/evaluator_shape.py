@@ -3,7 +3,8 @@
 ``problems(text)`` lists every disagreement between an evaluator's text and spec.yaml: the rule
 types its validator accepts and its dispatcher evaluates, the observations each rule type's handler
 can emit, the functions and .NET members each handler calls (and must never call), the exit codes
-it can end with and the message paired with each, its limits and its machine-wide variables.
+it can end with and the message paired with each, the answer and exit code its main flow gives for
+each action and verdict (evaluator_verdict.py), its limits and its machine-wide variables.
 A stub (a marker line and ``exit 0``) or a missing handler gives problems; so does a change to the
 specification the evaluator does not follow.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.detection.evaluator_verdict import verdict_problems
 from tests.detection.powershell import Script
 from tests.detection.spec import spec, template
 
@@ -128,6 +130,8 @@ def problems(text: str) -> list[str]:
         found.append(f"no exit {missing[1]} after writing {missing[0]!r}")
     for extra in sorted(answered - outcomes):
         found.append(f"exit {extra[1]} after {extra[0]!r}, which the specification does not list")
+
+    found += verdict_problems(script, data["outcomes"])
 
     assigned = script.assignments()
     for variable, path in LIMIT_VARIABLES.items():

@@ -110,6 +110,44 @@ def test_a_change_the_specification_does_not_make_fails(old, new, expected):
     assert any(expected in p for p in found), found
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "if ($finding.Verdict -cne 'detected') {",
+            "if ($finding.Verdict -ceq 'detected') {",
+            "Install with a detected verdict answers",
+        ),
+        (
+            "    if ($finding.Verdict -ceq 'detected') {\n        Write-Answer \"detection after Uninstall",
+            "    if ($finding.Verdict -cne 'detected') {\n        Write-Answer \"detection after Uninstall",
+            "Uninstall with a detected verdict answers",
+        ),
+        (
+            "if ($finding.Verdict -ceq 'error') {",
+            "if ($finding.Verdict -ceq 'Error') {",
+            "Install with a error verdict answers",
+        ),
+        (
+            "if ($action -ceq 'Uninstall') {",
+            "if ($action -ceq 'uninstall') {",
+            "Uninstall with a detected verdict answers",
+        ),
+        (
+            "if ($finding.Verdict -ceq 'error') {",
+            "if ($finding.Verdict -ceq 'error' -or $finding.Count -gt 0) {",
+            "verdict walk: a condition the verdict walk cannot read",
+        ),
+    ],
+    ids=["install-flipped", "uninstall-flipped", "error-never-matches", "action-case", "unknown"],
+)
+def test_a_verdict_the_specification_does_not_give_fails(old, new, expected):
+    """The answer and exit code for each action and verdict, walked through the main flow."""
+    assert SHIPPED.count(old) == 1, old
+    found = problems(SHIPPED.replace(old, new))
+    assert any(expected in p for p in found), found
+
+
 def test_the_document_runs_this_evaluator_with_the_rules_as_environment_variables():
     assert evaluator_script() == SHIPPED
     body = document_body()

@@ -20,8 +20,10 @@ from tests.runtime.gitrepo import GitRemote, example_files, git
 
 pytestmark = pytest.mark.timeout(300)
 
-INTERVAL = 6.0  # seconds between fetches and between reconciles
-ONE_INTERVAL = INTERVAL + 5  # one interval, plus the fetch and the pass themselves
+INTERVAL = 10.0  # seconds between fetches and between reconciles
+# One interval, plus the fetch and the pass themselves on a loaded machine: still less than two
+# intervals, so a controller that skipped a fetch would miss it.
+ONE_INTERVAL = INTERVAL + 8
 REGION = "us-east-1"
 TAGSYNC = "desired-state/tagsync.yaml"
 

@@ -44,11 +44,15 @@ class Recorder(Kind[None]):
     def diff(self, desired: Any, live: None, ctx: Context) -> KindPlan:
         return KindPlan()
 
+    def hold(self, operation: Operation) -> None:
+        """Called while the operation counts as running (a test may keep it there)."""
+
     def apply(self, aws: Any, operation: Operation, ctx: Context) -> tuple[Event, ...]:
         with self.lock:
             self.running += 1
             self.most_at_once = max(self.most_at_once, self.running)
             self.events.append(("start", operation.resource))
+        self.hold(operation)
         time.sleep(self.seconds)
         with self.lock:
             self.running -= 1
@@ -92,7 +96,16 @@ def _ops(
 
 
 def test_a_phase_runs_at_most_the_configured_number_at_once():
-    kind = Recorder()
+    """Three run at once for certain (the first three meet at a barrier, however slow the
+    machine), and never more (a bound load can only make easier to keep)."""
+    together = threading.Barrier(3)
+
+    class MeetFirst(Recorder):
+        def hold(self, operation: Operation) -> None:
+            if operation.resource in ("r0", "r1", "r2"):
+                together.wait(timeout=60)  # all three counted as running before any ends
+
+    kind = MeetFirst()
     result = _reconciler(kind, concurrency=3).apply(Plan(operations=_ops(12)))
     assert len(result.applied) == 12
     assert kind.most_at_once == 3

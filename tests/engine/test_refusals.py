@@ -1,7 +1,8 @@
 """Refusals are errors and dependencies block (issue 9, holes 3 and 4, and the truthful pass).
 
 Each refusal a real account produces (someone else's parameter at the publish path, someone
-else's association under a manifest's name, someone else's document under a Package's name) fails
+else's association under a manifest's name, someone else's document under a Package's name or
+under the detection document's name) fails
 ``plan`` in every format, with and without ``--detailed-exitcode``, and ``apply``; the plan never
 says "No changes" beside one, and what depends on the refused resource is shown blocked, with why,
 and not applied. A pass with anything refused, blocked, failed or deferred is not a success.
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.helpers import PARAMETER, THEIR_DOCUMENT, cli, copy_example
+from controller.detection import document as detection
+from tests.engine.helpers import CONTROLLER_ID, PARAMETER, THEIR_DOCUMENT, cli, copy_example
 from tests.packages.helpers import (
     BUCKET,
     association_yaml,
@@ -56,10 +58,26 @@ def _their_document(sandbox, root: Path) -> Path:
     return _packages(root)
 
 
+def _their_detection_document(sandbox, root: Path) -> Path:
+    """Someone else's document under the name of this controller's detection document."""
+    sandbox.client("ssm").create_document(
+        Name=detection.document_name(CONTROLLER_ID),
+        Content=THEIR_DOCUMENT,
+        DocumentType="Command",
+        DocumentFormat="JSON",
+    )
+    return _packages(root)
+
+
 REFUSALS = {
     "parameter at the publish path": (_their_parameter, "Activation", "parameter"),
     "association name": (_their_association, "Association", "an association named"),
     "document name": (_their_document, "Package", "document Acme"),
+    "detection document name": (
+        _their_detection_document,
+        "DetectionDocument",
+        f"document {detection.document_name(CONTROLLER_ID)}",
+    ),
 }
 
 
@@ -167,6 +185,26 @@ def test_a_failed_dependency_blocks_its_dependents_and_the_pass_is_no_success(sa
     assert _sample(reconciler, "fleet_reconciles_total", result="success") == 1
     assert _sample(reconciler, "fleet_last_successful_reconcile_timestamp_seconds") is not None
     assert _sample(reconciler, "fleet_refused_resources", kind="Association", state="blocked") == 0
+
+
+def test_apply_exits_1_when_an_operation_failed_and_its_dependents_were_blocked(
+    sandbox, tmp_path, capsys
+):
+    """README, Commands: apply exits 1 on any failure or blocked operation, though the plan
+    itself refused nothing (what the CLI says, not only what the reconciler returns)."""
+    sandbox.client("s3").create_bucket(Bucket=BUCKET)
+    root = _packages(tmp_path / "desired")
+    sandbox.admin.set_faults(
+        [{"service": "ssm", "operation": "CreateDocument", "deny_rate": 1, "body_contains": "Acme"}]
+    )
+    assert cli(sandbox, "apply", str(root)) == 1
+    captured = capsys.readouterr()
+    assert "1 failed, 1 blocked" in captured.out
+    assert "failed: Package/acme" in captured.err and "blocked: Association/install-acme" in (
+        captured.err
+    )
+    sandbox.admin.set_faults([])
+    assert cli(sandbox, "apply", str(root)) == 0  # the same command, once nothing fails
 
 
 def test_a_pass_whose_operations_are_all_held_back_is_no_success(sandbox, tmp_path):

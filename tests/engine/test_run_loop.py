@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from controller.observability.http import ObservabilityServer
 from controller.service.loop import DesiredStateTracker, LoopSettings, ReconcileLoop
 from controller.service.source.directory import DirectorySource
-from tests.engine.helpers import boot, controller, copy_example, load, make_fleet
+from tests.engine.helpers import boot, controller, copy_example, load, make_fleet, writes
 
 
 def _loop(directory, reconciler, settings: LoopSettings) -> ReconcileLoop:
@@ -83,7 +83,8 @@ def test_observe_mode_reports_drift_and_writes_nothing(sandbox, tmp_path):
     assert (
         'fleet_drifted_resources{kind="TagSync",target="default"} 2.0' in reconciler.metrics.text()
     )
-    assert not [r for r in sandbox.admin.calls() if r["operation"] == "AddTagsToResource"]
+    assert writes(sandbox) == {}  # no write of any kind, not only no tag write
+    assert sandbox.admin.call_counts("ssm")["DescribeInstanceInformation"] >= 1  # it did look
 
 
 def test_sigterm_finishes_the_operation_in_flight_and_exits_0(sandbox, tmp_path):

@@ -17,6 +17,7 @@ from controller.contract.ownership import MANIFEST_TAG, OWNER_TAG, WORKSPACE_ID_
 from controller.service.enrollment.admission import AdmissionSettings
 from tests.enrollment.helpers import (
     CONTROLLER_ID,
+    DIRECTORY,
     OTHER_DIRECTORY,
     TAGSYNC_TAGS,
     activations,
@@ -434,3 +435,85 @@ def test_an_activation_lives_its_valid_for_on_aws_clock_whatever_the_hosts(sandb
     assert timedelta(minutes=14) < lifetime <= timedelta(minutes=15, seconds=5), lifetime
     told = datetime.fromisoformat(body["expiresAt"])
     assert abs(told - activation["ExpirationDate"]) < timedelta(seconds=5)
+
+
+def test_the_code_is_registered_with_redaction_before_anyone_could_print_it(sandbox, desired):
+    """README, Secrets: every code is registered with the redaction layer; a per-WorkSpace one
+    from the moment the endpoint created it (so an exception or log line holding it is redacted,
+    whatever path it takes)."""
+    from controller.observability.redaction import REDACTED, redact_text
+
+    (workspace_id,) = workspaces(sandbox, 1)
+    with endpoint(sandbox, desired) as ep:
+        sandbox.admin.post("fleet/enrollment", {"url": ep.url})
+        row = fleet(sandbox)[workspace_id]
+        status, body, _ = ep.ask(row["ipAddress"], row["computerName"])
+    assert status == 200
+    code = body["activationCode"]
+    assert code in sandbox.admin.get("issued-codes")["codes"]  # a code AWS really issued
+    assert redact_text(f"error: code={code}; retry") == f"error: code={REDACTED}; retry"
+
+
+def test_an_address_two_targets_workspaces_share_proves_nobody(sandbox, desired):
+    """Two targets (here two Regions, in production two accounts' VPCs) can hold WorkSpaces with
+    one private address: an ask from it cannot say which one is asking, so it is refused and
+    nothing is created anywhere."""
+    from controller.aws import AwsApi, AwsSettings, CallRecorder
+    from controller.observability.metrics import Metrics
+    from controller.service.enrollment.admission import Admission
+    from controller.service.enrollment.directory import WorkspaceDirectory
+    from controller.service.enrollment.issuer import ActivationIssuer
+    from controller.service.enrollment.service import EnrollmentService, EnrollmentTarget
+    from fleet_sandbox.client import SandboxClient
+
+    regions = {"east": "us-east-1", "west": "us-west-2"}
+    rows = {}
+    for name, region in regions.items():
+        admin = SandboxClient(sandbox.endpoint, region=region)
+        body = {"count": 1, "directoryId": "d-1234567890", "tags": {}}
+        (workspace_id,) = admin.post("fleet/workspaces", body)["workspaceIds"]
+        admin.post("fleet/enrollment", {"url": "http://127.0.0.1:9"})  # loopback addresses
+        rows[name] = next(
+            r for r in admin.get("fleet")["workspaces"] if r["workspaceId"] == workspace_id
+        )
+    assert rows["east"]["ipAddress"] == rows["west"]["ipAddress"]  # each Region's first address
+
+    def target(name: str) -> EnrollmentTarget:
+        aws = AwsApi(
+            AwsSettings(region=regions[name], endpoint_url=sandbox.endpoint, rate_limits=None),
+            CallRecorder(),
+            sleep=lambda seconds: None,
+        )
+        return EnrollmentTarget(name, WorkspaceDirectory(aws), ActivationIssuer(aws, CONTROLLER_ID))
+
+    metrics = Metrics(controller_id=CONTROLLER_ID)
+    service = EnrollmentService(
+        lambda: desired, [target("east"), target("west")], metrics, Admission(AdmissionSettings())
+    )
+    answer = service.handle(
+        rows["east"]["ipAddress"],
+        [],
+        json.dumps({"computerName": rows["east"]["computerName"]}).encode(),
+    )
+    assert (answer.status, answer.result) == (403, "refused_ambiguous")
+    for region in regions.values():
+        assert sandbox.client("ssm", region=region).describe_activations()["ActivationList"] == []
+
+
+def test_a_directory_dropped_from_the_enrollment_stops_enrolling_at_once(sandbox, tmp_path):
+    """The index read while both directories were named still holds the dropped one's
+    WorkSpaces: they are out of scope for the next ask, not answered from the old index."""
+    both = desired_state(tmp_path / "both", scope=(DIRECTORY, OTHER_DIRECTORY))
+    narrowed = desired_state(tmp_path / "narrowed")  # DIRECTORY only
+    (mine,) = workspaces(sandbox, 1)
+    (dropped,) = workspaces(sandbox, 1, directory=OTHER_DIRECTORY)
+    current = [both]
+    with endpoint(sandbox, lambda: current[0]) as ep:
+        sandbox.admin.post("fleet/enrollment", {"url": ep.url})
+        rows = fleet(sandbox)
+        assert ep.ask(rows[mine]["ipAddress"], rows[mine]["computerName"])[0] == 200
+        current[0] = narrowed
+        status, _, _ = ep.ask(rows[dropped]["ipAddress"], rows[dropped]["computerName"])
+        assert status == 403
+        assert ep.counted("refused_no_workspace") == 1
+    assert [tags(a["Tags"])[WORKSPACE_ID_TAG] for a in activations(sandbox)] == [mine]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from controller.contract.ownership import MANIFEST_TAG, OWNER_TAG, WORKSPACE_ID_TAG
 from controller.contract.plan import Action, Severity
 from controller.engine.prune import PruneSettings
 from controller.engine.reconcile import Reconciler, ReconcileSettings
@@ -177,6 +178,30 @@ def test_used_and_expired_activations_are_deleted_and_unused_ones_kept(sandbox, 
         left["ActivationId"]
     ]
     assert activations(sandbox) == []
+
+
+def test_another_controllers_per_workspace_activations_are_never_touched(sandbox, tmp_path):
+    """Same manifest name, same tags, another owner: not ours, even expired and undeclared."""
+    desired = desired_state(tmp_path / "desired")
+    ssm = sandbox.client("ssm")
+    theirs = {}
+    for manifest in ("office", "gone"):
+        created = ssm.create_activation(
+            IamRole="SSMServiceRole-WorkSpaces",
+            RegistrationLimit=1,
+            ExpirationDate=datetime.now(UTC) + timedelta(hours=1),
+            Tags=[
+                {"Key": OWNER_TAG, "Value": "another-controller"},
+                {"Key": MANIFEST_TAG, "Value": f"Enrollment/{manifest}"},
+                {"Key": WORKSPACE_ID_TAG, "Value": "ws-theirs01"},
+            ],
+        )
+        theirs[manifest] = created["ActivationId"]
+    sandbox.admin.advance_clock(2 * 3600)  # both expired, unused
+    plan, result = reconciler(sandbox, prune=True).reconcile(desired)
+    assert result.ok
+    assert [op for op in plan.operations if op.kind == "Enrollment"] == []
+    assert sorted(a["ActivationId"] for a in activations(sandbox)) == sorted(theirs.values())
 
 
 def test_an_activation_registers_at_most_one_instance(sandbox, tmp_path):

@@ -127,3 +127,39 @@ def test_a_secret_with_other_characters_and_a_token_secret_in_one_text() -> None
     register_secret("TokenShapedSecret0001")
     text = "a correct horse battery staple! b TokenShapedSecret0001c"
     assert redact_text(text) == f"a {REDACTED} b {REDACTED}c"
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_plan_output_is_redacted_in_every_format_as_a_last_line_of_defence(fmt: str) -> None:
+    """No secret ever enters a plan; if one did (a reason quoting an AWS error, a changed value),
+    every rendering still replaces it."""
+    from dataclasses import dataclass
+
+    from controller.contract import Action, FieldChange, Finding, Operation, Plan, Severity, Step
+    from controller.engine.render import render_json, render_markdown, render_text
+
+    @dataclass(frozen=True, kw_only=True)
+    class Noop(Step):
+        pass
+
+    code = "PlanLeak0123456789abcdefABCDEF+/="
+    register_secret(code)
+    plan = Plan(
+        operations=[
+            Operation(
+                kind="Activation",
+                name="workspaces",
+                action=Action.REPLACE,
+                resource="(new)",
+                changes=(FieldChange("description", f"old {code}", "new"),),
+                reason=f"AWS said: {code}",
+                payload=Noop(),
+            )
+        ],
+        findings=[
+            Finding(kind="Activation", name="workspaces", severity=Severity.INFO, message=code)
+        ],
+    )
+    rendered = {"text": render_text, "markdown": render_markdown, "json": render_json}[fmt](plan)
+    assert code not in rendered
+    assert REDACTED in rendered

@@ -7,6 +7,7 @@ registry values and arguments only ever travel inside the JSON parameters, and c
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +28,7 @@ from tests.packages.helpers import add_instance
 
 SCRIPT = evaluator_script()
 CONTENT = document_content()
+HASH = content_hash()  # before any rule was made: the rules must never change it
 # Any text a rule may carry (SPEC.md: no NUL, no lone surrogate, no {{ssm:/{{resolve: reference).
 _CHARACTERS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00{")
 TEXT = st.text(alphabet=_CHARACTERS, max_size=200)
@@ -72,6 +74,8 @@ def test_the_script_has_no_substitution_site():
     assert "{{" not in SCRIPT and "}}" not in SCRIPT
     assert SCRIPT.startswith(f"# {MARKER}")
     assert script_text(CONTENT) == SCRIPT.rstrip("\n")
+    # what DescribeDocument's Hash is for this content: its SHA-256, hex
+    assert hashlib.sha256(CONTENT.encode("utf-8")).hexdigest() == HASH
     parameters = document_body()["parameters"]
     assert parameters["detectionRules"]["interpolationType"] == "ENV_VAR"
     assert parameters["action"]["interpolationType"] == "ENV_VAR"
@@ -91,7 +95,7 @@ def test_arbitrary_strings_never_reach_the_script_and_round_trip(
         additional_arguments={"SSM_ARG": argument},
         rules=rule,
     )
-    assert document_content() == CONTENT and content_hash() == content_hash()
+    assert document_content() == CONTENT and content_hash() == HASH
     assert script_text(document_content()) == SCRIPT.rstrip("\n")
     assert rules_from_json(parameters["detectionRules"][0]) == rule
     assert json.loads(parameters["additionalArguments"][0]) == {"SSM_ARG": argument}

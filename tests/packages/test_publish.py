@@ -164,3 +164,31 @@ def test_keep_versions_25_stays_under_the_aws_limit(sandbox, published):
     versions = _versions(sandbox)
     assert len(versions) == 25
     assert versions[-1]["VersionName"] == "2.0.25" and versions[-1]["IsDefaultVersion"]
+
+
+def test_another_controllers_package_documents_are_never_pruned(sandbox, published):
+    """Pruning lists only Package documents carrying this controller's owner tag: another
+    controller's (with a manifest tag naming a manifest we do not declare) stays."""
+    from controller.contract import MANIFEST_TAG, OWNER_TAG
+    from tests.packages.helpers import CONTROLLER_ID
+    from tests.sandbox._ssm_helpers import publish_package
+
+    root, _, _ = published
+    publish_package(sandbox, "TheirViewer", "1.0.0")
+    ssm = sandbox.client("ssm")
+    ssm.add_tags_to_resource(
+        ResourceType="Document",
+        ResourceId="TheirViewer",
+        Tags=[
+            {"Key": OWNER_TAG, "Value": "another-controller"},
+            {"Key": MANIFEST_TAG, "Value": "Package/their-viewer"},
+        ],
+    )
+    pruning = controller(sandbox, prune=True, max_deletes=50)
+    assert pruning.settings.controller_id == CONTROLLER_ID
+    sandbox.admin.reset_calls()
+    plan, result = pruning.reconcile(load(root))
+    assert result.ok and plan.refused == []
+    assert [op for op in plan.operations if op.action is Action.DELETE] == []
+    assert "ssm:DeleteDocument" not in writes(sandbox)
+    assert ssm.describe_document(Name="TheirViewer")["Document"]["Status"] == "Active"

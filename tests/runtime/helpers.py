@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,3 +82,32 @@ def api(endpoint: str) -> AwsApi:
         CallRecorder(),
         sleep=lambda seconds: None,
     )
+
+
+class WaitingEvent(threading.Event):
+    """An Event that tells whether a thread is blocked in ``wait`` on it.
+
+    A loop (or the poller) blocked in ``wait`` with the event clear has nothing left to do until
+    someone sets it: the observable point a test waits for before asserting that nothing more
+    happened, instead of sleeping and hoping.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._count_lock = threading.Lock()
+        self._waiters = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._count_lock:
+            self._waiters += 1
+        try:
+            return super().wait(timeout)
+        finally:
+            with self._count_lock:
+                self._waiters -= 1
+
+    @property
+    def idle(self) -> bool:
+        """A thread waits on it and nothing has set it."""
+        with self._count_lock:
+            return self._waiters > 0 and not self.is_set()

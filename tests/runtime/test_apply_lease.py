@@ -17,14 +17,19 @@ from controller.service.ha.exclusive import ExclusiveLease, LeaseUnavailable
 from controller.service.ha.guard import WriteGate
 from tests.runtime.helpers import TABLE, activations_dir, eventually
 
+# Short: where the test waits out a whole lease duration (a dead writer's lease).
 FAST = ["--lease-duration", "1.5", "--lease-renew-deadline", "1", "--lease-retry-period", "0.25"]
 SETTINGS = LeaseSettings(duration_seconds=1.5, renew_deadline_seconds=1, retry_period_seconds=0.25)
+# Long: where a live holder must keep renewing while the test looks (a renew deadline a loaded
+# machine cannot miss); the answers come at the first renew seen, not after a duration.
+PATIENT = ["--lease-duration", "20", "--lease-renew-deadline", "15", "--lease-retry-period", "0.25"]
+LIVE = LeaseSettings(duration_seconds=20, renew_deadline_seconds=15, retry_period_seconds=0.25)
 
 
-def apply(sandbox, desired, *extra: str) -> int:
+def apply(sandbox, desired, *extra: str, timings: list[str] = FAST) -> int:
     return main(
         ["apply", str(desired), "--endpoint-url", sandbox.endpoint, "--region", "us-east-1",
-         "--lease-table", TABLE, "--log-format", "json", *FAST, *extra]
+         "--lease-table", TABLE, "--log-format", "json", *timings, *extra]
     )  # fmt: skip
 
 
@@ -38,14 +43,14 @@ def fleet_writes(sandbox) -> dict[str, int]:
 
 
 def test_apply_refuses_while_a_running_replica_holds_the_target(sandbox, table, tmp_path, capsys):
-    keeper = LeaseKeeper(table, "run-replica-a", ["default"], SETTINGS)
+    keeper = LeaseKeeper(table, "run-replica-a", ["default"], LIVE)
     stop = threading.Event()
     running = threading.Thread(target=keeper.run, args=(stop,), daemon=True)
     running.start()
     try:
-        assert eventually(lambda: keeper.may_write("default"), 20)
+        assert eventually(lambda: keeper.may_write("default"), 60)
         sandbox.admin.reset_calls()
-        code = apply(sandbox, activations_dir(tmp_path / "desired", "alpha"))
+        code = apply(sandbox, activations_dir(tmp_path / "desired", "alpha"), timings=PATIENT)
         err = capsys.readouterr().err
         assert code == 1
         assert "error: target 'default' is being written by 'run-replica-a'" in err
@@ -97,8 +102,25 @@ def test_a_lease_that_lapses_stops_further_operations(sandbox, table):
         lease.release()
 
 
+def test_a_lease_taken_during_apply_stops_further_operations(sandbox, table):
+    """apply's renewer meets another holder: writes stop at once, before the renew deadline
+    (15 s here, longer than the bounded wait)."""
+    lease = ExclusiveLease(table, "prod", "apply-x", LIVE)
+    lease.acquire()
+    try:
+        gate = WriteGate(threading.Event(), lease)
+        assert lease.may_write() and not gate.is_set()
+        table.release(table.get("prod"))
+        table.create("prod", "intruder", time.time(), 20)
+        assert eventually(lambda: not lease.may_write(), 10)
+        assert gate.is_set()
+    finally:
+        lease.release()
+    assert table.get("prod").holder == "intruder"  # its release never deletes the other's
+
+
 def test_two_applies_at_once_one_wins(sandbox, table):
-    leases = [ExclusiveLease(table, "prod", f"apply-{i}", SETTINGS) for i in range(2)]
+    leases = [ExclusiveLease(table, "prod", f"apply-{i}", LIVE) for i in range(2)]
     results: list[str] = []
     barrier = threading.Barrier(2)
 

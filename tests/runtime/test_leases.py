@@ -87,7 +87,9 @@ def rounds(
     """``count`` retry periods: every keeper ticks (at the same moment), then time moves on."""
     for _ in range(count):
         if parallel:
-            concurrently([k.tick for k in keepers])
+            results = concurrently([k.tick for k in keepers])
+            crashed = [r for r in results if isinstance(r, BaseException)]
+            assert not crashed, crashed  # a keeper that crashed proves nothing about writers
         else:
             for k in keepers:
                 k.tick()
@@ -159,6 +161,35 @@ def test_a_renew_with_a_stale_version_fails_and_names_the_holder(table):
     assert raised.value.current is not None and raised.value.current.holder == "b"
 
 
+def test_a_takeover_based_on_a_version_the_holder_has_since_renewed_fails(table):
+    seen = table.create("prod", "a", 0.0, 15.0)  # what an observer saw
+    renewed = table.advance(seen, "a", 2.0, 15.0)  # the holder is alive: it renewed
+    with pytest.raises(LeaseConflict) as raised:
+        table.advance(seen, "b", 16.0, 15.0)
+    assert raised.value.current is not None and raised.value.current.identity == renewed.identity
+    assert table.get("prod").identity == ("a", renewed.version)
+
+
+def test_a_renew_of_a_lease_recreated_by_another_holder_fails_even_at_the_same_version(table):
+    """The first version is the wall clock in milliseconds: a lease released and created again
+    in the same millisecond by another replica has the same version; only the holder differs."""
+    mine = table.create("prod", "a", 5.0, 15.0)
+    table.release(mine)
+    theirs = table.create("prod", "b", 5.0, 15.0)
+    assert theirs.version == mine.version
+    with pytest.raises(LeaseConflict):
+        table.advance(mine, "a", 6.0, 15.0)
+    assert table.get("prod").holder == "b"
+
+
+def test_a_release_never_deletes_a_lease_someone_took_over_since(table):
+    mine = table.create("prod", "a", 0.0, 15.0)
+    table.advance(mine, "b", 16.0, 15.0)  # a was gone long enough: b took it over
+    with pytest.raises(LeaseConflict):
+        table.release(mine)  # a comes back and releases what it held
+    assert table.get("prod").holder == "b"
+
+
 # -- keepers ----------------------------------------------------------------------------------
 
 
@@ -219,6 +250,19 @@ def test_a_partitioned_holder_stops_writing_before_anyone_takes_over(sandbox, ta
     holder.table.aws = reachable  # the partition heals: the holder learns it lost the lease
     rounds([holder, other], clock, 1, ["prod"], parallel=False)
     assert writers([holder, other], "prod") == ["other"]
+
+
+def test_a_holder_that_finds_its_lease_is_someone_elses_stops_writing_at_once(sandbox, table):
+    """Within its renew deadline, but its renew meets another holder: no further writes."""
+    clock = Clock()
+    holder = keeper(sandbox, "holder", ["prod"], clock)
+    rounds([holder], clock, 2, ["prod"])
+    assert holder.may_write("prod")
+    held = table.get("prod")
+    table.release(held)  # the item went away (an operator, a restore) and another replica
+    table.create("prod", "intruder", 5000.0, 15.0)  # created it before the holder renewed
+    holder.tick()  # the renew meets the intruder's item
+    assert not holder.may_write("prod")  # at once, long before the renew deadline
 
 
 def test_a_renew_whose_answer_was_lost_is_adopted_not_lost(sandbox, table):

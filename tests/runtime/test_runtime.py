@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,23 +19,35 @@ from controller.observability.metrics import Metrics
 from controller.service.loop import DesiredStateTracker, LoopSettings, ReconcileLoop
 from controller.service.runtime import Runtime, Service
 from controller.service.source import DirectorySource, Revision
-from tests.runtime.helpers import activations_dir, eventually, reconciler, sample
+from tests.runtime.helpers import (
+    WaitingEvent,
+    activations_dir,
+    eventually,
+    reconciler,
+    sample,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class SlowSource(DirectorySource):
-    """A directory that takes a while to read, and counts its reads."""
+class GatedSource(DirectorySource):
+    """A directory whose reads, once ``gated``, each wait for the test to let them through: the
+    test decides when a fetch ends, so triggers land inside it for certain, on any machine."""
 
-    def __init__(self, directory: Path, seconds: float) -> None:
+    def __init__(self, directory: Path) -> None:
         super().__init__(directory)
-        self.seconds = seconds
-        self.fetches = 0
+        self.gated = False
+        self.entered = 0  # fetches started
+        self._gate = threading.Semaphore(0)
 
     def fetch(self) -> Revision:
-        self.fetches += 1
-        time.sleep(self.seconds)
+        self.entered += 1
+        if self.gated and not self._gate.acquire(timeout=60):
+            raise TimeoutError("the test never let this fetch through")
         return super().fetch()
+
+    def let_one_through(self) -> None:
+        self._gate.release()
 
 
 def start(runtime: Runtime) -> threading.Thread:
@@ -47,22 +58,35 @@ def start(runtime: Runtime) -> threading.Thread:
 
 def test_a_burst_of_triggers_coalesces_into_one_more_fetch_and_pass(sandbox, tmp_path):
     metrics = Metrics()
-    source = SlowSource(activations_dir(tmp_path / "desired", "alpha"), seconds=0.5)
+    source = GatedSource(activations_dir(tmp_path / "desired", "alpha"))
     tracker = DesiredStateTracker(source, metrics)
     tracker.refresh()
     settings = LoopSettings(interval_seconds=600)  # nothing happens on its own during the test
-    loop = ReconcileLoop(tracker.current, reconciler(sandbox.endpoint, metrics), metrics, settings)
+    loop_wake = WaitingEvent()
+    loop = ReconcileLoop(
+        tracker.current, reconciler(sandbox.endpoint, metrics), metrics, settings, wake=loop_wake
+    )
     runtime = Runtime(tracker, {"default": loop}, settings)
+    poller_wake = runtime._source_wake = WaitingEvent()  # observe the poller's idle point
     thread = start(runtime)
-    eventually(lambda: loop.completed == 1)
-    fetches_before = source.fetches
+
+    def idle() -> bool:
+        """The poller and the loop both wait with nothing set: no fetch or pass is due."""
+        return poller_wake.idle and loop_wake.idle
+
+    eventually(lambda: loop.completed == 1 and idle())
+    fetches, passes = source.entered, loop.completed
+    source.gated = True
+    runtime.trigger()
+    eventually(lambda: source.entered == fetches + 1)  # the fetch it caused is in progress
     for _ in range(20):
-        runtime.trigger()
-        time.sleep(0.01)
-    eventually(lambda: loop.completed >= 2)
-    time.sleep(1.5)  # time for any extra fetch and pass the burst could have caused
-    assert 1 <= source.fetches - fetches_before <= 2
-    assert 2 <= loop.completed <= 3
+        runtime.trigger()  # every one of them during that fetch
+    source.let_one_through()
+    eventually(lambda: source.entered == fetches + 2)  # the burst: one more fetch
+    source.let_one_through()
+    eventually(idle)
+    assert source.entered == fetches + 2  # 21 triggers, two fetches
+    assert 1 <= loop.completed - passes <= 2  # a pass per fetch, or one for both
     runtime.request_stop()
     thread.join(timeout=30)
     assert not thread.is_alive()
