@@ -287,7 +287,13 @@ class Reconciler:
         if why is not None:
             result.blocked.append(Blocked(operation, why))
             missing.setdefault(operation.ref, "was blocked")
-            log.warning("operation blocked", why=why, **log_fields)
+            log.warning(
+                "operation blocked",
+                summary=f"not applying {operation.action.value} {operation.kind}"
+                f" {operation.name}: it {why}",
+                why=why,
+                **log_fields,
+            )
             return True
         wait = self.backoff.wait_remaining(operation)
         if wait > 0:
@@ -295,6 +301,9 @@ class Reconciler:
             missing.setdefault(operation.ref, "was deferred (backing off)")
             log.warning(
                 "operation deferred: backing off after repeated failures",
+                summary=f"not retrying {operation.action.value} {operation.kind}"
+                f" {operation.name} yet: it failed {self.backoff.failures(operation)} time(s);"
+                f" next try in {round(wait)} s",
                 retry_in_seconds=round(wait),
                 failures=self.backoff.failures(operation),
                 **log_fields,
@@ -350,8 +359,18 @@ class Reconciler:
             if error_text
             else {"changes": len(operation.changes)}
         )
+        said = (
+            {
+                "summary": f"failed to {operation.action.value} {operation.kind}"
+                f" {operation.name} ({operation.resource}): {error_text};"
+                f" retrying in {round(delay)} s or later"
+            }
+            if error_text
+            else {"detail": True}  # the pass's line (or apply's progress) tells it
+        )
         (log.error if error_text else log.info)(
             "operation failed" if error_text else "operation applied",
+            **said,
             kind=operation.kind,
             name=operation.name,
             action=operation.action.value,
