@@ -36,7 +36,7 @@ from controller.config import (
     SettingUnusable,
     check_port,
 )
-from controller.contract import Operation, Plan
+from controller.contract import Plan
 from controller.contract.registry import registered
 from controller.engine.prune import PruneSettings
 from controller.engine.reconcile import Reconciler
@@ -44,6 +44,7 @@ from controller.engine.render import render_json, render_markdown, render_text
 from controller.manifests import DesiredState, InvalidDesiredState, load_desired_state
 from controller.observability.logging import configure_logging
 from controller.observability.metrics import DEFAULT_TARGET, Metrics
+from controller.observability.progress import apply_progress
 from controller.observability.redaction import redact_text
 from controller.service.ha.exclusive import ExclusiveLease, LeaseUnavailable
 from controller.service.ha.guard import WriteGate
@@ -485,17 +486,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
             return EXIT_OK if plan.ok else EXIT_ERROR
         stop = threading.Event()
         gate = stop if lease is None else WriteGate(stop, lease)
-        with _stop_on_signals(stop.set):
-            result = reconciler.apply(plan, stop=gate, progress=_progress_printer(sys.stderr))
+        sys.stdout.flush()  # the plan stays above the progress display
+        with (
+            _stop_on_signals(stop.set),
+            apply_progress(sys.stderr, len(plan.operations), _colour(sys.stderr)) as progress,
+        ):
+            result = reconciler.apply(plan, stop=gate, progress=progress)
+    # Each failure, block and deferral was logged as it happened (above the display): the
+    # summary counts them instead of saying them twice.
     print(
         f"Applied {len(result.applied)} of {len(plan.operations)} operation(s); "
         f"{len(result.failed)} failed, {len(result.blocked)} blocked, "
         f"{len(result.deferred)} deferred, {len(result.skipped)} not started.",
     )
-    for operation, error in result.failed:
-        print(f"  failed: {operation.title}: {error}", file=sys.stderr)
-    for blocked in result.blocked:
-        print(f"  blocked: {blocked.operation.title}: {blocked.why}", file=sys.stderr)
     return EXIT_OK if plan.ok and result.ok and not result.skipped else EXIT_ERROR
 
 
@@ -675,22 +678,11 @@ def _render(plan: Plan, fmt: str, stream: TextIO) -> str:
         return render_markdown(plan)
     if fmt == "json":
         return render_json(plan)
-    colour = stream.isatty() and "NO_COLOR" not in os.environ
-    return render_text(plan, colour=colour)
+    return render_text(plan, colour=_colour(stream))
 
 
-def _progress_printer(stream: TextIO) -> Callable[[int, int, Operation, str | None], None]:
-    """On a terminal, one self-overwriting progress line; elsewhere the log says enough."""
-    if not stream.isatty():
-        return lambda index, total, operation, error: None
-
-    def show(index: int, total: int, operation: Operation, error: str | None) -> None:
-        status = "failed" if error else "ok"
-        line = f"[{index}/{total}] {operation.action.value} {operation.title} {status}"
-        stream.write("\r\033[K" + line[:150] + ("\n" if index == total else ""))
-        stream.flush()
-
-    return show
+def _colour(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
 
 
 @contextmanager

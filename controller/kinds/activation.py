@@ -290,9 +290,10 @@ class ActivationKind(Kind[ActivationLive]):
         """Field changes and the reason to rotate (empty reason: keep the current activation)."""
         spec = manifest.spec
         if current is None:
+            created = _created_fields(spec, desired_tags)
             if parameter.activation_id:
-                return [], f"published activation {parameter.activation_id} no longer exists"
-            return [], "no activation is published"
+                return created, f"published activation {parameter.activation_id} no longer exists"
+            return created, "no activation is published"
         changes = [
             FieldChange(name, before, after)
             for name, before, after in (
@@ -480,6 +481,22 @@ def _delete(name: str, activation: LiveActivation, reason: str, prune: bool = Fa
         prune=prune,
         payload=DeleteActivation(activation_id=activation.activation_id),
     )
+
+
+def _created_fields(spec: ActivationSpec, tags: dict[str, str]) -> list[FieldChange]:
+    """What a new activation is created (and published) with, for the plan to show."""
+    fields: list[tuple[str, Any]] = [
+        ("iamRole", spec.iam_role),
+        ("registrationLimit", spec.registration_limit),
+        ("validFor", _format_duration(spec.valid_for)),
+        ("description", spec.description),
+        ("defaultInstanceName", spec.default_instance_name),
+        *((f"tags.{key}", value) for key, value in sorted(tags.items())),
+        ("publish.parameterName", spec.publish.parameter_name),
+        ("publish.kmsKeyId", spec.publish.kms_key_id),
+        ("publish.value", "SecureString {id, code, region, expiry} (the code is never shown)"),
+    ]
+    return [FieldChange(name, None, value) for name, value in fields if value is not None]
 
 
 def _lifetime_of(activation: LiveActivation) -> timedelta:

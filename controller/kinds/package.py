@@ -345,6 +345,13 @@ class PackageKind(Kind[PackageLive]):
         ]
         step: Step
         if not live.exists:
+            changes += [
+                FieldChange("publisher", None, spec.publisher),
+                FieldChange(
+                    "artifacts", None, f"s3://{spec.artifacts.bucket}/{spec.artifacts.prefix}"
+                ),
+                FieldChange("keepVersions", None, spec.keep_versions),
+            ]
             reason = "the package does not exist"
             step = CreatePackage(
                 document=spec.name,

@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -212,6 +213,24 @@ class _SentenceRenderer:
             line = f"{colour}{line}\033[0m"
         exception = event.get("exception")
         return f"{line}\n{exception}" if exception else line
+
+
+@contextmanager
+def log_writer(stream: Any) -> Iterator[None]:
+    """While the block runs, the log's own handler writes to ``stream`` (apply's progress display
+    routes it through rich, so a line lands above the display, never into it)."""
+    handlers = [
+        h
+        for h in logging.getLogger().handlers
+        if getattr(h, _HANDLER_MARK, False) and type(h) is _RedactingStreamHandler
+    ]
+    previous = [h.setStream(stream) for h in handlers]
+    try:
+        yield
+    finally:
+        for handler, old in zip(handlers, previous, strict=True):
+            if old is not None:
+                handler.setStream(old)
 
 
 def get_logger(name: str | None = None, **initial: Any) -> structlog.stdlib.BoundLogger:
