@@ -397,6 +397,30 @@ class Reconciler:
                 kind.on_dependency(self.aws, event, dependents, state.observed[kind.kind], ctx)
         self._kinds_by_name[event.source.kind].after_dependents(self.aws, event, ctx)
 
+    def _status_after_writes(self, written: set[str]) -> None:
+        """Status gauges say what is after the pass, not what was before its writes: the kinds
+        this pass wrote to are read again and their status exported anew (a first pass that
+        created 8 resources once reported 0 managed until the next pass, minutes later). A read
+        that fails leaves the earlier status in place; the next pass corrects it."""
+        state = self._pass
+        if state is None or state.desired is None:
+            return
+        for kind in self.kinds:
+            if kind.kind not in written or kind.kind not in state.observed:
+                continue
+            manifests = state.graph.of_kind(kind.kind)
+            try:
+                live = kind.observe(self.aws, manifests, self.context(state.desired))
+                status = kind.health(manifests, live, self.context(state.desired))
+            except Exception as error:
+                log.warning(
+                    "status after the pass's writes not read",
+                    kind=kind.kind,
+                    error=redact_text(f"{type(error).__name__}: {error}"),
+                )
+                continue
+            self._export_status(kind, status)
+
     # -- one pass --------------------------------------------------------------------------------
 
     def reconcile(
@@ -408,6 +432,8 @@ class Reconciler:
         try:
             plan = self.plan(desired)
             result = self.apply(plan, stop) if enforce else ApplyResult()
+            if result.applied:
+                self._status_after_writes({op.kind for op in result.applied})
             if enforce:  # what is still drifted after this apply
                 left = [op for op, _ in result.failed] + result.skipped + result.deferred
                 left += [b.operation for b in [*plan.blocked, *result.blocked]]

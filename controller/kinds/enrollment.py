@@ -35,10 +35,12 @@ from controller.kinds.base import (
     Event,
     FieldChange,
     GaugeFamily,
+    Health,
     Kind,
     KindPlan,
     KindStatus,
     Operation,
+    ResourceStatus,
     Severity,
     Step,
 )
@@ -254,15 +256,36 @@ class EnrollmentKind(Kind[EnrollmentLive]):
     def health(self, desired: list[Manifest], live: EnrollmentLive, ctx: Context) -> KindStatus:
         states: Counter[str] = Counter({state: 0 for state in STATES})
         impostors = 0
+        impostors_by_manifest: Counter[str] = Counter()
+        waiting_by_manifest: Counter[str] = Counter()
         for activation in live.activations:
             if activation.registrations > 0:
                 states["registered"] += 1
-                impostors += len(impostors_of(activation, live))
+                found = len(impostors_of(activation, live))
+                impostors += found
+                impostors_by_manifest[activation.manifest] += found
             elif activation.expired:
                 states["expired"] += 1
             else:
                 states["waiting"] += 1
+                waiting_by_manifest[activation.manifest] += 1
+        # Each Enrollment's own health (the impostor finding itself comes from diff): degraded
+        # while an impostor holds a registration, progressing while activations wait for use.
+        resources = [
+            ResourceStatus(
+                name=manifest.name,
+                health=(
+                    Health.DEGRADED
+                    if impostors_by_manifest[manifest.name]
+                    else Health.PROGRESSING
+                    if waiting_by_manifest[manifest.name]
+                    else Health.HEALTHY
+                ),
+            )
+            for manifest in desired
+        ]
         return KindStatus(
+            resources=resources,
             managed=len(live.activations),
             gauges={
                 ACTIVATIONS.name: {(state,): float(count) for state, count in states.items()},

@@ -408,14 +408,14 @@ class TagSyncKind(Kind[TagSyncLive]):
     # -- status ----------------------------------------------------------------------------------
     def health(self, desired: list[Manifest], live: TagSyncLive, ctx: Context) -> KindStatus:
         matches = self._match(desired, live)
-        stale_count = len(stale_instances(live, matches, ctx.controller_id))
         pings = Counter(i.ping_status for i in live.instances)
         status = KindStatus(
             managed=len(matches.by_workspace),
             gauges={
                 NOT_ONBOARDED.name: {},
-                # One TagSync carries the account-wide count (stale is nobody's in particular).
-                STALE.name: {(m.name,): float(stale_count) for m in desired[:1]},
+                STALE.name: _stale_by_tagsync(
+                    desired, stale_instances(live, matches, ctx.controller_id)
+                ),
                 MANAGED_INSTANCES.name: {
                     (ping,): float(pings.get(ping, 0)) for ping in {*PING_STATUSES, *pings}
                 },
@@ -462,6 +462,23 @@ class TagSyncKind(Kind[TagSyncLive]):
         ]
 
 
+def _stale_by_tagsync(
+    desired: list[Manifest], stale: list[StaleInstance]
+) -> dict[tuple[str, ...], float]:
+    """Each TagSync's stale instances: those a WorkSpace it selects still claims (a rebuild left
+    them behind). One no WorkSpace claims is no TagSync's: it is counted under ``tagsync=""``,
+    so the sum over the label is the account's count and no TagSync is blamed for it."""
+    counts: dict[tuple[str, ...], float] = {(m.name,): 0.0 for m in desired}
+    counts[("",)] = 0.0
+    for found in stale:
+        owner = next(
+            (m for m in desired if found.claimed_by and selects(m, found.claimed_by)), None
+        )
+        key = (owner.name,) if owner is not None else ("",)
+        counts[key] += 1
+    return counts
+
+
 def unwritable(key: str, value: str) -> str | None:
     """Why SSM would refuse this tag (a WorkSpace value like ``CORP\\user`` can hold a
     character SSM tags do not allow), or None."""
@@ -495,6 +512,7 @@ class StaleInstance:
     reason: str  # what makes it stale, as the plan says it
     superseded: bool  # a live WorkSpace claims it, but another instance serves that WorkSpace
     removable: bool  # ours (owner tag) and provably stale: deregistered under --prune
+    claimed_by: LiveWorkspace | None = None  # the WorkSpace that claims it (when superseded)
 
 
 def stale_instances(live: TagSyncLive, matches: Matches, controller_id: str) -> list[StaleInstance]:
@@ -533,7 +551,9 @@ def stale_instances(live: TagSyncLive, matches: Matches, controller_id: str) -> 
             f" registration is {instance.ping_status or 'of unknown ping status'}"
         )
         removable = owned and instance.ping_status != "Online"
-        found.append(StaleInstance(instance, reason, superseded=True, removable=removable))
+        found.append(
+            StaleInstance(instance, reason, superseded=True, removable=removable, claimed_by=claim)
+        )
     return found
 
 
