@@ -294,6 +294,10 @@ def test_ctrl_c_stops_the_demo_cleanly(demo):
     said = [e.get("event") for e in events(demo["log"])]
     assert "stop requested" in said and said[-1] == "stopped"
     assert not any(e.get("level") in ("error", "critical") for e in events(demo["log"]))
+    # The sandbox's own chatter (each simulated WorkSpace registering) is off unless asked for.
+    assert not any(
+        str(e.get("logger", "")).startswith("fleet_sandbox") for e in events(demo["log"])
+    )
 
 
 def test_the_second_command_installs_the_toolchain_and_its_suite_collects(clone, demo):
