@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +37,7 @@ from controller.config import (
     SettingUnusable,
     check_port,
 )
-from controller.contract import Plan
+from controller.contract import PLACEHOLDER, Plan
 from controller.contract.registry import registered
 from controller.engine.prune import PruneSettings
 from controller.engine.reconcile import Reconciler
@@ -459,6 +460,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{len(desired.of_kind(k.kind))} {k.kind}" for k in registered() if desired.of_kind(k.kind)
     )
     print(f"{args.directory}: valid ({counts or 'no documents'})")
+    placeholders = desired.placeholders
+    if placeholders:
+        print(
+            f"{len(placeholders)} placeholder(s) left by export to fill in; plan and apply refuse"
+            " the manifests that hold them until then:"
+        )
+        for placeholder in placeholders:
+            print(f"  {placeholder}")
     return EXIT_OK
 
 
@@ -518,15 +527,54 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     with controller_session(controller_config(args), None) as (reconciler, _):
         ctx = reconciler.context()
-        documents: list[dict[str, Any]] = []
-        for kind in registered():
-            documents += kind.export(reconciler.aws, ctx)
+        exported = {kind.kind: kind.export(reconciler.aws, ctx) for kind in registered()}
+    documents = [d for part in exported.values() for d in part.documents]
+    files = {path: content for part in exported.values() for path, content in part.files.items()}
+    review = [note for part in exported.values() for note in part.review]
     text = redact_text(yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True))
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-    else:
+    output: Path | None = args.output
+    if output is None:
         sys.stdout.write(text)
+        if files:
+            review.insert(0, f"{len(files)} package file(s) not written: use --output PATH")
+        where = "stdout"
+    else:
+        manifests = output if output.suffix in (".yaml", ".yml") else output / "fleet.yaml"
+        _write_export(manifests, text, files)
+        where = str(manifests)
+    _print_export_report(documents, where, review)
     return EXIT_OK
+
+
+def _write_export(manifests: Path, text: str, files: dict[str, bytes]) -> None:
+    """The manifests file, and each file it names at its path relative to it (never outside)."""
+    base = manifests.parent
+    base.mkdir(parents=True, exist_ok=True)
+    for relative, content in sorted(files.items()):
+        target = (base / relative).resolve()
+        if not target.is_relative_to(base.resolve()) or Path(relative).is_absolute():
+            raise ValueError(f"export refused to write {relative!r} outside {base}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    manifests.write_text(text, encoding="utf-8")
+
+
+def _print_export_report(documents: list[dict[str, Any]], where: str, review: list[str]) -> None:
+    """On stderr: what was exported, what to review before applying it."""
+    counts = Counter(str(d.get("kind")) for d in documents)
+    listed = ", ".join(f"{n} {kind}" for kind, n in counts.items()) or "nothing"
+    print(f"Exported {listed} to {where}.", file=sys.stderr)
+    placeholders = sum(text.count(PLACEHOLDER) for text in map(str, documents))
+    if placeholders:
+        review.insert(
+            0,
+            f"{placeholders} {PLACEHOLDER} placeholder(s): fill them in (validate lists each with"
+            " its file and line; plan and apply refuse them until then)",
+        )
+    if review:
+        print("Review before applying:", file=sys.stderr)
+        for note in review:
+            print(f"  - {redact_text(note)}", file=sys.stderr)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:

@@ -102,6 +102,27 @@ class _Pass:
 ProgressCallback = Callable[[int, int, Operation, str | None], None]
 
 
+def _refuse_placeholders(plan: Plan, desired: DesiredState) -> None:
+    """A manifest still holding a value ``export`` could not know is refused: none of its
+    operations is applied (a guessed detection rule or a stub installer never reaches the fleet)
+    and those of the resources referencing it are blocked, until it is filled in."""
+    for manifest in desired.manifests:
+        if not manifest.placeholders:
+            continue
+        first = manifest.placeholders[0]
+        plan.findings.append(
+            Finding(
+                kind=manifest.kind,
+                name=manifest.name,
+                severity=Severity.ERROR,
+                message=f"holds {len(manifest.placeholders)} placeholder(s) left by export"
+                f" ({first.field} at {first.file}:{first.line}): fill them in first",
+            )
+        )
+        ref = Ref(manifest.kind, manifest.name)
+        plan.operations = [op for op in plan.operations if op.ref != ref]
+
+
 def status_findings(kind: str, status: KindStatus) -> list[Finding]:
     """A kind's health as findings: every resource status with something to say."""
     quiet = (Health.HEALTHY, Health.PROGRESSING)
@@ -176,6 +197,7 @@ class Reconciler:
             plan.operations += kind_plan.operations
             plan.findings += kind_plan.findings + status_findings(kind.kind, status)
             plan.requeue = Requeue.earliest(plan.requeue, kind_plan.requeue)
+        _refuse_placeholders(plan, desired)
         counts = {kind: len(manifests) for kind, manifests in graph.desired.items()}
         pruning = Counter(op.kind for op in plan.operations if op.prune)
         plan = guard(plan, self.settings.prune, counts)

@@ -29,6 +29,7 @@ from controller.kinds.base import (
     Action,
     Context,
     Event,
+    Exported,
     FieldChange,
     GaugeFamily,
     Health,
@@ -440,7 +441,7 @@ class TagSyncKind(Kind[TagSyncLive]):
         return status
 
     # -- export ----------------------------------------------------------------------------------
-    def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
+    def export(self, aws: AwsApi, ctx: Context) -> Exported:
         """One TagSync per directory, copying every tag key seen on its WorkSpaces."""
         workspaces = list(aws.items("workspaces", "DescribeWorkspaces", Limit=25))
         tags, _ = self._tags_in_bulk(aws, ctx)
@@ -448,7 +449,7 @@ class TagSyncKind(Kind[TagSyncLive]):
         for workspace in workspaces:
             keys = keys_by_directory.setdefault(workspace["DirectoryId"], set())
             keys.update(tags.get(workspace["WorkspaceId"], {}))
-        return [
+        documents = [
             {
                 "apiVersion": "fleet-controller/v1alpha1",
                 "kind": KIND,
@@ -460,6 +461,12 @@ class TagSyncKind(Kind[TagSyncLive]):
             }
             for directory, keys in sorted(keys_by_directory.items())
         ]
+        review = [
+            f"{KIND}: one per directory, named after it, copying every tag key its WorkSpaces"
+            " carry; renames, attributes (workspace:user, ...) and static tags cannot be read"
+            " back: compare with the managed instances' tags (plan shows what would be added)"
+        ]
+        return Exported(documents=documents, review=review if documents else [])
 
 
 def _stale_by_tagsync(
