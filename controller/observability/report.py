@@ -73,9 +73,11 @@ def _group_text(kind: str, members: Sequence[Operation]) -> str:
         return f"{len(members)} resources of {kind} {name}{example}"
     shown = [f"{n} ({c})" if c > 1 else n for n, c in names.items()][:_LISTED]
     more = f" and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
-    noun = kind if len(members) == 1 else _plural(kind)
-    count = "" if len(members) == 1 else f"{len(members)} "
-    return f"{count}{noun} {', '.join(shown)}{more}"
+    if len(members) == 1:
+        return f"{kind} {shown[0]}"
+    if len(names) < len(members):  # several resources per manifest (a TagSync's instances)
+        return f"{len(members)} resources of {kind} {', '.join(shown)}{more}"
+    return f"{len(members)} {_plural(kind)} {', '.join(shown)}{more}"
 
 
 def _plural(kind: str) -> str:

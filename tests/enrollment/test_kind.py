@@ -250,3 +250,33 @@ def test_a_controller_clock_ahead_of_aws_deletes_nothing_aws_still_honours():
         expired=False,
     )
     assert diff(EnrollmentLive([ahead])).operations == []
+
+
+def test_export_brings_the_enrollment_back_and_no_per_workspace_activation_as_shared(
+    sandbox, tmp_path
+):
+    """Adopting a fleet that enrolls: the Enrollment comes back from its activations and the
+    instances registered with them; none of those activations is exported as an Activation."""
+    from controller.kinds.activation import ActivationKind
+    from controller.kinds.enrollment import EnrollmentKind
+    from controller.manifests.specs.enrollment import EnrollmentSpec
+
+    desired = desired_state(tmp_path / "desired")
+    registered, waiting = workspaces(sandbox, 2)
+    with endpoint(sandbox, desired) as ep:
+        sandbox.admin.post("fleet/enrollment", {"url": ep.url})
+        assert enroll(sandbox, [registered])[0]["status"] == "registered"
+        assert enroll(sandbox, [waiting], register=False)[0]["httpStatus"] == 200
+    aws = aws_for(sandbox.endpoint)
+    ctx = Context(controller_id=CONTROLLER_ID, region="us-east-1", now=NOW)
+
+    exported = EnrollmentKind().export(aws, ctx)
+    [document] = exported.documents
+    assert document["metadata"] == {"name": "office"}
+    spec = EnrollmentSpec.model_validate(document["spec"])
+    assert spec.iam_role == "SSMServiceRole-WorkSpaces"
+    assert list(spec.workspaces.directory_ids) == [
+        desired.of_kind("Enrollment")[0].spec.workspaces.directory_ids[0]
+    ]
+    assert any("validFor" in note for note in exported.review)
+    assert ActivationKind().export(aws, ctx).documents == []  # both are per-WorkSpace ones
