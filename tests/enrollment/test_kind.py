@@ -152,13 +152,19 @@ def gauge(metrics: Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, {"target": "default", **labels})
 
 
-def test_used_and_expired_activations_are_deleted_and_unused_ones_kept(sandbox, tmp_path):
+def _one_registered_one_waiting(sandbox, tmp_path):
+    """Two WorkSpaces enroll over HTTP: one registers with its activation, one does not yet."""
     desired = desired_state(tmp_path / "desired")
     registered, waiting = workspaces(sandbox, 2)
     with endpoint(sandbox, desired) as ep:
         sandbox.admin.post("fleet/enrollment", {"url": ep.url})
         assert enroll(sandbox, [registered])[0]["status"] == "registered"
         assert enroll(sandbox, [waiting], register=False)[0]["httpStatus"] == 200
+    return desired
+
+
+def test_used_and_expired_activations_are_deleted_and_unused_ones_kept(sandbox, tmp_path):
+    desired = _one_registered_one_waiting(sandbox, tmp_path)
     assert len(activations(sandbox)) == 2
 
     metrics = Metrics(controller_id=CONTROLLER_ID)
@@ -261,12 +267,7 @@ def test_export_brings_the_enrollment_back_and_no_per_workspace_activation_as_sh
     from controller.kinds.enrollment import EnrollmentKind
     from controller.manifests.specs.enrollment import EnrollmentSpec
 
-    desired = desired_state(tmp_path / "desired")
-    registered, waiting = workspaces(sandbox, 2)
-    with endpoint(sandbox, desired) as ep:
-        sandbox.admin.post("fleet/enrollment", {"url": ep.url})
-        assert enroll(sandbox, [registered])[0]["status"] == "registered"
-        assert enroll(sandbox, [waiting], register=False)[0]["httpStatus"] == 200
+    desired = _one_registered_one_waiting(sandbox, tmp_path)
     aws = aws_for(sandbox.endpoint)
     ctx = Context(controller_id=CONTROLLER_ID, region="us-east-1", now=NOW)
 
