@@ -123,6 +123,12 @@ def _refuse_placeholders(plan: Plan, desired: DesiredState) -> None:
         plan.operations = [op for op in plan.operations if op.ref != ref]
 
 
+def _resource_note(operation: Operation) -> str:
+    """`` (mi-0abc...)`` when the resource has a name of its own beyond the manifest's."""
+    resource = operation.resource
+    return "" if resource in ("(new)", operation.name) else f" ({resource})"
+
+
 def status_findings(kind: str, status: KindStatus) -> list[Finding]:
     """A kind's health as findings: every resource status with something to say."""
     quiet = (Health.HEALTHY, Health.PROGRESSING)
@@ -384,8 +390,8 @@ class Reconciler:
         said = (
             {
                 "summary": f"failed to {operation.action.value} {operation.kind}"
-                f" {operation.name} ({operation.resource}): {error_text};"
-                f" retrying in {round(delay)} s or later"
+                f" {operation.name}{_resource_note(operation)}: {error_text}"
+                + (f"; not tried again for {round(delay)} s" if delay >= 1 else "")
             }
             if error_text
             else {"detail": True}  # the pass's line (or apply's progress) tells it

@@ -98,7 +98,9 @@ def test_apply_on_a_terminal_shows_one_display_with_the_log_above_it(sandbox, de
     assert len(bars) == 1, screen  # one display, drawn in place
     assert bars[0].startswith("applied 7 of 8 (1 failed)") and "8/8" in bars[0], bars
     failures = [
-        line for line in after if "failed to create Association install-acme-viewer" in line
+        line
+        for line in after
+        if "failed to create Association install-acme-viewer: AccessDenied" in line
     ]
     assert len(failures) == 1 and TIMESTAMPED.match(failures[0]), screen  # once, on its own line
     assert after.index(failures[0]) < after.index(bars[0])  # above the display
