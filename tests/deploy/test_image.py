@@ -83,7 +83,9 @@ def test_validate_reads_the_example_mounted_read_only(container: Container):
     container.mounts["/desired-state"] = str(EXAMPLE)
     result = container.run([*entrypoint(container.image), "validate", "/desired-state"])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "valid (1 Activation, 2 TagSync, 3 Package, 3 Association)" in result.stdout
+    assert "valid (1 Activation, 1 Enrollment, 3 Package, 2 TagSync, 3 Association)" in (
+        result.stdout
+    )
     refused = container.run(["sh", "-c", "echo x > /desired-state/written"])
     assert refused.returncode != 0 and "Read-only" in refused.stderr
     assert container.writes_outside_volumes() == []
@@ -156,6 +158,8 @@ def test_run_reconciles_a_sandbox_on_the_host(
     /healthz and /metrics answer; the image's HEALTHCHECK passes, and fails once it stopped."""
     container.mounts["/desired-state"] = str(EXAMPLE)
     fleet.make_fleet(sandbox.endpoint, REGION, finance=2, engineering=1)
+    # The example's packages are uploaded to its bucket: without it they are refused.
+    sandbox.client("s3").create_bucket(Bucket="fleet-controller-packages-example")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     health = {"FLEET_HEALTH_URL": f"{url}/healthz"}  # what the HEALTHCHECK command reads

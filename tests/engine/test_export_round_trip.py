@@ -92,7 +92,7 @@ def test_what_export_cannot_know_is_a_placeholder_validate_locates_and_plan_refu
     assert "REPLACE-ME" in out.read_text().splitlines()[int(number) - 1]  # the very line
 
     documents = list(yaml.safe_load_all(out.read_text()))
-    assert [d["metadata"]["name"] for d in documents if d["kind"] == "Association"] == [
+    assert sorted(d["metadata"]["name"] for d in documents if d["kind"] == "Association") == [
         "install-contoso-notes",
         "install-fabrikam-agent",
     ]
