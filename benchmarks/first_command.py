@@ -6,18 +6,26 @@ have enrolled over HTTP, are Online, tagged (no WorkSpace not onboarded, no drif
 association reports its installs (Success on all its targets, nothing Pending or Failed).
 Prints the seconds from the process start to each milestone, and the passes it took.
 
-    python -m benchmarks.first_command [--runs 3]
+With ``--clean-clone`` it first does what a new user does: clones this repository's committed
+tree, runs the README's first command's install part (a fresh venv, the ``sandbox`` extra) and
+prints its time, size and package count, then times the runs with that venv. pip's own cache
+(per machine) is used as a user's would be; ``--no-pip-cache`` measures a first install.
+
+    python -m benchmarks.first_command [--runs 3] [--clean-clone [--no-pip-cache]]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -70,14 +78,41 @@ def milestones(found: list[tuple[str, dict[str, str], float]]) -> dict[str, bool
     }
 
 
-def run_once() -> dict[str, float]:
+def clean_install(workdir: Path, pip_cache: bool) -> tuple[Path, dict[str, float]]:
+    """Clone, then the README's first command up to the run: (the clone, its figures)."""
+    clone = workdir / "fleet-controller"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    text = (clone / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```sh\n(.*?)```", text, re.S)
+    assert block is not None, "the README starts with its commands"
+    install = block.group(1).splitlines()[0].rpartition(" && ")[0]
+    environment = {**os.environ}
+    if not pip_cache:
+        environment["PIP_NO_CACHE_DIR"] = "1"
+    started = time.monotonic()
+    subprocess.run(["bash", "-c", install], cwd=clone, check=True, env=environment,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    seconds = time.monotonic() - started
+    listed = subprocess.run(
+        [str(clone / ".venv/bin/python"), "-m", "pip", "list", "--format", "json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    size = sum(f.stat().st_size for f in (clone / ".venv").rglob("*") if f.is_file())
+    return clone, {
+        "seconds": seconds,
+        "packages": len(json.loads(listed.stdout)),
+        "megabytes": size / 1e6,
+    }
+
+
+def run_once(python: str = sys.executable, cwd: Path = ROOT) -> dict[str, float]:
     port = free_port()
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     started = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, "-m", "controller.cli", "run", "desired-state", "--sandbox",
+        [python, "-m", "controller.cli", "run", "desired-state", "--sandbox",
          "--metrics-host", "127.0.0.1", "--metrics-port", str(port), "--log-format", "json"],
-        cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=cwd, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     reached: dict[str, float] = {}
     passes = 0.0
@@ -107,8 +142,20 @@ def run_once() -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--clean-clone", action="store_true", help="clone and install first")
+    parser.add_argument("--no-pip-cache", action="store_true", help="with --clean-clone")
     args = parser.parse_args()
-    runs = [run_once() for _ in range(args.runs)]
+    python, cwd = sys.executable, ROOT
+    with tempfile.TemporaryDirectory() as workdir:
+        if args.clean_clone:
+            cwd, figures = clean_install(Path(workdir), pip_cache=not args.no_pip_cache)
+            python = str(cwd / ".venv/bin/python")
+            cache = "without pip's cache" if args.no_pip_cache else "with pip's cache"
+            print(
+                f"install from a clean clone ({cache}): {figures['seconds']:.0f} s,"
+                f" {figures['packages']:.0f} packages, {figures['megabytes']:.0f} MB"
+            )
+        runs = [run_once(python, cwd) for _ in range(args.runs)]
     print(
         f"`fleet-controller run desired-state --sandbox`, {WORKSPACES} WorkSpaces, {args.runs} run(s):"
     )

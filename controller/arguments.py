@@ -123,6 +123,26 @@ def log_level(text: str) -> str:
     return text.lower()
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` shows every option's default (argparse's own formatter skips options without
+    help text and says nothing of a default already written into the help)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or not action.option_strings
+            or default is None
+            or default is False
+            or default == []
+            or default is argparse.SUPPRESS
+        ):
+            return text
+        shown = "%(default)s" if not isinstance(default, float) or default % 1 else "%(default)g"
+        return f"{text} (default: {shown})" if text else f"(default: {shown})"
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr and exit code 1."""
 

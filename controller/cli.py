@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,8 +34,10 @@ from controller.config import (
     LoopSettings,
     SandboxConfig,
     ServiceConfig,
+    SettingUnusable,
+    check_port,
 )
-from controller.contract import Operation, Plan
+from controller.contract import PLACEHOLDER, Plan
 from controller.contract.registry import registered
 from controller.engine.prune import PruneSettings
 from controller.engine.reconcile import Reconciler
@@ -42,6 +45,7 @@ from controller.engine.render import render_json, render_markdown, render_text
 from controller.manifests import DesiredState, InvalidDesiredState, load_desired_state
 from controller.observability.logging import configure_logging
 from controller.observability.metrics import DEFAULT_TARGET, Metrics
+from controller.observability.progress import apply_progress
 from controller.observability.redaction import redact_text
 from controller.service.ha.exclusive import ExclusiveLease, LeaseUnavailable
 from controller.service.ha.guard import WriteGate
@@ -57,13 +61,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser = valid.OneLineParser(
         prog="fleet-controller",
         description="Keep an Amazon WorkSpaces fleet managed by SSM in the state declared in git.",
+        formatter_class=valid.DefaultsHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def command(name: str, parents: list[valid.OneLineParser], text: str) -> Any:
+        return commands.add_parser(
+            name, parents=parents, help=text, formatter_class=valid.DefaultsHelpFormatter
+        )
+
     common = valid.OneLineParser(add_help=False)
-    common.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     common.add_argument(
-        "--log-level", type=valid.log_level, default=os.environ.get("FLEET_LOG_LEVEL", "info")
+        "--log-format",
+        choices=["auto", "json", "console"],
+        default="auto",
+        help="auto: sentences on a terminal, JSON lines otherwise",
+    )
+    common.add_argument(
+        "--log-level",
+        type=valid.log_level,
+        default=os.environ.get("FLEET_LOG_LEVEL", "info"),
+        help="debug also shows every operation and enrollment on a terminal (env FLEET_LOG_LEVEL)",
     )
 
     aws = valid.OneLineParser(add_help=False)
@@ -71,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--controller-id",
         type=valid.controller_id,
         default=os.environ.get("FLEET_CONTROLLER_ID", "fleet-controller"),
-        help="value of the fleet-controller/owner tag on everything this controller creates",
+        help="value of the fleet-controller/owner tag on everything this controller creates"
+        " (env FLEET_CONTROLLER_ID)",
     )
     aws.add_argument(
         "--region", type=valid.region, help="AWS region (default: boto3's configuration)"
@@ -92,30 +111,52 @@ def build_parser() -> argparse.ArgumentParser:
         type=valid.int_range(0, valid.MAX_SANDBOX_WORKSPACES),
         default=50,
         metavar="N",
+        help="simulated WorkSpaces in the embedded sandbox",
     )
-    aws.add_argument("--sandbox-scenario", type=Path, metavar="FILE")
+    aws.add_argument(
+        "--sandbox-scenario",
+        type=Path,
+        metavar="FILE",
+        help="YAML scenario for the embedded sandbox instead of the demo fleet",
+    )
+    aws.add_argument(
+        "--sandbox-log-level",
+        type=valid.log_level,
+        default="warning",
+        metavar="LEVEL",
+        help="the embedded sandbox's own messages (info: each simulated WorkSpace registering)",
+    )
 
     pruning = valid.OneLineParser(add_help=False)
     pruning.add_argument(
         "--prune", action="store_true", help="delete owned resources no manifest declares"
     )
-    pruning.add_argument("--max-deletes", type=valid.int_range(0), default=5, metavar="N")
+    pruning.add_argument(
+        "--max-deletes",
+        type=valid.int_range(0),
+        default=5,
+        metavar="N",
+        help="with --prune: refuse a kind's deletions beyond this many",
+    )
     pruning.add_argument(
         "--apply-concurrency",
         type=valid.int_range(1, valid.MAX_APPLY_CONCURRENCY),
         default=4,
         metavar="N",
-        help="operations applied at once within a phase (default 4; rate limits still apply)",
+        help="operations applied at once within a phase (rate limits still apply)",
     )
 
-    validate = commands.add_parser("validate", parents=[common], help="check desired state offline")
-    validate.add_argument("directory", type=Path)
+    validate = command("validate", [common], "check desired state offline")
+    validate.add_argument("directory", type=Path, help="desired-state directory")
 
-    plan = commands.add_parser(
-        "plan", parents=[common, aws, pruning], help="show what would change"
+    plan = command("plan", [common, aws, pruning], "show what would change")
+    plan.add_argument("directory", type=Path, help="desired-state directory")
+    plan.add_argument(
+        "--format",
+        choices=["text", "markdown", "json"],
+        default="text",
+        help="markdown for a pull-request comment",
     )
-    plan.add_argument("directory", type=Path)
-    plan.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     plan.add_argument(
         "--detailed-exitcode",
         action="store_true",
@@ -123,34 +164,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     leases = _lease_options()
-    apply = commands.add_parser(
-        "apply", parents=[common, aws, pruning, leases], help="plan, then apply"
+    apply = command("apply", [common, aws, pruning, leases], "plan, then apply")
+    apply.add_argument("directory", type=Path, help="desired-state directory")
+    apply.add_argument(
+        "--format",
+        choices=["text", "markdown", "json"],
+        default="text",
+        help="how the plan is printed before it is applied",
     )
-    apply.add_argument("directory", type=Path)
-    apply.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     apply.add_argument(
         "--lease-target",
         type=valid.target_name,
         default=DEFAULT_TARGET,
         metavar="NAME",
-        help="with --lease-table: the run target this apply writes to (default: default)",
+        help="with --lease-table: the run target this apply writes to",
     )
 
-    run = commands.add_parser(
-        "run", parents=[common, aws, pruning, leases], help="reconcile in a loop"
-    )
+    run = command("run", [common, aws, pruning, leases], "reconcile in a loop")
     _add_run_options(run)
 
-    export = commands.add_parser("export", parents=[common, aws], help="live state as YAML")
-    export.add_argument("--output", type=Path, help="file to write (default: stdout)")
-
-    sandbox = commands.add_parser("sandbox", parents=[common], help="run the local AWS sandbox")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=valid.int_range(0, 65535), default=4566)
-    sandbox.add_argument(
-        "--workspaces", type=valid.int_range(0, valid.MAX_SANDBOX_WORKSPACES), default=50
+    export = command("export", [common, aws], "live state as desired-state YAML")
+    export.add_argument(
+        "--output",
+        type=Path,
+        metavar="PATH",
+        help="a .yaml file, or a directory (fleet.yaml in it); each package's files are written"
+        " beside it under packages/ (default: the manifests on stdout, without package files)",
     )
-    sandbox.add_argument("--scenario", type=Path)
+
+    sandbox = command("sandbox", [common], "run the local AWS sandbox")
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sandbox.add_argument(
+        "--port", type=valid.int_range(0, 65535), default=4566, help="port to listen on"
+    )
+    sandbox.add_argument(
+        "--workspaces",
+        type=valid.int_range(0, valid.MAX_SANDBOX_WORKSPACES),
+        default=50,
+        metavar="N",
+        help="simulated WorkSpaces",
+    )
+    sandbox.add_argument(
+        "--scenario", type=Path, metavar="FILE", help="YAML scenario instead of the demo fleet"
+    )
     return parser
 
 
@@ -159,11 +215,36 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "directory", type=Path, nargs="?", help="desired-state directory (or follow --git-url)"
     )
-    run.add_argument("--interval", type=valid.seconds(0), default=300.0, metavar="SECONDS")
-    run.add_argument("--jitter", type=valid.fraction, default=0.1, metavar="FRACTION")
-    run.add_argument("--mode", choices=["enforce", "observe"], default="enforce")
-    run.add_argument("--metrics-host", default="0.0.0.0")
-    run.add_argument("--metrics-port", type=valid.int_range(0, 65535), default=9100)
+    run.add_argument(
+        "--interval",
+        type=valid.seconds(0),
+        default=300.0,
+        metavar="SECONDS",
+        help="a full pass at least this often",
+    )
+    run.add_argument(
+        "--jitter",
+        type=valid.fraction,
+        default=0.1,
+        metavar="FRACTION",
+        help="each wait is the interval ± this fraction, so replicas and targets spread out",
+    )
+    run.add_argument(
+        "--mode",
+        choices=["enforce", "observe"],
+        default="enforce",
+        help="observe: plan and report, never write",
+    )
+    run.add_argument(
+        "--metrics-host", default="0.0.0.0", help="address /metrics, /healthz, /readyz listen on"
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=valid.int_range(0, 65535),
+        default=9100,
+        metavar="PORT",
+        help="0: any free port",
+    )
     run.add_argument(
         "--iterations",
         type=valid.int_range(1),
@@ -173,25 +254,37 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     git.add_argument(
         "--git-url",
         default=env("FLEET_GIT_URL"),
-        help="follow this repository (https, ssh or file URL; GIT_SSH_COMMAND is honoured)",
+        help="follow this repository (https, ssh or file URL; GIT_SSH_COMMAND is honoured;"
+        " env FLEET_GIT_URL)",
     )
-    git.add_argument("--git-ref", default=env("FLEET_GIT_REF", "main"), help="branch or tag")
+    git.add_argument(
+        "--git-ref", default=env("FLEET_GIT_REF", "main"), help="branch or tag (env FLEET_GIT_REF)"
+    )
     git.add_argument(
         "--git-path",
         default=env("FLEET_GIT_PATH", "."),
-        help="desired-state directory inside the repository",
+        help="desired-state directory inside the repository (env FLEET_GIT_PATH)",
     )
     git.add_argument(
         "--git-dir", type=Path, help="where to keep the clone (default: a temporary directory)"
     )
-    git.add_argument("--git-timeout", type=valid.seconds(0), default=120.0, metavar="SECONDS")
+    git.add_argument(
+        "--git-timeout",
+        type=valid.seconds(0),
+        default=120.0,
+        metavar="SECONDS",
+        help="a fetch taking longer is abandoned",
+    )
     hook = run.add_argument_group("webhook (POST /webhook; secret from FLEET_WEBHOOK_SECRET)")
-    hook.add_argument("--webhook-secret-file", type=Path, metavar="FILE")
+    hook.add_argument(
+        "--webhook-secret-file", type=Path, metavar="FILE", help="the push webhook's secret"
+    )
     hook.add_argument(
         "--webhook-max-bytes",
         type=valid.int_range(1, 64 * 1024 * 1024),
         default=1024 * 1024,
         metavar="BYTES",
+        help="larger deliveries are refused (413)",
     )
     enroll = run.add_argument_group(
         "enrollment endpoint (off unless --enroll-port; POST /v1/enroll on its own listener)"
@@ -202,11 +295,11 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         default=env("FLEET_ENROLL_PORT"),  # argparse converts a string default with type
         metavar="PORT",
         help="serve WorkSpace enrollment on this port (with --sandbox and an Enrollment manifest,"
-        " a free loopback port is used when this is not given)",
+        " a free loopback port is used when this is not given; env FLEET_ENROLL_PORT)",
     )
-    enroll.add_argument("--enroll-host", default="0.0.0.0")
+    enroll.add_argument("--enroll-host", default="0.0.0.0", help="address enrollment listens on")
     enroll.add_argument("--enroll-tls-cert", type=Path, metavar="PEM", help="serve HTTPS itself")
-    enroll.add_argument("--enroll-tls-key", type=Path, metavar="PEM")
+    enroll.add_argument("--enroll-tls-key", type=Path, metavar="PEM", help="its private key")
     proxies = env("FLEET_ENROLL_TRUSTED_PROXIES")
     enroll.add_argument(
         "--enroll-trusted-proxy",
@@ -214,14 +307,39 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         type=valid.network,
         default=[p for p in (proxies or "").split(",") if p.strip()],
         metavar="CIDR",
-        help="believe X-Forwarded-For only from these load balancer ranges (repeatable)",
+        help="believe X-Forwarded-For only from these load balancer ranges (repeatable;"
+        " env FLEET_ENROLL_TRUSTED_PROXIES, comma-separated)",
     )
-    enroll.add_argument("--enroll-rate-per-source", type=valid.seconds(0), default=0.1)
     # A burst is how many asks pass at once: below one, none ever would.
     burst = valid.seconds(1, inclusive=True)
-    enroll.add_argument("--enroll-burst-per-source", type=burst, default=5.0)
-    enroll.add_argument("--enroll-rate-total", type=valid.seconds(0), default=20.0)
-    enroll.add_argument("--enroll-burst-total", type=burst, default=100.0)
+    enroll.add_argument(
+        "--enroll-rate-per-source",
+        type=valid.seconds(0),
+        default=0.1,
+        metavar="PER_SECOND",
+        help="asks per second from one address",
+    )
+    enroll.add_argument(
+        "--enroll-burst-per-source",
+        type=burst,
+        default=5.0,
+        metavar="N",
+        help="asks one address may make at once",
+    )
+    enroll.add_argument(
+        "--enroll-rate-total",
+        type=valid.seconds(0),
+        default=20.0,
+        metavar="PER_SECOND",
+        help="asks per second from everyone",
+    )
+    enroll.add_argument(
+        "--enroll-burst-total",
+        type=burst,
+        default=100.0,
+        metavar="N",
+        help="asks everyone may make at once",
+    )
     run.add_argument(
         "--requeue-seconds",
         type=valid.seconds(0),
@@ -237,7 +355,8 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         type=Path,
         default=Path(targets_file) if targets_file else None,
         metavar="FILE",
-        help="YAML list of accounts/Regions to reconcile (default: one target, 'default')",
+        help="YAML list of accounts/Regions to reconcile (default: one target, 'default';"
+        " env FLEET_TARGETS)",
     )
 
 
@@ -250,20 +369,36 @@ def _lease_options() -> valid.OneLineParser:
         "--lease-table",
         default=env("FLEET_LEASE_TABLE"),
         metavar="NAME",
-        help="DynamoDB table (partition key 'target', a string) holding per-target leases",
-    )
-    leases.add_argument("--lease-duration", type=valid.seconds(0), default=15.0, metavar="SECONDS")
-    leases.add_argument(
-        "--lease-renew-deadline", type=valid.seconds(0), default=10.0, metavar="SECONDS"
+        help="DynamoDB table (partition key 'target', a string) holding per-target leases"
+        " (env FLEET_LEASE_TABLE)",
     )
     leases.add_argument(
-        "--lease-retry-period", type=valid.seconds(0), default=2.0, metavar="SECONDS"
+        "--lease-duration",
+        type=valid.seconds(0),
+        default=15.0,
+        metavar="SECONDS",
+        help="a lease not renewed for this long may be taken over",
+    )
+    leases.add_argument(
+        "--lease-renew-deadline",
+        type=valid.seconds(0),
+        default=10.0,
+        metavar="SECONDS",
+        help="a holder that could not renew for this long stops writing",
+    )
+    leases.add_argument(
+        "--lease-retry-period",
+        type=valid.seconds(0),
+        default=2.0,
+        metavar="SECONDS",
+        help="how often leases are renewed or tried",
     )
     leases.add_argument(
         "--replica-id",
         type=valid.replica_id,
         default=env("FLEET_REPLICA_ID"),
-        help="this writer's name in the lease table (default: hostname and a random suffix)",
+        help="this writer's name in the lease table (default: hostname and a random suffix;"
+        " env FLEET_REPLICA_ID)",
     )
     return parent
 
@@ -282,10 +417,20 @@ def main(argv: list[str] | None = None) -> int:
         "export": cmd_export,
         "sandbox": cmd_sandbox,
     }
+    if args.command == "run" and args.directory is None and not args.git_url:
+        print(
+            "fleet-controller run: error: run needs a desired-state directory or --git-url",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     try:
         return handlers[args.command](args)
     except InvalidDesiredState as invalid:
         _print_invalid(invalid)
+        return EXIT_ERROR
+    except SettingUnusable as unusable:  # a busy port: name the flag that chose it
+        flag = _FLAGS.get(unusable.setting, unusable.setting)
+        print(f"error: {flag} {unusable.value}: {unusable.problem}", file=sys.stderr)
         return EXIT_ERROR
     except _LeaseRefused as refused:
         print(f"error: {redact_text(str(refused))}", file=sys.stderr)
@@ -296,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
         message = redact_text(f"{type(error).__name__}: {error}")
         print(f"error: {message}", file=sys.stderr)
         return EXIT_ERROR
+
+
+_FLAGS = {"metrics_port": "--metrics-port", "enroll_port": "--enroll-port", "port": "--port"}
+"""Settings that can turn out unusable only when used (a port someone else holds) -> their flag."""
 
 
 def _print_invalid(invalid: InvalidDesiredState) -> None:
@@ -314,6 +463,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{len(desired.of_kind(k.kind))} {k.kind}" for k in registered() if desired.of_kind(k.kind)
     )
     print(f"{args.directory}: valid ({counts or 'no documents'})")
+    placeholders = desired.placeholders
+    if placeholders:
+        print(
+            f"{len(placeholders)} placeholder(s) left by export to fill in; plan and apply refuse"
+            " the manifests that hold them until then:"
+        )
+        for placeholder in placeholders:
+            print(f"  {placeholder}")
     return EXIT_OK
 
 
@@ -341,17 +498,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
             return EXIT_OK if plan.ok else EXIT_ERROR
         stop = threading.Event()
         gate = stop if lease is None else WriteGate(stop, lease)
-        with _stop_on_signals(stop.set):
-            result = reconciler.apply(plan, stop=gate, progress=_progress_printer(sys.stderr))
+        sys.stdout.flush()  # the plan stays above the progress display
+        with (
+            _stop_on_signals(stop.set),
+            apply_progress(sys.stderr, len(plan.operations), _colour(sys.stderr)) as progress,
+        ):
+            result = reconciler.apply(plan, stop=gate, progress=progress)
+    # Each failure, block and deferral was logged as it happened (above the display): the
+    # summary counts them instead of saying them twice.
     print(
         f"Applied {len(result.applied)} of {len(plan.operations)} operation(s); "
         f"{len(result.failed)} failed, {len(result.blocked)} blocked, "
         f"{len(result.deferred)} deferred, {len(result.skipped)} not started.",
     )
-    for operation, error in result.failed:
-        print(f"  failed: {operation.title}: {error}", file=sys.stderr)
-    for blocked in result.blocked:
-        print(f"  blocked: {blocked.operation.title}: {blocked.why}", file=sys.stderr)
     return EXIT_OK if plan.ok and result.ok and not result.skipped else EXIT_ERROR
 
 
@@ -361,7 +520,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with Service.build(service_config(args)) as service, _stop_on_signals(service.request_stop):
         service.run()
         unfinished = service.unfinished()
-    log.info("stopped")
+    log.info("stopped", summary="stopped")
     if unfinished:  # --iterations: a pass that reconciled nothing is a failure to report
         print(f"error: {unfinished}", file=sys.stderr)
         return EXIT_ERROR
@@ -371,20 +530,60 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     with controller_session(controller_config(args), None) as (reconciler, _):
         ctx = reconciler.context()
-        documents: list[dict[str, Any]] = []
-        for kind in registered():
-            documents += kind.export(reconciler.aws, ctx)
+        exported = {kind.kind: kind.export(reconciler.aws, ctx) for kind in registered()}
+    documents = [d for part in exported.values() for d in part.documents]
+    files = {path: content for part in exported.values() for path, content in part.files.items()}
+    review = [note for part in exported.values() for note in part.review]
     text = redact_text(yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True))
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-    else:
+    output: Path | None = args.output
+    if output is None:
         sys.stdout.write(text)
+        if files:
+            review.insert(0, f"{len(files)} package file(s) not written: use --output PATH")
+        where = "stdout"
+    else:
+        manifests = output if output.suffix in (".yaml", ".yml") else output / "fleet.yaml"
+        _write_export(manifests, text, files)
+        where = str(manifests)
+    _print_export_report(documents, where, review)
     return EXIT_OK
+
+
+def _write_export(manifests: Path, text: str, files: dict[str, bytes]) -> None:
+    """The manifests file, and each file it names at its path relative to it (never outside)."""
+    base = manifests.parent
+    base.mkdir(parents=True, exist_ok=True)
+    for relative, content in sorted(files.items()):
+        target = (base / relative).resolve()
+        if not target.is_relative_to(base.resolve()) or Path(relative).is_absolute():
+            raise ValueError(f"export refused to write {relative!r} outside {base}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    manifests.write_text(text, encoding="utf-8")
+
+
+def _print_export_report(documents: list[dict[str, Any]], where: str, review: list[str]) -> None:
+    """On stderr: what was exported, what to review before applying it."""
+    counts = Counter(str(d.get("kind")) for d in documents)
+    listed = ", ".join(f"{n} {kind}" for kind, n in counts.items()) or "nothing"
+    print(f"Exported {listed} to {where}.", file=sys.stderr)
+    placeholders = sum(text.count(PLACEHOLDER) for text in map(str, documents))
+    if placeholders:
+        review.insert(
+            0,
+            f"{placeholders} {PLACEHOLDER} placeholder(s): fill them in (validate lists each with"
+            " its file and line; plan and apply refuse them until then)",
+        )
+    if review:
+        print("Review before applying:", file=sys.stderr)
+        for note in review:
+            print(f"  - {redact_text(note)}", file=sys.stderr)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from controller.embedded import run_standalone
 
+    check_port("port", args.host, args.port)
     run_standalone(
         host=args.host, port=args.port, workspaces=args.workspaces, scenario=args.scenario
     )
@@ -404,7 +603,11 @@ def controller_config(args: argparse.Namespace) -> ControllerConfig:
         ),
         apply_concurrency=getattr(args, "apply_concurrency", 4),
         sandbox=(
-            SandboxConfig(workspaces=args.sandbox_workspaces, scenario=args.sandbox_scenario)
+            SandboxConfig(
+                workspaces=args.sandbox_workspaces,
+                scenario=args.sandbox_scenario,
+                log_level=args.sandbox_log_level,
+            )
             if args.sandbox
             else None
         ),
@@ -474,7 +677,11 @@ def controller_session(
         from controller.embedded import start_embedded
 
         embedded = start_embedded(
-            config.aws, desired, config.sandbox.workspaces, config.sandbox.scenario
+            config.aws,
+            desired,
+            config.sandbox.workspaces,
+            config.sandbox.scenario,
+            log_level=config.sandbox.log_level,
         )
     metrics = Metrics(controller_id=config.controller_id, process_metrics=True)
     try:
@@ -522,22 +729,11 @@ def _render(plan: Plan, fmt: str, stream: TextIO) -> str:
         return render_markdown(plan)
     if fmt == "json":
         return render_json(plan)
-    colour = stream.isatty() and "NO_COLOR" not in os.environ
-    return render_text(plan, colour=colour)
+    return render_text(plan, colour=_colour(stream))
 
 
-def _progress_printer(stream: TextIO) -> Callable[[int, int, Operation, str | None], None]:
-    """On a terminal, one self-overwriting progress line; elsewhere the log says enough."""
-    if not stream.isatty():
-        return lambda index, total, operation, error: None
-
-    def show(index: int, total: int, operation: Operation, error: str | None) -> None:
-        status = "failed" if error else "ok"
-        line = f"[{index}/{total}] {operation.action.value} {operation.title} {status}"
-        stream.write("\r\033[K" + line[:150] + ("\n" if index == total else ""))
-        stream.flush()
-
-    return show
+def _colour(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
 
 
 @contextmanager
@@ -548,7 +744,12 @@ def _stop_on_signals(request_stop: Callable[[], None]) -> Iterator[None]:
         return
 
     def handler(signum: int, frame: object) -> None:
-        log.info("stop requested", signal=signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        log.info(
+            "stop requested",
+            summary=f"stopping ({name}): what is in flight finishes first",
+            signal=name,
+        )
         request_stop()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}

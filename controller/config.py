@@ -8,6 +8,8 @@ command line.
 
 from __future__ import annotations
 
+import errno
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,44 @@ from controller.aws import AwsApi, AwsSettings
 from controller.engine.prune import PruneSettings
 from controller.engine.reconcile import Reconciler, ReconcileSettings
 from controller.observability.metrics import DEFAULT_TARGET, Metrics
+
+
+class SettingUnusable(ValueError):
+    """A setting that cannot be used as given (a busy port): the CLI names its flag."""
+
+    def __init__(self, setting: str, value: object, problem: str) -> None:
+        super().__init__(f"{setting} {value}: {problem}")
+        self.setting = setting
+        self.value = value
+        self.problem = problem
+
+
+def port_problem(error: OSError, host: str, port: int) -> str:
+    """Why binding ``host:port`` failed, in words that say what to do."""
+    where = f"{host or '0.0.0.0'}:{port}"
+    if error.errno == errno.EADDRINUSE:
+        return f"{where} is already in use (another fleet-controller?); choose another port"
+    if error.errno == errno.EACCES:
+        return f"{where} needs privileges to bind; choose a port above 1023"
+    if error.errno in (errno.EADDRNOTAVAIL, socket.EAI_NONAME):
+        return f"{host} is not an address of this machine"
+    return f"cannot listen on {where}: {error.strerror or error}"
+
+
+def check_port(setting: str, host: str, port: int) -> None:
+    """Fail now, naming ``setting``, when ``host:port`` cannot be listened on (port 0: any)."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as http.server does
+            probe.bind(address)
+    except socket.gaierror:
+        raise SettingUnusable(setting, port, f"{host} is not an address of this machine") from None
+    except OSError as error:
+        raise SettingUnusable(setting, port, port_problem(error, host, port)) from None
 
 
 @dataclass
@@ -38,6 +78,7 @@ class SandboxConfig:
 
     workspaces: int = 50
     scenario: Path | None = None
+    log_level: str = "warning"  # the sandbox's own chatter (a WorkSpace registered, ...)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,4 +161,7 @@ __all__ = [
     "LoopSettings",
     "SandboxConfig",
     "ServiceConfig",
+    "SettingUnusable",
+    "check_port",
+    "port_problem",
 ]

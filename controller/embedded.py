@@ -10,6 +10,7 @@ Activation publishes to.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,10 @@ from controller.manifests import DesiredState
 from fleet_sandbox.client import SandboxClient
 
 log = structlog.get_logger("fleet_controller.embedded")
+
+SANDBOX_LOGGERS = ("fleet_sandbox", "moto")
+"""The sandbox's own loggers: a simulated WorkSpace saying it registered is the sandbox's news,
+not the controller's, so they speak only at ``--sandbox-log-level`` (warning unless asked)."""
 
 
 @dataclass
@@ -77,6 +82,7 @@ def start_embedded(
     workspaces: int = 50,
     scenario: Path | None = None,
     enrolls: bool = False,
+    log_level: str = "warning",
 ) -> EmbeddedSandbox:
     """Start the embedded sandbox and point ``settings`` at it (``--sandbox``).
 
@@ -88,6 +94,8 @@ def start_embedded(
     if desired is not None and not enrolls:
         activations = desired.of_kind("Activation")
         parameter = str(activations[0].spec.publish.parameter_name) if activations else None
+    for name in SANDBOX_LOGGERS:
+        logging.getLogger(name).setLevel(log_level.upper())
     embedded = EmbeddedSandbox(
         workspaces=workspaces, scenario=scenario, registration_parameter=parameter
     )
@@ -96,7 +104,12 @@ def start_embedded(
     settings.rate_limits = None  # the sandbox has no API limits to stay under
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "sandbox")  # it accepts any credentials
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sandbox")
-    log.info("embedded sandbox started", endpoint=settings.endpoint_url)
+    log.info(
+        "embedded sandbox started",
+        detail=True,  # the command's start-up line says it
+        endpoint=settings.endpoint_url,
+        workspaces=workspaces,
+    )
     return embedded
 
 

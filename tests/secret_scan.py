@@ -406,7 +406,8 @@ class SecretScanPlugin:
     def full_run(self) -> bool:
         option = self.config.option
         explicit = self.config.args_source == pytest.Config.ArgsSource.ARGS
-        return not explicit and not option.keyword and not option.markexpr
+        collecting = option.collectonly  # a collection runs nothing: no code to expect
+        return not explicit and not option.keyword and not option.markexpr and not collecting
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -7,7 +7,14 @@ so there is no import cycle between them.
 """
 
 from controller.contract.crashpoints import crash_point
-from controller.contract.kind import Context, DefaultVersionChanged, Event, Kind
+from controller.contract.kind import (
+    PLACEHOLDER,
+    Context,
+    DefaultVersionChanged,
+    Event,
+    Exported,
+    Kind,
+)
 from controller.contract.ownership import (
     MANIFEST_TAG,
     OWNER_TAG,
@@ -35,6 +42,7 @@ from controller.contract.status import GaugeFamily, Health, KindStatus, Resource
 __all__ = [
     "MANIFEST_TAG",
     "OWNER_TAG",
+    "PLACEHOLDER",
     "RESERVED_PREFIX",
     "WORKSPACE_ID_TAG",
     "Action",
@@ -42,6 +50,7 @@ __all__ = [
     "Context",
     "DefaultVersionChanged",
     "Event",
+    "Exported",
     "FieldChange",
     "Finding",
     "GaugeFamily",

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -74,6 +74,25 @@ class DefaultVersionChanged(Event):
     version: str
 
 
+PLACEHOLDER = "REPLACE-ME"
+"""What ``export`` writes where it cannot know a value: ``validate`` reports every string holding
+it (file, line, field) and plan/apply refuse the manifest until it is filled in."""
+
+
+@dataclass
+class Exported:
+    """One kind's live resources as desired state, for adopting an existing fleet.
+
+    ``documents`` are manifests; ``files`` the files they name, by path relative to the manifests
+    file (a Package's scripts and installers, read back from its zips); ``review`` what a person
+    must check before applying (a made-up name, what could not be read back).
+    """
+
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+    review: list[str] = field(default_factory=list)
+
+
 class Kind(ABC, Generic[LiveT]):
     kind: ClassVar[str]
     spec_model: ClassVar[type[BaseModel]]
@@ -112,9 +131,17 @@ class Kind(ABC, Generic[LiveT]):
         """Every dependent heard ``event`` (this kind emitted it): record it, if it must be."""
         return None
 
-    def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
-        """Live resources of this kind as manifest documents, for adopting an existing fleet."""
-        return []
+    def export(self, aws: AwsApi, ctx: Context) -> Exported:
+        """Live resources of this kind as manifests (and their files), for adopting a fleet."""
+        return Exported()
 
 
-__all__ = ["Context", "DefaultVersionChanged", "Event", "Kind", "LiveT"]
+__all__ = [
+    "PLACEHOLDER",
+    "Context",
+    "DefaultVersionChanged",
+    "Event",
+    "Exported",
+    "Kind",
+    "LiveT",
+]

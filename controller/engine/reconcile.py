@@ -102,6 +102,33 @@ class _Pass:
 ProgressCallback = Callable[[int, int, Operation, str | None], None]
 
 
+def _refuse_placeholders(plan: Plan, desired: DesiredState) -> None:
+    """A manifest still holding a value ``export`` could not know is refused: none of its
+    operations is applied (a guessed detection rule or a stub installer never reaches the fleet)
+    and those of the resources referencing it are blocked, until it is filled in."""
+    for manifest in desired.manifests:
+        if not manifest.placeholders:
+            continue
+        first = manifest.placeholders[0]
+        plan.findings.append(
+            Finding(
+                kind=manifest.kind,
+                name=manifest.name,
+                severity=Severity.ERROR,
+                message=f"holds {len(manifest.placeholders)} placeholder(s) left by export"
+                f" ({first.field} at {first.file}:{first.line}): fill them in first",
+            )
+        )
+        ref = Ref(manifest.kind, manifest.name)
+        plan.operations = [op for op in plan.operations if op.ref != ref]
+
+
+def _resource_note(operation: Operation) -> str:
+    """`` (mi-0abc...)`` when the resource has a name of its own beyond the manifest's."""
+    resource = operation.resource
+    return "" if resource in ("(new)", operation.name) else f" ({resource})"
+
+
 def status_findings(kind: str, status: KindStatus) -> list[Finding]:
     """A kind's health as findings: every resource status with something to say."""
     quiet = (Health.HEALTHY, Health.PROGRESSING)
@@ -176,6 +203,7 @@ class Reconciler:
             plan.operations += kind_plan.operations
             plan.findings += kind_plan.findings + status_findings(kind.kind, status)
             plan.requeue = Requeue.earliest(plan.requeue, kind_plan.requeue)
+        _refuse_placeholders(plan, desired)
         counts = {kind: len(manifests) for kind, manifests in graph.desired.items()}
         pruning = Counter(op.kind for op in plan.operations if op.prune)
         plan = guard(plan, self.settings.prune, counts)
@@ -287,7 +315,13 @@ class Reconciler:
         if why is not None:
             result.blocked.append(Blocked(operation, why))
             missing.setdefault(operation.ref, "was blocked")
-            log.warning("operation blocked", why=why, **log_fields)
+            log.warning(
+                "operation blocked",
+                summary=f"not applying {operation.action.value} {operation.kind}"
+                f" {operation.name}: it {why}",
+                why=why,
+                **log_fields,
+            )
             return True
         wait = self.backoff.wait_remaining(operation)
         if wait > 0:
@@ -295,6 +329,9 @@ class Reconciler:
             missing.setdefault(operation.ref, "was deferred (backing off)")
             log.warning(
                 "operation deferred: backing off after repeated failures",
+                summary=f"not retrying {operation.action.value} {operation.kind}"
+                f" {operation.name} yet: it failed {self.backoff.failures(operation)} time(s);"
+                f" next try in {round(wait)} s",
                 retry_in_seconds=round(wait),
                 failures=self.backoff.failures(operation),
                 **log_fields,
@@ -350,8 +387,18 @@ class Reconciler:
             if error_text
             else {"changes": len(operation.changes)}
         )
+        said = (
+            {
+                "summary": f"failed to {operation.action.value} {operation.kind}"
+                f" {operation.name}{_resource_note(operation)}: {error_text}"
+                + (f"; not tried again for {round(delay)} s" if delay >= 1 else "")
+            }
+            if error_text
+            else {"detail": True}  # the pass's line (or apply's progress) tells it
+        )
         (log.error if error_text else log.info)(
             "operation failed" if error_text else "operation applied",
+            **said,
             kind=operation.kind,
             name=operation.name,
             action=operation.action.value,
@@ -378,6 +425,30 @@ class Reconciler:
                 kind.on_dependency(self.aws, event, dependents, state.observed[kind.kind], ctx)
         self._kinds_by_name[event.source.kind].after_dependents(self.aws, event, ctx)
 
+    def _status_after_writes(self, written: set[str]) -> None:
+        """Status gauges say what is after the pass, not what was before its writes: the kinds
+        this pass wrote to are read again and their status exported anew (a first pass that
+        created 8 resources once reported 0 managed until the next pass, minutes later). A read
+        that fails leaves the earlier status in place; the next pass corrects it."""
+        state = self._pass
+        if state is None or state.desired is None:
+            return
+        for kind in self.kinds:
+            if kind.kind not in written or kind.kind not in state.observed:
+                continue
+            manifests = state.graph.of_kind(kind.kind)
+            try:
+                live = kind.observe(self.aws, manifests, self.context(state.desired))
+                status = kind.health(manifests, live, self.context(state.desired))
+            except Exception as error:
+                log.warning(
+                    "status after the pass's writes not read",
+                    kind=kind.kind,
+                    error=redact_text(f"{type(error).__name__}: {error}"),
+                )
+                continue
+            self._export_status(kind, status)
+
     # -- one pass --------------------------------------------------------------------------------
 
     def reconcile(
@@ -389,6 +460,8 @@ class Reconciler:
         try:
             plan = self.plan(desired)
             result = self.apply(plan, stop) if enforce else ApplyResult()
+            if result.applied:
+                self._status_after_writes({op.kind for op in result.applied})
             if enforce:  # what is still drifted after this apply
                 left = [op for op, _ in result.failed] + result.skipped + result.deferred
                 left += [b.operation for b in [*plan.blocked, *result.blocked]]

@@ -9,7 +9,11 @@ plan in the first place.
 from __future__ import annotations
 
 import json
+import re
+from collections import defaultdict
 from typing import Any
+
+import yaml
 
 from controller.contract import Action, Blocked, FieldChange, Finding, Operation, Plan, Severity
 from controller.observability.redaction import redact_text
@@ -26,16 +30,99 @@ _RESET = "\033[0m"
 _BOLD = "\033[1m"
 
 
+_SECRET_FIELD = re.compile(
+    r"(secret|password|passwd|token|credential|activationcode|privatekey)", re.I
+)
+MASKED = "(secret, not shown)"
+_INDENT = "      "
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """YAML as a reviewer reads it: multi-line strings (scripts) as literal blocks."""
+
+
+def _str_block(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str_block)
+
+
+def _decoded(value: Any) -> Any:
+    """``value`` with JSON held in strings (SSM parameters carry detection rules so) decoded,
+    and secret-named fields masked."""
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            inner = json.loads(value)
+        except ValueError:
+            return value
+        return _decoded(inner) if isinstance(inner, dict | list) else value
+    if isinstance(value, dict):
+        return {
+            k: (MASKED if _SECRET_FIELD.search(str(k)) else _decoded(v)) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_decoded(v) for v in value]
+    return value
+
+
+def _structured(value: Any) -> bool:
+    return isinstance(value, dict | list) and bool(value)
+
+
 def _value(value: Any) -> str:
     return "(none)" if value is None else json.dumps(value, default=str)
 
 
-def _change_line(change: FieldChange) -> str:
-    if change.before is None:
-        return f"+ {change.field}: {_value(change.after)}"
-    if change.after is None:
-        return f"- {change.field}: {_value(change.before)}"
-    return f"~ {change.field}: {_value(change.before)} -> {_value(change.after)}"
+def _yaml_lines(value: Any) -> list[str]:
+    text = yaml.dump(
+        value, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, allow_unicode=True
+    )
+    return text.rstrip("\n").split("\n")
+
+
+def _leaves(value: Any, path: str) -> dict[str, Any]:
+    """Every leaf of a structured value by its path (``detectionRules.allOf[0].version``)."""
+    if isinstance(value, dict) and value:
+        found: dict[str, Any] = {}
+        for key, inner in value.items():
+            found.update(_leaves(inner, f"{path}.{key}"))
+        return found
+    if isinstance(value, list) and value:
+        found = {}
+        for index, inner in enumerate(value):
+            found.update(_leaves(inner, f"{path}[{index}]"))
+        return found
+    return {path: value}
+
+
+_ABSENT = object()
+
+
+def change_lines(change: FieldChange) -> list[str]:
+    """One field change as plan lines: a scalar on one line; a structured value (a dict, a
+    list, JSON in a string) as YAML below its field; an update of one field by field."""
+    if _SECRET_FIELD.search(change.field):
+        symbol = "+" if change.before is None else "-" if change.after is None else "~"
+        return [f"{symbol} {change.field}: {MASKED}"]
+    before, after = _decoded(change.before), _decoded(change.after)
+    if _structured(before) and _structured(after):
+        old, new = _leaves(before, change.field), _leaves(after, change.field)
+        lines = []
+        for path in [*old, *(p for p in new if p not in old)]:
+            if old.get(path, _ABSENT) == new.get(path, _ABSENT):
+                continue
+            lines += change_lines(FieldChange(path, old.get(path), new.get(path)))
+        return lines
+    for symbol, value, other in (("+", after, before), ("-", before, after)):
+        if _structured(value) and other is None:
+            return [f"{symbol} {change.field}:"] + [f"    {line}" for line in _yaml_lines(value)]
+    if before is None:
+        return [f"+ {change.field}: {_value(after)}"]
+    if after is None:
+        return [f"- {change.field}: {_value(before)}"]
+    return [f"~ {change.field}: {_value(before)} -> {_value(after)}"]
 
 
 def refused_count(plan: Plan) -> int:
@@ -77,19 +164,21 @@ def render_text(plan: Plan, colour: bool = False) -> str:
         return f"{code}{text}{_RESET}" if colour else text
 
     lines: list[str] = []
-    current_kind = None
-    for operation in plan.operations:
-        if operation.kind != current_kind:
-            current_kind = operation.kind
-            lines.append(paint(_BOLD, operation.kind))
-        symbol = _SYMBOLS[operation.action]
-        head = f"  {symbol} {operation.action.value} {operation.name} {operation.resource}"
-        if operation.prune:
-            head += " (prune)"
-        lines.append(paint(_COLOURS[operation.action], head))
-        if operation.reason:
-            lines.append(f"      # {operation.reason}")
-        lines += [f"      {_change_line(change)}" for change in operation.changes]
+    by_kind: dict[str, list[Operation]] = defaultdict(list)
+    for operation in plan.operations:  # in apply order; each kind under its own heading
+        by_kind[operation.kind].append(operation)
+    for kind, operations in by_kind.items():
+        lines.append(paint(_BOLD, kind))
+        for operation in operations:
+            symbol = _SYMBOLS[operation.action]
+            head = f"  {symbol} {operation.action.value} {operation.name} {operation.resource}"
+            if operation.prune:
+                head += " (prune)"
+            lines.append(paint(_COLOURS[operation.action], head))
+            if operation.reason:
+                lines.append(f"{_INDENT}# {operation.reason}")
+            for change in operation.changes:
+                lines += [f"{_INDENT}{line}" for line in change_lines(change)]
     if plan.findings:
         lines.append(paint(_BOLD, "Findings"))
         lines += [f"  {_SEVERITY_SYMBOLS[f.severity]} {_finding_line(f)}" for f in plan.findings]
@@ -114,7 +203,8 @@ def render_markdown(plan: Plan) -> str:
         lines += ["", "<details><summary>Field changes</summary>", "", "```diff"]
         for operation in plan.operations:
             lines.append(f"{_SYMBOLS[operation.action][0]} {operation.title}")
-            lines += [f"    {_change_line(change)}" for change in operation.changes]
+            for change in operation.changes:
+                lines += [f"    {line}" for line in change_lines(change)]
         lines += ["```", "", "</details>", ""]
     if plan.findings:
         lines += ["#### Findings", ""]
@@ -177,7 +267,10 @@ def _operation_dict(operation: Operation) -> dict[str, Any]:
         "reason": operation.reason,
         "prune": operation.prune,
         "changes": [
-            {"field": c.field, "before": c.before, "after": c.after} for c in operation.changes
+            {"field": c.field, "before": c.before, "after": c.after}
+            if not _SECRET_FIELD.search(c.field)
+            else {"field": c.field, "before": MASKED, "after": MASKED}
+            for c in operation.changes
         ],
     }
 

@@ -27,6 +27,7 @@ from controller.aws.tags import tag_dict, tag_list
 from controller.contract import (
     MANIFEST_TAG,
     RESERVED_PREFIX,
+    WORKSPACE_ID_TAG,
     crash_point,
     is_owned,
     manifest_of,
@@ -36,6 +37,7 @@ from controller.kinds.base import (
     Action,
     Context,
     Event,
+    Exported,
     FieldChange,
     GaugeFamily,
     Health,
@@ -290,9 +292,10 @@ class ActivationKind(Kind[ActivationLive]):
         """Field changes and the reason to rotate (empty reason: keep the current activation)."""
         spec = manifest.spec
         if current is None:
+            created = _created_fields(spec, desired_tags)
             if parameter.activation_id:
-                return [], f"published activation {parameter.activation_id} no longer exists"
-            return [], "no activation is published"
+                return created, f"published activation {parameter.activation_id} no longer exists"
+            return created, "no activation is published"
         changes = [
             FieldChange(name, before, after)
             for name, before, after in (
@@ -435,15 +438,27 @@ class ActivationKind(Kind[ActivationLive]):
         return status
 
     # -- export ----------------------------------------------------------------------------------
-    def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
-        documents = []
+    def export(self, aws: AwsApi, ctx: Context) -> Exported:
+        """Shared activations as Activation manifests. A per-WorkSpace activation (another
+        kind's, or carrying a WorkSpace's join tag) is no shared activation: it is left out."""
+        exported = Exported()
+        documents = exported.documents
         live = self.observe(aws, [], ctx)
-        for index, activation in enumerate(
-            sorted(live.activations, key=lambda a: a.created), start=1
-        ):
-            if activation.expired:
-                continue
+        shared = [
+            a
+            for a in sorted(live.activations, key=lambda a: a.created)
+            if not a.expired
+            and WORKSPACE_ID_TAG not in a.tags
+            and (a.tags.get(MANIFEST_TAG) is None or manifest_of(a.tags, KIND) is not None)
+        ]
+        for index, activation in enumerate(shared, start=1):
             name = manifest_of(activation.tags, KIND) or f"activation-{index}"
+            if not is_owned(activation.tags, ctx.controller_id):
+                exported.review.append(
+                    f"{KIND}/{name}: made from {activation.activation_id}, which this controller"
+                    " does not own: applying creates and publishes a new activation (its code"
+                    " cannot be read back) and leaves that one alone"
+                )
             spec: dict[str, Any] = {
                 "iamRole": activation.iam_role,
                 "registrationLimit": activation.registration_limit,
@@ -467,7 +482,7 @@ class ActivationKind(Kind[ActivationLive]):
                     "spec": spec,
                 }
             )
-        return documents
+        return exported
 
 
 def _delete(name: str, activation: LiveActivation, reason: str, prune: bool = False) -> Operation:
@@ -480,6 +495,22 @@ def _delete(name: str, activation: LiveActivation, reason: str, prune: bool = Fa
         prune=prune,
         payload=DeleteActivation(activation_id=activation.activation_id),
     )
+
+
+def _created_fields(spec: ActivationSpec, tags: dict[str, str]) -> list[FieldChange]:
+    """What a new activation is created (and published) with, for the plan to show."""
+    fields: list[tuple[str, Any]] = [
+        ("iamRole", spec.iam_role),
+        ("registrationLimit", spec.registration_limit),
+        ("validFor", _format_duration(spec.valid_for)),
+        ("description", spec.description),
+        ("defaultInstanceName", spec.default_instance_name),
+        *((f"tags.{key}", value) for key, value in sorted(tags.items())),
+        ("publish.parameterName", spec.publish.parameter_name),
+        ("publish.kmsKeyId", spec.publish.kms_key_id),
+        ("publish.value", "SecureString {id, code, region, expiry} (the code is never shown)"),
+    ]
+    return [FieldChange(name, None, value) for name, value in fields if value is not None]
 
 
 def _lifetime_of(activation: LiveActivation) -> timedelta:

@@ -43,6 +43,7 @@ from controller.kinds.base import (
     Context,
     DefaultVersionChanged,
     Event,
+    Exported,
     FieldChange,
     GaugeFamily,
     Health,
@@ -588,7 +589,7 @@ class AssociationKind(Kind[AssociationLive]):
         return status
 
     # -- export ----------------------------------------------------------------------------------
-    def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
+    def export(self, aws: AwsApi, ctx: Context) -> Exported:
         """Owned associations as manifests (best effort: a package association names the
         Distributor package; a stagger group is exported as its cron expression)."""
         live = self.observe(aws, [], ctx)
@@ -601,7 +602,13 @@ class AssociationKind(Kind[AssociationLive]):
                 "ssm", "DescribeAssociation", AssociationId=association.association_id
             )["AssociationDescription"]
             documents.append(_export_one(association.name, normalize(described), detector))
-        return documents
+        review = [
+            f"{KIND}/{d['metadata']['name']}: its schedule is the live cron expression; a stagger"
+            " group it belonged to is not read back"
+            for d in documents
+            if "schedule" in d["spec"]
+        ][:1]
+        return Exported(documents=documents, review=review)
 
 
 def _follows_latest(spec: AssociationSpec) -> bool:

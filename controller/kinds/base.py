@@ -31,10 +31,12 @@ themselves with ``register_kind``, the engine's ``plan``/``ownership``/``crashpo
 """
 
 from controller.contract import (
+    PLACEHOLDER,
     Action,
     Context,
     DefaultVersionChanged,
     Event,
+    Exported,
     FieldChange,
     Finding,
     GaugeFamily,
@@ -50,10 +52,12 @@ from controller.contract import (
 )
 
 __all__ = [
+    "PLACEHOLDER",
     "Action",
     "Context",
     "DefaultVersionChanged",
     "Event",
+    "Exported",
     "FieldChange",
     "Finding",
     "GaugeFamily",

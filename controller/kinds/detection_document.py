@@ -117,7 +117,12 @@ class DetectionDocumentKind(Kind[LiveDocument]):
                 _operation(
                     Action.CREATE,
                     live,
-                    change,
+                    (
+                        FieldChange("documentType", None, "Command"),
+                        FieldChange("documentFormat", None, "JSON"),
+                        change,
+                        *(FieldChange(f"tags.{k}", None, v) for k, v in sorted(tags.items())),
+                    ),
                     "package associations run this document",
                     CreateDocument(name=live.name, tags=tags),
                 )
@@ -224,14 +229,18 @@ class DetectionDocumentKind(Kind[LiveDocument]):
 
 
 def _operation(
-    action: Action, live: LiveDocument, change: FieldChange, reason: str, step: Step
+    action: Action,
+    live: LiveDocument,
+    change: FieldChange | tuple[FieldChange, ...],
+    reason: str,
+    step: Step,
 ) -> Operation:
     return Operation(
         kind=KIND,
         name=NAME,
         action=action,
         resource=live.name,
-        changes=(change,),
+        changes=change if isinstance(change, tuple) else (change,),
         reason=reason,
         payload=step,
     )

@@ -24,7 +24,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from controller.aws import AwsApi
 from controller.aws.tags import tag_dict
@@ -33,12 +32,15 @@ from controller.kinds.base import (
     Action,
     Context,
     Event,
+    Exported,
     FieldChange,
     GaugeFamily,
+    Health,
     Kind,
     KindPlan,
     KindStatus,
     Operation,
+    ResourceStatus,
     Severity,
     Step,
 )
@@ -254,15 +256,36 @@ class EnrollmentKind(Kind[EnrollmentLive]):
     def health(self, desired: list[Manifest], live: EnrollmentLive, ctx: Context) -> KindStatus:
         states: Counter[str] = Counter({state: 0 for state in STATES})
         impostors = 0
+        impostors_by_manifest: Counter[str] = Counter()
+        waiting_by_manifest: Counter[str] = Counter()
         for activation in live.activations:
             if activation.registrations > 0:
                 states["registered"] += 1
-                impostors += len(impostors_of(activation, live))
+                found = len(impostors_of(activation, live))
+                impostors += found
+                impostors_by_manifest[activation.manifest] += found
             elif activation.expired:
                 states["expired"] += 1
             else:
                 states["waiting"] += 1
+                waiting_by_manifest[activation.manifest] += 1
+        # Each Enrollment's own health (the impostor finding itself comes from diff): degraded
+        # while an impostor holds a registration, progressing while activations wait for use.
+        resources = [
+            ResourceStatus(
+                name=manifest.name,
+                health=(
+                    Health.DEGRADED
+                    if impostors_by_manifest[manifest.name]
+                    else Health.PROGRESSING
+                    if waiting_by_manifest[manifest.name]
+                    else Health.HEALTHY
+                ),
+            )
+            for manifest in desired
+        ]
         return KindStatus(
+            resources=resources,
             managed=len(live.activations),
             gauges={
                 ACTIVATIONS.name: {(state,): float(count) for state, count in states.items()},
@@ -270,8 +293,64 @@ class EnrollmentKind(Kind[EnrollmentLive]):
             },
         )
 
-    def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
-        return []  # per-WorkSpace activations are made on demand; there is nothing to adopt
+    def export(self, aws: AwsApi, ctx: Context) -> Exported:
+        """Each Enrollment from what it left behind: its activations and the instances that
+        registered with them carry its manifest tag, their WorkSpace's join tag (hence the
+        directories) and the role (``validFor`` and ``tags`` cannot be read back: defaults)."""
+        workspaces_of: dict[str, set[str]] = {}
+        roles: dict[str, str] = {}
+        instances: dict[str, str] = {}  # instance id -> its Enrollment
+        for item in aws.items(
+            "resourcegroupstaggingapi",
+            "GetResources",
+            ResourceTypeFilters=["ssm:managed-instance"],
+            ResourcesPerPage=100,
+        ):
+            tags = tag_dict(item.get("Tags"))
+            name = manifest_of(tags, KIND)
+            if name is not None and is_owned(tags, ctx.controller_id):
+                workspaces_of.setdefault(name, set()).add(tags.get(WORKSPACE_ID_TAG, ""))
+                instances[str(item["ResourceARN"]).rsplit("/", 1)[-1]] = name
+        for item in aws.items("ssm", "DescribeActivations", MaxResults=50):
+            tags = tag_dict(item.get("Tags"))
+            name = manifest_of(tags, KIND)
+            if name is not None and is_owned(tags, ctx.controller_id):
+                workspaces_of.setdefault(name, set()).add(tags.get(WORKSPACE_ID_TAG, ""))
+                roles.setdefault(name, str(item.get("IamRole", "")))
+        if not workspaces_of:
+            return Exported()
+        for item in aws.items("ssm", "DescribeInstanceInformation", MaxResults=50):
+            name = instances.get(item["InstanceId"])
+            if name is not None and item.get("IamRole"):
+                roles.setdefault(name, str(item["IamRole"]))
+        directory_of = {
+            w["WorkspaceId"]: w["DirectoryId"]
+            for w in aws.items("workspaces", "DescribeWorkspaces", Limit=25)
+        }
+        exported = Exported()
+        for name, workspace_ids in sorted(workspaces_of.items()):
+            directories = sorted({directory_of[w] for w in workspace_ids if w in directory_of})
+            if not directories or not roles.get(name):
+                exported.review.append(
+                    f"{KIND}/{name}: its WorkSpaces or role could not be read back: left out"
+                )
+                continue
+            exported.documents.append(
+                {
+                    "apiVersion": "fleet-controller/v1alpha1",
+                    "kind": KIND,
+                    "metadata": {"name": name},
+                    "spec": {
+                        "iamRole": roles[name],
+                        "workspaces": {"directoryIds": directories},
+                    },
+                }
+            )
+            exported.review.append(
+                f"{KIND}/{name}: directories are those of the WorkSpaces it enrolled so far;"
+                " validFor and tags cannot be read back (defaults: 1h, none)"
+            )
+        return exported
 
 
 def impostors_of(

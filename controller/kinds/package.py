@@ -28,8 +28,11 @@ the live versions.
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 from controller.aws import AwsApi, error_code
@@ -42,11 +45,14 @@ from controller.contract import (
     manifest_of,
     owner_tags,
 )
+from controller.detection import document as detection
 from controller.kinds.base import (
+    PLACEHOLDER,
     Action,
     Context,
     DefaultVersionChanged,
     Event,
+    Exported,
     FieldChange,
     Health,
     Kind,
@@ -345,6 +351,13 @@ class PackageKind(Kind[PackageLive]):
         ]
         step: Step
         if not live.exists:
+            changes += [
+                FieldChange("publisher", None, spec.publisher),
+                FieldChange(
+                    "artifacts", None, f"s3://{spec.artifacts.bucket}/{spec.artifacts.prefix}"
+                ),
+                FieldChange("keepVersions", None, spec.keep_versions),
+            ]
             reason = "the package does not exist"
             step = CreatePackage(
                 document=spec.name,
@@ -563,48 +576,129 @@ class PackageKind(Kind[PackageLive]):
         return status
 
     # -- export ----------------------------------------------------------------------------------
-    def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
-        """Owned packages as Package manifests, best effort: the zips' source files are not in
-        AWS, so ``platforms`` lists the scripts every zip must hold and ``detection`` is a
-        placeholder to replace; name, version, publisher, artifacts and keepVersions are live."""
-        documents: list[dict[str, Any]] = []
+    def export(self, aws: AwsApi, ctx: Context) -> Exported:
+        """Owned packages as Package manifests that build the same zips: each zip's files are
+        read back from its S3 object into ``packages/<name>/``, and the detection rule from an
+        association that installs the package through the detection document. What cannot be
+        read back is a ``REPLACE-ME`` placeholder (validate says where; plan refuses it)."""
+        exported = Exported()
+        rules = _detection_rules_in_use(aws, ctx)
         for document, name in sorted(self._owned_documents(aws, ctx).items()):
             live = aws.call("ssm", "GetDocument", Name=document)
             try:
                 body = json.loads(live.get("Content") or "{}")
             except ValueError:
+                exported.review.append(f"{KIND}/{name}: {document}'s manifest is not JSON: skipped")
                 continue
-            urls = [a.get("Url", "") for a in live.get("AttachmentsContent", [])]
-            bucket, prefix = _bucket_and_prefix(urls[0] if urls else "")
-            platforms = [
-                {
-                    "platform": platform,
-                    "platformVersion": version,
-                    "arch": arch,
-                    "files": ["install.ps1", "uninstall.ps1"],
-                }
+            urls = {a.get("Name", ""): a.get("Url", "") for a in live.get("AttachmentsContent", [])}
+            bucket, prefix = _bucket_and_prefix(next(iter(urls.values()), ""))
+            zips = [
+                (platform, version, arch, str((entry or {}).get("file", "")))
                 for platform, by_version in sorted((body.get("packages") or {}).items())
                 for version, by_arch in sorted(by_version.items())
-                for arch in sorted(by_arch)
+                for arch, entry in sorted(by_arch.items())
             ]
-            versions = list(aws.items("ssm", "ListDocumentVersions", Name=document, MaxResults=50))
-            documents.append(
+            spec: dict[str, Any] = {
+                "name": document,
+                "version": live.get("VersionName") or body.get("version", "1.0.0"),
+                "publisher": body.get("publisher", "unknown"),
+                "artifacts": {"bucket": bucket, "prefix": prefix},
+                "keepVersions": max(1, min(_version_count(aws, document), KEEP_VERSIONS_MAX)),
+                "platforms": [],
+            }
+            unreadable: list[str] = []
+            for platform, version, arch, zip_name in zips:
+                folder = f"packages/{name}" + (
+                    f"/{platform}-{version}-{arch}" if len(zips) > 1 else ""
+                )
+                files = _unzip(aws, urls.get(zip_name, ""))
+                if files is None:
+                    unreadable.append(zip_name)
+                    files = _stub_scripts(zip_name)
+                exported.files.update({f"{folder}/{n}": content for n, content in files.items()})
+                spec["platforms"].append(
+                    {
+                        "platform": platform,
+                        "platformVersion": version,
+                        "arch": arch,
+                        "files": [f"{folder}/{n}" for n in sorted(files)],
+                    }
+                )
+            if unreadable:
+                spec["publisher"] = (
+                    f"{PLACEHOLDER}: {', '.join(unreadable)} could not be read back; put the"
+                    f" package's files in packages/{name}/ and its publisher here"
+                )
+            rule = rules.get(document)
+            if rule is None:
+                rule = {
+                    "type": "file",
+                    "path": f"%ProgramFiles%\\{PLACEHOLDER}\\app.exe",
+                    "check": "exists",
+                }
+                exported.review.append(
+                    f"{KIND}/{name}: no association installs it through the detection document,"
+                    " so its detection rule is a placeholder: write the rule that proves it is"
+                    " installed"
+                )
+            spec["detection"] = rule
+            exported.documents.append(
                 {
                     "apiVersion": "fleet-controller/v1alpha1",
                     "kind": KIND,
                     "metadata": {"name": name},
-                    "spec": {
-                        "name": document,
-                        "version": live.get("VersionName") or body.get("version", "1.0.0"),
-                        "publisher": body.get("publisher", "unknown"),
-                        "artifacts": {"bucket": bucket, "prefix": prefix},
-                        "keepVersions": max(1, min(len(versions), KEEP_VERSIONS_MAX)),
-                        "platforms": platforms,
-                        "detection": {"type": "folder", "path": "%ProgramFiles%\\REPLACE-ME"},
-                    },
+                    "spec": spec,
                 }
             )
-        return documents
+        return exported
+
+
+def _version_count(aws: AwsApi, document: str) -> int:
+    return len(list(aws.items("ssm", "ListDocumentVersions", Name=document, MaxResults=50)))
+
+
+def _detection_rules_in_use(aws: AwsApi, ctx: Context) -> dict[str, dict[str, Any]]:
+    """Package document -> the detection rule an owned association installs it with."""
+    detector = detection.document_name(ctx.controller_id)
+    found: dict[str, dict[str, Any]] = {}
+    for listed in aws.items("ssm", "ListAssociations", MaxResults=50):
+        if listed.get("Name") != detector:
+            continue
+        described = aws.call("ssm", "DescribeAssociation", AssociationId=listed["AssociationId"])
+        parameters = described["AssociationDescription"].get("Parameters") or {}
+        package = (parameters.get("name") or [""])[0]
+        try:
+            rule = json.loads((parameters.get("detectionRules") or ["null"])[0])
+        except ValueError:
+            continue
+        if package and isinstance(rule, dict):
+            found.setdefault(package, rule)
+    return found
+
+
+def _unzip(aws: AwsApi, url: str) -> dict[str, bytes] | None:
+    """The files of a package zip in S3 (None when it cannot be read)."""
+    bucket, prefix = _bucket_and_prefix(url)
+    key = url.rsplit("/", 1)[-1]
+    key = f"{prefix}/{key}" if prefix else key
+    if not bucket or not key:
+        return None
+    try:
+        body = aws.call("s3", "GetObject", Bucket=bucket, Key=key)["Body"].read()
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            return {
+                PurePosixPath(info.filename).name: archive.read(info)
+                for info in archive.infolist()
+                if not info.is_dir()
+            }
+    except Exception:  # missing, denied or not a zip: the export says so instead
+        return None
+
+
+def _stub_scripts(zip_name: str) -> dict[str, bytes]:
+    """Scripts that refuse to run, where a zip's files could not be read back."""
+    text = f"throw '{PLACEHOLDER}: {zip_name} could not be read back; put the real script here'\n"
+    return {"install.ps1": text.encode(), "uninstall.ps1": text.encode()}
 
 
 def _attachments(build: PackageBuild) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from controller.kinds.base import (
     Action,
     Context,
     Event,
+    Exported,
     FieldChange,
     GaugeFamily,
     Health,
@@ -413,14 +414,14 @@ class TagSyncKind(Kind[TagSyncLive]):
     # -- status ----------------------------------------------------------------------------------
     def health(self, desired: list[Manifest], live: TagSyncLive, ctx: Context) -> KindStatus:
         matches = self._match(desired, live, ctx.controller_id)
-        stale_count = len(stale_instances(live, matches, ctx.controller_id))
         pings = Counter(i.ping_status for i in live.instances)
         status = KindStatus(
             managed=len(matches.by_workspace),
             gauges={
                 NOT_ONBOARDED.name: {},
-                # One TagSync carries the account-wide count (stale is nobody's in particular).
-                STALE.name: {(m.name,): float(stale_count) for m in desired[:1]},
+                STALE.name: _stale_by_tagsync(
+                    desired, stale_instances(live, matches, ctx.controller_id)
+                ),
                 MANAGED_INSTANCES.name: {
                     (ping,): float(pings.get(ping, 0)) for ping in {*PING_STATUSES, *pings}
                 },
@@ -445,7 +446,7 @@ class TagSyncKind(Kind[TagSyncLive]):
         return status
 
     # -- export ----------------------------------------------------------------------------------
-    def export(self, aws: AwsApi, ctx: Context) -> list[dict[str, Any]]:
+    def export(self, aws: AwsApi, ctx: Context) -> Exported:
         """One TagSync per directory, copying every tag key seen on its WorkSpaces."""
         workspaces = list(aws.items("workspaces", "DescribeWorkspaces", Limit=25))
         tags, _ = self._tags_in_bulk(aws, ctx)
@@ -453,7 +454,7 @@ class TagSyncKind(Kind[TagSyncLive]):
         for workspace in workspaces:
             keys = keys_by_directory.setdefault(workspace["DirectoryId"], set())
             keys.update(tags.get(workspace["WorkspaceId"], {}))
-        return [
+        documents = [
             {
                 "apiVersion": "fleet-controller/v1alpha1",
                 "kind": KIND,
@@ -465,6 +466,29 @@ class TagSyncKind(Kind[TagSyncLive]):
             }
             for directory, keys in sorted(keys_by_directory.items())
         ]
+        review = [
+            f"{KIND}: one per directory, named after it, copying every tag key its WorkSpaces"
+            " carry; renames, attributes (workspace:user, ...) and static tags cannot be read"
+            " back: compare with the managed instances' tags (plan shows what would be added)"
+        ]
+        return Exported(documents=documents, review=review if documents else [])
+
+
+def _stale_by_tagsync(
+    desired: list[Manifest], stale: list[StaleInstance]
+) -> dict[tuple[str, ...], float]:
+    """Each TagSync's stale instances: those a WorkSpace it selects still claims (a rebuild left
+    them behind). One no WorkSpace claims is no TagSync's: it is counted under ``tagsync=""``,
+    so the sum over the label is the account's count and no TagSync is blamed for it."""
+    counts: dict[tuple[str, ...], float] = {(m.name,): 0.0 for m in desired}
+    counts[("",)] = 0.0
+    for found in stale:
+        owner = next(
+            (m for m in desired if found.claimed_by and selects(m, found.claimed_by)), None
+        )
+        key = (owner.name,) if owner is not None else ("",)
+        counts[key] += 1
+    return counts
 
 
 def unwritable(key: str, value: str) -> str | None:
@@ -500,6 +524,7 @@ class StaleInstance:
     reason: str  # what makes it stale, as the plan says it
     superseded: bool  # a live WorkSpace claims it, but another instance serves that WorkSpace
     removable: bool  # ours (owner tag) and provably stale: deregistered under --prune
+    claimed_by: LiveWorkspace | None = None  # the WorkSpace that claims it (when superseded)
 
 
 def stale_instances(live: TagSyncLive, matches: Matches, controller_id: str) -> list[StaleInstance]:
@@ -538,7 +563,9 @@ def stale_instances(live: TagSyncLive, matches: Matches, controller_id: str) -> 
             f" registration is {instance.ping_status or 'of unknown ping status'}"
         )
         removable = owned and instance.ping_status != "Online"
-        found.append(StaleInstance(instance, reason, superseded=True, removable=removable))
+        found.append(
+            StaleInstance(instance, reason, superseded=True, removable=removable, claimed_by=claim)
+        )
     return found
 
 

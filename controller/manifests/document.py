@@ -118,6 +118,8 @@ class Manifest:
     spec: Any
     source: SourceLocation
     built: Any = field(default=None, compare=False, repr=False)
+    # Values ``export`` could not know (manifests/placeholders.py): plan and apply refuse them.
+    placeholders: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
     def spec_as(self, spec_model: type[T]) -> T:
         if not isinstance(self.spec, spec_model):

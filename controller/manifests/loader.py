@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING
 from controller.containment import ContainedFile, Containment, Refused
 from controller.contract.registry import spec_models
 from controller.manifests.common import BuildProblems, SpecModel
-from controller.manifests.document import Manifest, parse_document
+from controller.manifests.document import Manifest, format_path, parse_document
 from controller.manifests.errors import InvalidDesiredState, ManifestError
+from controller.manifests.placeholders import Placeholder, placeholders_in
 from controller.manifests.source import FieldPath, SourceDocument, discover, read_file
 
 if TYPE_CHECKING:
@@ -45,6 +46,11 @@ class DesiredState:
     def of_kind(self, kind: str) -> list[Manifest]:
         """Manifests of ``kind`` sorted by name (empty for a known kind with none)."""
         return sorted((m for m in self.manifests if m.kind == kind), key=lambda m: m.name)
+
+    @property
+    def placeholders(self) -> list[Placeholder]:
+        """Every value ``export`` left to fill in, in file order."""
+        return [p for m in self.manifests for p in m.placeholders]
 
     def get(self, kind: str, name: str) -> Manifest | None:
         return next((m for m in self.manifests if m.kind == kind and m.name == name), None)
@@ -97,7 +103,7 @@ def load_desired_state(
             manifest, problems = parse_document(document)
             errors.extend(problems)
             if manifest is not None:
-                manifests.append(manifest)
+                manifests.append(_with_placeholders(manifest, document))
 
     if not manifests and not errors:
         errors.append(
@@ -194,6 +200,14 @@ def _build(
     if errors:
         raise InvalidDesiredState(errors)
     return built
+
+
+def _with_placeholders(manifest: Manifest, document: SourceDocument) -> Manifest:
+    found = tuple(
+        Placeholder(document.file, document.line_of(path), manifest.ref, format_path(path), value)
+        for path, value in placeholders_in(document.data.get("spec"), ("spec",))
+    )
+    return replace(manifest, placeholders=found) if found else manifest
 
 
 @dataclass(frozen=True)

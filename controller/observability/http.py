@@ -181,7 +181,12 @@ class ObservabilityServer:
             daemon=True,
         )
         self._thread.start()
-        log.info("http server listening", url=self.url)
+        log.info(
+            "http server listening",
+            detail=True,  # the command's start-up line says it
+            url=self.url,
+            bound=f"{self.host}:{self.port}",
+        )
         return self
 
     def stop(self) -> None:

@@ -5,6 +5,12 @@ whose ``ProcessorFormatter`` renders JSON lines (containers, CI) or a coloured c
 terminal). Secret redaction is the last processor before the renderer on both paths, and also runs
 before a structlog event is handed to stdlib, so any other handler attached to the root logger
 (pytest's log capture, for one) only ever sees redacted events.
+
+Two audiences, one event. JSON lines carry every field for machines. On a console, a person reads:
+an event with a ``summary`` (a sentence in a WorkSpaces admin's words) is shown as that sentence,
+and an info event marked ``detail=True`` (one line per applied operation or per enrollment, which
+the pass summary and the progress display already tell) is left out. ``--log-level debug`` shows
+both the way JSON does.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -23,6 +31,11 @@ LogFormat = Literal["auto", "json", "console"]
 
 # Chatty libraries that log request details at DEBUG/INFO: only their warnings are worth a line.
 QUIET_LOGGERS = ("boto3", "botocore", "urllib3", "s3transfer", "werkzeug")
+
+SUMMARY_KEY = "summary"
+"""An event's sentence for a person: the console shows it instead of the event's fields."""
+DETAIL_KEY = "detail"
+"""``detail=True`` on an info event: one of many that a summary already tells (console leaves it out)."""
 
 _HANDLER_MARK = "_fleet_controller_handler"
 
@@ -98,21 +111,28 @@ def configure_logging(
     numeric_level = _parse_level(level)
     use_colors = colors if colors is not None else (_isatty(out) and "NO_COLOR" not in os.environ)
 
+    verbose = numeric_level <= logging.DEBUG
+    stamp = (
+        structlog.processors.TimeStamper(fmt="iso", utc=True)
+        if resolved == "json"
+        else structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False)
+    )
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        stamp,
     ]
     renderer: Processor
     if resolved == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=use_colors)
+        renderer = _SentenceRenderer(colors=use_colors, verbose=verbose)
 
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
+            _DetailFilter(drop=resolved == "console" and not verbose),
             *shared,
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.processors.StackInfoRenderer(),
@@ -152,6 +172,65 @@ def configure_logging(
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, numeric_level))
     logging.captureWarnings(True)
+
+
+class _DetailFilter:
+    """Leaves out ``detail=True`` info events on a console (unless debugging); drops the mark."""
+
+    def __init__(self, drop: bool) -> None:
+        self.drop = drop
+
+    def __call__(
+        self, logger: Any, method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        detail = event.pop(DETAIL_KEY, False)
+        if detail and self.drop and method == "info":
+            raise structlog.DropEvent
+        return event
+
+
+_LEVEL_MARKS = {"warning": "!", "error": "x", "critical": "x", "exception": "x"}
+_LEVEL_COLOURS = {"warning": "\033[33m", "error": "\033[31m", "critical": "\033[31m"}
+
+
+class _SentenceRenderer:
+    """The console: an event with a summary as ``HH:MM:SS  sentence`` (a mark for warnings and
+    errors), any other event as structlog's key=value line (also every event when verbose)."""
+
+    def __init__(self, colors: bool, verbose: bool) -> None:
+        self.colors = colors
+        self.verbose = verbose
+        self._fields = structlog.dev.ConsoleRenderer(colors=colors)
+
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> str:
+        summary = event.get(SUMMARY_KEY)
+        if not isinstance(summary, str) or self.verbose:
+            return str(self._fields(logger, method, event))
+        level = str(event.get("level", method))
+        line = f"{event.get('timestamp', '')}  {_LEVEL_MARKS.get(level, ' ')} {summary}"
+        colour = _LEVEL_COLOURS.get(level)
+        if self.colors and colour:
+            line = f"{colour}{line}\033[0m"
+        exception = event.get("exception")
+        return f"{line}\n{exception}" if exception else line
+
+
+@contextmanager
+def log_writer(stream: Any) -> Iterator[None]:
+    """While the block runs, the log's own handler writes to ``stream`` (apply's progress display
+    routes it through rich, so a line lands above the display, never into it)."""
+    handlers = [
+        h
+        for h in logging.getLogger().handlers
+        if getattr(h, _HANDLER_MARK, False) and type(h) is _RedactingStreamHandler
+    ]
+    previous = [h.setStream(stream) for h in handlers]
+    try:
+        yield
+    finally:
+        for handler, old in zip(handlers, previous, strict=True):
+            if old is not None:
+                handler.setStream(old)
 
 
 def get_logger(name: str | None = None, **initial: Any) -> structlog.stdlib.BoundLogger:

@@ -23,14 +23,16 @@ import threading
 import time
 from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
 
 import structlog
 
 from controller.config import LoopSettings as LoopSettings  # re-exported: where the loop reads it
 from controller.contract import Requeue
 from controller.engine.reconcile import Reconciler
-from controller.observability.metrics import Metrics
+from controller.observability.metrics import DEFAULT_TARGET, Metrics
 from controller.observability.redaction import redact_text
+from controller.observability.report import FindingJournal, log_finding_changes, pass_summary
 from controller.service.ha.guard import WriteGate, WriteGuard
 from controller.service.source.base import (
     DesiredStateSource,
@@ -81,8 +83,14 @@ class DesiredStateTracker:
             self.metrics.set_desired_state(True, revision.id)
             if self.last_good is not None and self.last_good.id == revision.id:
                 return Refresh.SAME
+            desired = revision.desired
             log.info(
                 "desired state loaded",
+                summary=(
+                    f"desired state from {self.source.description}: "
+                    f"{len(desired.manifests)} manifest(s) in {desired.files} file(s),"
+                    f" revision {revision.id}"
+                ),
                 revision=revision.id,
                 previous=self.last_good.id if self.last_good else None,
                 manifests=len(revision.desired.manifests),
@@ -141,17 +149,22 @@ class ReconcileLoop:
         self._random = random.Random()
         self._changed = False  # the last pass applied something
         self._requeues = 0  # consecutive short waits
+        self.findings = FindingJournal()  # what this target's findings said last
+        self._said: dict[str, Any] | None = None  # the last pass, for its log line
 
     def run(self) -> None:
         while not self.stop.is_set():
             self.run_once()
             self.passes += 1
-            if (
+            if self.stop.is_set() or (
                 self.settings.max_iterations is not None
                 and self.passes >= self.settings.max_iterations
             ):
+                self._log_pass(None)
                 return
-            self._wait()
+            wait = self.next_wait()
+            self._log_pass(wait)
+            self._wait(wait)
 
     def run_once(self) -> None:
         self._changed = False
@@ -166,6 +179,7 @@ class ReconcileLoop:
         if revision is None:
             return
         stop = self.stop if self.guard is None else WriteGate(self.stop, self.guard)
+        started = time.monotonic()
         try:
             plan, result = self.reconciler.reconcile(
                 revision.desired, enforce=self.settings.enforce, stop=stop
@@ -184,23 +198,56 @@ class ReconcileLoop:
         self.last_revision = revision.id
         self.requeue = result.requeue
         self._after_pass()
+        held = len(plan.errors) + len(plan.refused) + len(plan.blocked) + len(result.blocked)
+        log_finding_changes(self.findings.update(plan.findings), log, target=self.target)
+        self._said = {
+            "number": self.completed,
+            "operations": plan.operations,
+            "outcome": result if self.settings.enforce else None,
+            "held": held,
+            "seconds": time.monotonic() - started,
+            "fields": {
+                "target": self.target,
+                "mode": "enforce" if self.settings.enforce else "observe",
+                "operations": len(plan.operations),
+                "applied": len(result.applied),
+                "failed": len(result.failed),
+                "skipped": len(result.skipped),
+                "deferred": len(result.deferred),
+                "blocked": len(plan.blocked) + len(result.blocked),
+                "findings": len(plan.findings),
+                "refused": len(plan.errors) + len(plan.refused),
+                "revision": revision.id,
+                "requeue_in_seconds": (
+                    round(self.requeue.after.total_seconds()) if self.requeue else None
+                ),
+                "requeue_reason": self.requeue.reason if self.requeue else None,
+            },
+        }
+
+    def _log_pass(self, next_in: float | None) -> None:
+        """The pass's one line: what changed, what was held, when the next pass comes."""
+        said, self._said = self._said, None
+        if said is None:
+            return
+        why = self._why_soon(next_in)
+        summary = pass_summary(
+            said["number"],
+            said["operations"],
+            said["outcome"],
+            enforce=self.settings.enforce,
+            held=said["held"],
+            seconds=said["seconds"],
+            next_in=next_in,
+            next_why=why,
+        )
+        if self.target != DEFAULT_TARGET:
+            summary = f"[{self.target}] {summary}"
         log.info(
             "reconciled",
-            target=self.target,
-            mode="enforce" if self.settings.enforce else "observe",
-            operations=len(plan.operations),
-            applied=len(result.applied),
-            failed=len(result.failed),
-            skipped=len(result.skipped),
-            deferred=len(result.deferred),
-            blocked=len(plan.blocked) + len(result.blocked),
-            findings=len(plan.findings),
-            refused=len(plan.errors) + len(plan.refused),
-            revision=revision.id,
-            requeue_in_seconds=(
-                round(self.requeue.after.total_seconds()) if self.requeue else None
-            ),
-            requeue_reason=self.requeue.reason if self.requeue else None,
+            summary=summary,
+            next_pass_in_seconds=round(next_in, 1) if next_in is not None else None,
+            **said["fields"],
         )
 
     def _after_pass(self) -> None:
@@ -209,11 +256,24 @@ class ReconcileLoop:
             self.metrics.forget_target(self.target)
             self._reported = False
 
+    def _why_soon(self, next_in: float | None) -> str:
+        """Why the next pass comes before the interval (empty when it does not)."""
+        settings = self.settings
+        if next_in is None or next_in >= settings.interval_seconds * (1 - settings.jitter_fraction):
+            return ""
+        if self.requeue is not None:
+            wish = max(self.requeue.after.total_seconds(), settings.min_requeue_seconds)
+            if abs(wish - next_in) < 1:
+                return self.requeue.reason
+        if self._changed:
+            return "the last pass changed something"
+        return "WorkSpaces enrolled recently: their registrations may be on the way"
+
     def may_write(self) -> bool:
         return self.guard is None or self.guard.may_write()
 
-    def _wait(self) -> None:
-        if self.wake.wait(timeout=self.next_wait()):
+    def _wait(self, seconds: float | None = None) -> None:
+        if self.wake.wait(timeout=self.next_wait() if seconds is None else seconds):
             self._requeues = 0  # woken (an enrollment, a push): the short requeue starts afresh
         self.wake.clear()
 

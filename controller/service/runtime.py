@@ -27,11 +27,18 @@ from botocore.exceptions import ClientError
 from controller.arguments import REPLICA_ID
 from controller.aws import AwsSettings, CallRecorder
 from controller.aws.targets import Target, build_target, count_calls, default_target, load_targets
-from controller.config import LoopSettings, ServiceConfig
+from controller.config import (
+    LoopSettings,
+    ServiceConfig,
+    SettingUnusable,
+    check_port,
+    port_problem,
+)
 from controller.manifests import DesiredState
 from controller.observability.http import ObservabilityServer
 from controller.observability.metrics import DEFAULT_TARGET, Metrics
 from controller.observability.redaction import redact_text
+from controller.observability.report import seconds_text
 from controller.service.enrollment.admission import AdmissionSettings
 from controller.service.enrollment.directory import WorkspaceDirectory
 from controller.service.enrollment.endpoint import EndpointSettings, start_endpoint
@@ -222,16 +229,21 @@ class Service:
 
     def _build(self, config: ServiceConfig) -> None:
         controller = config.controller
-        source = self._source(config)
-        self._cleanup.append(source.close)
-        if isinstance(source, DirectorySource):
-            source.fetch()  # a broken directory at start is an error to fix, not to wait out
         specs = load_targets(config.targets_file) if config.targets_file else None
         names = [spec.name for spec in specs] if specs else [DEFAULT_TARGET]
         metrics = Metrics(
             controller_id=controller.controller_id, targets=names, process_metrics=True
         )
         self.metrics = metrics
+        # The ports first: a busy one ends the command at once, naming its setting, before a
+        # repository is cloned or the sandbox starts.
+        server = self._bind_metrics(config, metrics)
+        if config.enrollment.port is not None:
+            check_port("enroll_port", config.enrollment.host, config.enrollment.port)
+        source = self._source(config)
+        self._cleanup.append(source.close)
+        if isinstance(source, DirectorySource):
+            source.fetch()  # a broken directory at start is an error to fix, not to wait out
         tracker = DesiredStateTracker(source, metrics)
         tracker.refresh()
         base = controller.aws
@@ -259,11 +271,6 @@ class Service:
         }
         runtime = Runtime(tracker, loops, config.loop, keeper)
         self.runtime = runtime
-        server = ObservabilityServer(
-            metrics, ready=lambda: runtime.ready, host=config.metrics_host, port=config.metrics_port
-        )
-        self.server = server
-        self._cleanup.append(server.stop)
         secret = load_secret(config.webhook_secret_file)
         if secret is not None:
             Webhook(
@@ -277,7 +284,9 @@ class Service:
         self._start_enrollment(config, targets, loops, metrics, tracker)
         log.info(
             "serving",
+            summary=_serving_summary(config, server, self.enrollment_url, self._embedded),
             metrics=f"{server.url}/metrics",
+            metrics_bound=f"{server.host}:{server.port}",
             enrollment=self.enrollment_url,
             webhook=f"{server.url}/webhook" if secret is not None else None,
             mode="enforce" if config.loop.enforce else "observe",
@@ -286,6 +295,22 @@ class Service:
             leases=config.leases.table if config.leases else None,
             replica=keeper.replica_id if keeper else None,
         )
+
+    def _bind_metrics(self, config: ServiceConfig, metrics: Metrics) -> ObservabilityServer:
+        """The /metrics, /healthz, /readyz listener, bound now (started once the loops exist)."""
+        try:
+            server = ObservabilityServer(
+                metrics,
+                ready=lambda: self.runtime is not None and self.runtime.ready,
+                host=config.metrics_host,
+                port=config.metrics_port,
+            )
+        except OSError as error:
+            problem = port_problem(error, config.metrics_host, config.metrics_port)
+            raise SettingUnusable("metrics_port", config.metrics_port, problem) from None
+        self.server = server
+        self._cleanup.append(server.stop)
+        return server
 
     def _start_enrollment(
         self,
@@ -369,6 +394,7 @@ class Service:
             sandbox.workspaces,
             sandbox.scenario,
             enrolls=_sandbox_enrolls(config, first),
+            log_level=sandbox.log_level,
         )
         self._cleanup.append(embedded.stop)
         self._embedded = embedded
@@ -403,6 +429,32 @@ class Service:
     def _wake(self, target: str) -> None:
         if self.runtime is not None:
             self.runtime.wake_target(target)
+
+
+def _serving_summary(
+    config: ServiceConfig,
+    server: ObservabilityServer,
+    enrollment_url: str | None,
+    embedded: Any,
+) -> str:
+    """The start-up line: where to look, and when passes come."""
+    loop = config.loop
+    bound = f"{server.host}:{server.port}"
+    where = "every interface" if server.host in ("0.0.0.0", "::", "") else "this address only"
+    parts = [f"metrics at {server.url}/metrics (listening on {bound}, {where})"]
+    if enrollment_url:
+        parts.append(f"enrollment at {enrollment_url}")
+    if embedded is not None:
+        parts.append(
+            f"sandbox: {embedded.workspaces} simulated WorkSpaces behind {embedded.endpoint}"
+        )
+    mode = "enforcing" if loop.enforce else "observing only (nothing is written)"
+    cadence = f"every {seconds_text(loop.interval_seconds)}"
+    if loop.jitter_fraction:
+        cadence += f" (±{loop.jitter_fraction:.0%})"
+    if loop.requeue_seconds is not None:
+        cadence += f", {seconds_text(loop.requeue_seconds)} after a pass that changed something"
+    return "; ".join(parts) + f". {mode.capitalize()}: first pass now, then {cadence}."
 
 
 def _sandbox_enrolls(config: ServiceConfig, first: Revision | None) -> bool:

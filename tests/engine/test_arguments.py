@@ -78,3 +78,100 @@ def test_good_controller_ids_pass(controller_id, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--controller-id" not in err
     assert "desired-state directory does not exist" in err
+
+
+def _options(parser) -> list:
+    import argparse
+
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _options(sub)
+        elif action.option_strings and action.help is not argparse.SUPPRESS:
+            found.append(action)
+    return found
+
+
+def test_help_shows_every_default(capsys):
+    """--help of every command says each option's default (argparse's own formatter skipped
+    options without help text and so hid --interval's 300 s, for one)."""
+    from controller.arguments import DefaultsHelpFormatter
+    from controller.cli import build_parser
+
+    for command in ("validate", "plan", "apply", "run", "export", "sandbox"):
+        assert main([command, "--help"]) == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(default:" in text
+        if command == "run":
+            for shown in ("--interval SECONDS a full pass at least this often (default: 300)",
+                          "--metrics-port PORT 0: any free port (default: 9100)",
+                          "(default: 0.0.0.0)", "--requeue-seconds SECONDS"):  # fmt: skip
+                assert shown in text, shown
+    formatter = DefaultsHelpFormatter("fleet-controller")
+    for action in _options(build_parser()):
+        if action.default in (None, False, [], "==SUPPRESS=="):
+            continue  # flags and options without a default: nothing to show
+        assert "default" in (formatter._get_help_string(action) or ""), action.option_strings
+
+
+def test_a_busy_port_names_its_flag_and_stops_before_anything_starts(tmp_path, capsys):
+    import socket
+
+    from tests.runtime.helpers import activations_dir
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code = main(
+            ["run", str(activations_dir(tmp_path / "d", "alpha")), "--sandbox",
+             "--metrics-host", "127.0.0.1", "--metrics-port", str(port), "--log-format", "json"]
+        )  # fmt: skip
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert err == (
+        f"error: --metrics-port {port}: 127.0.0.1:{port} is already in use (another"
+        " fleet-controller?); choose another port\n"
+    )  # one line, and nothing else: no sandbox started, no desired state read
+
+
+def test_the_sandbox_command_names_its_port_flag_too(capsys):
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert main(["sandbox", "--port", str(port)]) == 1
+    assert capsys.readouterr().err.startswith(f"error: --port {port}: 127.0.0.1:{port} is already")
+
+
+def test_the_start_up_line_says_where_metrics_listen_as_bound(tmp_path):
+    import io
+    import json
+
+    from controller.cli import build_parser, service_config
+    from controller.observability.logging import configure_logging
+    from controller.service.runtime import Service
+    from tests.runtime.helpers import activations_dir
+
+    directory = activations_dir(tmp_path / "d", "alpha")
+    args = build_parser().parse_args(
+        ["run", str(directory), "--metrics-port", "0", "--endpoint-url", "http://127.0.0.1:9",
+         "--region", "us-east-1"]
+    )  # fmt: skip
+    out = io.StringIO()
+    configure_logging("json", stream=out)
+    try:
+        with Service.build(service_config(args)) as service:
+            assert service.server is not None
+            port = service.server.port
+    finally:
+        configure_logging("json", "info")
+    [serving] = [e for e in map(json.loads, out.getvalue().splitlines()) if e["event"] == "serving"]
+    assert serving["metrics_bound"] == f"0.0.0.0:{port}"
+    assert serving["summary"].startswith(
+        f"metrics at http://127.0.0.1:{port}/metrics (listening on 0.0.0.0:{port}, every interface)"
+    )
+    assert "first pass now, then every 5 min (±10%)" in serving["summary"]

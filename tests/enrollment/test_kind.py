@@ -153,13 +153,19 @@ def gauge(metrics: Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, {"target": "default", **labels})
 
 
-def test_used_and_expired_activations_are_deleted_and_unused_ones_kept(sandbox, tmp_path):
+def _one_registered_one_waiting(sandbox, tmp_path):
+    """Two WorkSpaces enroll over HTTP: one registers with its activation, one does not yet."""
     desired = desired_state(tmp_path / "desired")
     registered, waiting = workspaces(sandbox, 2)
     with endpoint(sandbox, desired) as ep:
         sandbox.admin.post("fleet/enrollment", {"url": ep.url})
         assert enroll(sandbox, [registered])[0]["status"] == "registered"
         assert enroll(sandbox, [waiting], register=False)[0]["httpStatus"] == 200
+    return desired
+
+
+def test_used_and_expired_activations_are_deleted_and_unused_ones_kept(sandbox, tmp_path):
+    desired = _one_registered_one_waiting(sandbox, tmp_path)
     assert len(activations(sandbox)) == 2
 
     metrics = Metrics(controller_id=CONTROLLER_ID)
@@ -169,7 +175,8 @@ def test_used_and_expired_activations_are_deleted_and_unused_ones_kept(sandbox, 
     assert len(deleted) == 1
     (left,) = activations(sandbox)
     assert left["RegistrationsCount"] == 0  # the waiting WorkSpace's activation stays
-    assert gauge(metrics, "fleet_enrollment_activations", state="registered") == 1
+    # The gauges tell the state after the pass's writes: the used one is gone already.
+    assert gauge(metrics, "fleet_enrollment_activations", state="registered") == 0
     assert gauge(metrics, "fleet_enrollment_activations", state="waiting") == 1
 
     sandbox.admin.advance_clock(2 * 3600)  # past its hour
@@ -274,3 +281,28 @@ def test_a_controller_clock_ahead_of_aws_deletes_nothing_aws_still_honours():
         expired=False,
     )
     assert diff(EnrollmentLive([ahead])).operations == []
+
+
+def test_export_brings_the_enrollment_back_and_no_per_workspace_activation_as_shared(
+    sandbox, tmp_path
+):
+    """Adopting a fleet that enrolls: the Enrollment comes back from its activations and the
+    instances registered with them; none of those activations is exported as an Activation."""
+    from controller.kinds.activation import ActivationKind
+    from controller.kinds.enrollment import EnrollmentKind
+    from controller.manifests.specs.enrollment import EnrollmentSpec
+
+    desired = _one_registered_one_waiting(sandbox, tmp_path)
+    aws = aws_for(sandbox.endpoint)
+    ctx = Context(controller_id=CONTROLLER_ID, region="us-east-1", now=NOW)
+
+    exported = EnrollmentKind().export(aws, ctx)
+    [document] = exported.documents
+    assert document["metadata"] == {"name": "office"}
+    spec = EnrollmentSpec.model_validate(document["spec"])
+    assert spec.iam_role == "SSMServiceRole-WorkSpaces"
+    assert list(spec.workspaces.directory_ids) == [
+        desired.of_kind("Enrollment")[0].spec.workspaces.directory_ids[0]
+    ]
+    assert any("validFor" in note for note in exported.review)
+    assert ActivationKind().export(aws, ctx).documents == []  # both are per-WorkSpace ones

@@ -157,6 +157,7 @@ class WorkspaceDirectory:
             self.refreshes += 1
         log.info(
             "enrollment directory read",
+            detail=True,
             directories=sorted(scope),
             workspaces=sum(len(v) for v in fresh.by_address.values()),
             seconds=round(self._last_duration, 3),

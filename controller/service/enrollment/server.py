@@ -125,7 +125,12 @@ class EnrollmentServer:
             daemon=True,
         )
         self._thread.start()
-        log.info("enrollment endpoint listening", url=self.url)
+        log.info(
+            "enrollment endpoint listening",
+            detail=True,  # the service's start-up line says it
+            url=self.url,
+            bound=f"{self.host}:{self.port}",
+        )
         return self
 
     def stop(self) -> None:

@@ -263,6 +263,7 @@ class EnrollmentService:
             event = log.info if status == 200 else log.error if status == 500 else log.warning
             event(
                 "enrollment",
+                detail=status == 200,  # one line per WorkSpace: the pass lines tell the outcome
                 result=result,
                 status=status,
                 seconds=round(time.monotonic() - started, 4),
