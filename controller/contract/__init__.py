@@ -8,6 +8,7 @@ so there is no import cycle between them.
 
 from controller.contract.crashpoints import crash_point
 from controller.contract.kind import Context, DefaultVersionChanged, Event, Kind
+from controller.contract.memory import Changes, KindMemory, Targeted
 from controller.contract.ownership import (
     MANIFEST_TAG,
     OWNER_TAG,
@@ -39,6 +40,7 @@ __all__ = [
     "WORKSPACE_ID_TAG",
     "Action",
     "Blocked",
+    "Changes",
     "Context",
     "DefaultVersionChanged",
     "Event",
@@ -47,6 +49,7 @@ __all__ = [
     "GaugeFamily",
     "Health",
     "Kind",
+    "KindMemory",
     "KindPlan",
     "KindStatus",
     "Operation",
@@ -56,6 +59,7 @@ __all__ = [
     "ResourceStatus",
     "Severity",
     "Step",
+    "Targeted",
     "crash_point",
     "is_owned",
     "manifest_of",

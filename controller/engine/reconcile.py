@@ -17,6 +17,14 @@ when nothing was refused, blocked, failed, deferred or left unstarted.
 An applied operation may return events; the engine hands each along the edges into its kind (the
 referencing kinds' ``on_dependency`` hooks, with this pass's observation of them) and then lets the
 emitting kind record that they were heard (``after_dependents``).
+
+Kinds that keep a live cache (``ctx.memory``, one per Reconciler, so per target) take part in two
+more kinds of pass. A cached pass (``reconcile(..., cached=True)``, after a desired-state change)
+diffs against the cache instead of reading, so writing starts at once; the next full pass
+verifies. A targeted pass (``reconcile_changes``, after events) reads and plans only the
+resources the events named. Writing is one at a time per target: a full pass reads without the
+lock, then takes it to re-read its cache-keeping kinds from their caches (what targeted passes
+learned meanwhile), diff and apply, so neither pass undoes what the other just wrote.
 """
 
 from __future__ import annotations
@@ -36,11 +44,13 @@ from controller.aws import AwsApi
 from controller.contract import (
     Action,
     Blocked,
+    Changes,
     Context,
     Event,
     Finding,
     Health,
     Kind,
+    KindMemory,
     KindStatus,
     Operation,
     Plan,
@@ -65,6 +75,7 @@ class ReconcileSettings:
     target: str = "default"
     prune: PruneSettings = field(default_factory=PruneSettings)
     apply_concurrency: int = 4  # operations of one phase in flight at once
+    consistency_window: timedelta = field(default_factory=lambda: KindMemory().consistency_window)
 
 
 @dataclass
@@ -87,6 +98,15 @@ class ApplyResult:
     def ok(self) -> bool:
         """Every operation started was applied: none failed, none deferred, none blocked."""
         return not (self.failed or self.deferred or self.blocked)
+
+
+@dataclass
+class TargetedResult:
+    """One targeted pass: what it planned and applied, and what it must look at again later."""
+
+    plan: Plan
+    result: ApplyResult
+    not_visible: Changes = field(default_factory=Changes)
 
 
 @dataclass
@@ -138,7 +158,9 @@ class Reconciler:
         self.kinds = list(kinds if kinds is not None else registered())
         self._kinds_by_name = {kind.kind: kind for kind in self.kinds}
         self.backoff = backoff or ResourceBackoff()
+        self.memory = KindMemory(consistency_window=settings.consistency_window)
         self._pass: _Pass | None = None
+        self._writing = threading.RLock()  # one diff-and-apply at a time per target
         for kind in self.kinds:
             for family in kind.gauges:
                 metrics.declare(family)
@@ -150,21 +172,43 @@ class Reconciler:
             now=self.clock(),
             target=self.settings.target,
             desired=desired,
+            memory=self.memory,
         )
 
     # -- plan ------------------------------------------------------------------------------------
 
-    def plan(self, desired: DesiredState) -> Plan:
-        """Observe, diff and judge every kind that has desired (or implied) manifests; no writes."""
+    def plan(self, desired: DesiredState, cached: bool = False) -> Plan:
+        """Observe, diff and judge every kind that has desired (or implied) manifests; no writes.
+
+        ``cached``: a kind with a warm cache is not read; its cache is the live state."""
         graph = Graph.build(self.kinds, desired)
-        plan = Plan(desired_digest=desired.digest)
+        observed = self._observe(graph, desired, cached)
+        with self._writing:
+            return self._plan_from(graph, desired, observed)
+
+    def _observe(self, graph: Graph, desired: DesiredState, cached: bool) -> dict[str, Any]:
         observing = self.context(desired)
-        observed = {
-            kind.kind: kind.observe(self.aws, graph.of_kind(kind.kind), observing)
-            for kind in self.kinds
-            if graph.of_kind(kind.kind)
-        }
+        observed: dict[str, Any] = {}
+        for kind in self.kinds:
+            manifests = graph.of_kind(kind.kind)
+            if not manifests:
+                continue
+            live = kind.observe_cached(manifests, observing) if cached else None
+            observed[kind.kind] = (
+                live if live is not None else kind.observe(self.aws, manifests, observing)
+            )
+        return observed
+
+    def _plan_from(self, graph: Graph, desired: DesiredState, observed: dict[str, Any]) -> Plan:
+        """Diff and judge what was observed (holding the write lock: a kind that keeps a cache
+        is diffed against it as it is now, targeted passes included)."""
+        plan = Plan(desired_digest=desired.digest)
         ctx = self.context(desired)  # after the reads: AWS's clock is known from their Date headers
+        for kind in self.kinds:
+            if kind.kind in observed:
+                fresher = kind.observe_cached(graph.of_kind(kind.kind), ctx)
+                if fresher is not None:
+                    observed[kind.kind] = fresher
         for kind in self.kinds:
             if kind.kind not in observed:
                 self._export_status(kind, None)
@@ -378,17 +422,64 @@ class Reconciler:
                 kind.on_dependency(self.aws, event, dependents, state.observed[kind.kind], ctx)
         self._kinds_by_name[event.source.kind].after_dependents(self.aws, event, ctx)
 
+    # -- one targeted pass -----------------------------------------------------------------------
+
+    def reconcile_changes(
+        self,
+        desired: DesiredState,
+        changes: Changes,
+        enforce: bool = True,
+        stop: threading.Event | None = None,
+    ) -> TargetedResult:
+        """Reconcile only what ``changes`` names: kinds that keep a cache read those resources
+        (consistently), plan only for what they touch, and that is applied. Nothing is relisted
+        and no status is exported: drift and health gauges stay the last full pass's. Prunes
+        and stale instances are left to full passes."""
+        graph = Graph.build(self.kinds, desired)
+        plan = Plan(desired_digest=desired.digest)
+        observed: dict[str, Any] = {}
+        not_visible = Changes()
+        with self._writing:
+            ctx = self.context(desired)
+            for kind in self.kinds:
+                manifests = graph.of_kind(kind.kind)
+                if not manifests:
+                    continue
+                targeted = kind.observe_changes(self.aws, manifests, changes, ctx)
+                if targeted is None:
+                    continue
+                observed[kind.kind] = targeted.live
+                not_visible |= targeted.not_visible
+                kind_plan = kind.diff(manifests, targeted.live, self.context(desired))
+                plan.operations += [op for op in kind_plan.operations if not op.prune]
+                plan.findings += [f for f in kind_plan.findings if f.severity is Severity.ERROR]
+            self._block_refused(plan, graph)
+            plan.operations = graph.order(plan.operations)
+            self._pass = _Pass(plan, graph, observed, desired)
+            result = self.apply(plan, stop) if enforce else ApplyResult()
+        return TargetedResult(plan, result, not_visible)
+
     # -- one pass --------------------------------------------------------------------------------
 
     def reconcile(
-        self, desired: DesiredState, enforce: bool = True, stop: threading.Event | None = None
+        self,
+        desired: DesiredState,
+        enforce: bool = True,
+        stop: threading.Event | None = None,
+        cached: bool = False,
     ) -> tuple[Plan, ApplyResult]:
-        """Plan, then apply when enforcing; records the reconcile's metrics either way."""
+        """Plan, then apply when enforcing; records the reconcile's metrics either way.
+
+        ``cached``: diff kinds that keep a warm cache against it, without reading them first
+        (a new desired state starts writing at once; the next full pass verifies)."""
         started = time.monotonic()
         target = self.settings.target
         try:
-            plan = self.plan(desired)
-            result = self.apply(plan, stop) if enforce else ApplyResult()
+            graph = Graph.build(self.kinds, desired)
+            observed = self._observe(graph, desired, cached)
+            with self._writing:
+                plan = self._plan_from(graph, desired, observed)
+                result = self.apply(plan, stop) if enforce else ApplyResult()
             if enforce:  # what is still drifted after this apply
                 left = [op for op, _ in result.failed] + result.skipped + result.deferred
                 left += [b.operation for b in [*plan.blocked, *result.blocked]]

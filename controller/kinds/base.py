@@ -32,6 +32,7 @@ themselves with ``register_kind``, the engine's ``plan``/``ownership``/``crashpo
 
 from controller.contract import (
     Action,
+    Changes,
     Context,
     DefaultVersionChanged,
     Event,
@@ -47,10 +48,12 @@ from controller.contract import (
     ResourceStatus,
     Severity,
     Step,
+    Targeted,
 )
 
 __all__ = [
     "Action",
+    "Changes",
     "Context",
     "DefaultVersionChanged",
     "Event",
@@ -66,4 +69,5 @@ __all__ = [
     "ResourceStatus",
     "Severity",
     "Step",
+    "Targeted",
 ]

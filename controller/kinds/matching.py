@@ -18,7 +18,7 @@ from typing import Any
 from controller.contract.ownership import WORKSPACE_ID_TAG
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveWorkspace:
     workspace_id: str
     directory_id: str
@@ -33,7 +33,7 @@ class LiveWorkspace:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveInstance:
     instance_id: str
     computer_name: str
