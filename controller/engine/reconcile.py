@@ -161,9 +161,20 @@ class Reconciler:
         self.memory = KindMemory(consistency_window=settings.consistency_window)
         self._pass: _Pass | None = None
         self._writing = threading.RLock()  # one diff-and-apply at a time per target
+        self.last_relist: float | None = None  # monotonic time the last full read began
         for kind in self.kinds:
             for family in kind.gauges:
                 metrics.declare(family)
+
+    def forget(self) -> None:
+        """Drop what the kinds keep between passes (this replica lost the target: what it saw
+        and wrote may be stale); the next pass reads everything again."""
+        self.memory.clear()
+        self.last_relist = None
+
+    def relist_age(self) -> float | None:
+        """Seconds since the last full read of the fleet began (None: none yet)."""
+        return None if self.last_relist is None else time.monotonic() - self.last_relist
 
     def context(self, desired: DesiredState | None = None) -> Context:
         return Context(
@@ -187,7 +198,10 @@ class Reconciler:
             return self._plan_from(graph, desired, observed)
 
     def _observe(self, graph: Graph, desired: DesiredState, cached: bool) -> dict[str, Any]:
+        """Every kind's live state; a relist unless ``cached`` (then kinds with a warm cache
+        are not read). A relist's duration and start are recorded (the cache's age)."""
         observing = self.context(desired)
+        began, started = time.time(), time.monotonic()
         observed: dict[str, Any] = {}
         for kind in self.kinds:
             manifests = graph.of_kind(kind.kind)
@@ -197,6 +211,9 @@ class Reconciler:
             observed[kind.kind] = (
                 live if live is not None else kind.observe(self.aws, manifests, observing)
             )
+        if not cached:
+            self.last_relist = started
+            self.metrics.record_relist(self.settings.target, time.monotonic() - started, began)
         return observed
 
     def _plan_from(self, graph: Graph, desired: DesiredState, observed: dict[str, Any]) -> Plan:
