@@ -17,6 +17,9 @@ reads them from a real queue over the SQS API, as it would on AWS. Emitted, on t
   documented ``detail``; here it holds ``instance-id`` only, and the instance's ARN is in
   ``resources`` (what a consumer should read).
 
+moto delivers an event without its ``account`` field; AWS's envelope has it (consumers check it),
+so the sandbox restores it (``_deliver_whole_envelopes``).
+
 The fleet simulator's agents register through ``register_instance`` (one event each); its power
 switch (``POST /_sandbox/fleet/terminate`` ...) and WorkSpace creation stand for an admin calling
 the API, so they emit the CloudTrail event that call would. Nothing is emitted (and nothing costs
@@ -70,6 +73,20 @@ _TAG_CALLS = {
 }
 _lock = threading.Lock()
 _versions: dict[str, int] = {}  # ARN -> the version of its last Tag Change event
+
+
+def _deliver_whole_envelopes() -> None:
+    """moto's default target input leaves out ``account``; AWS delivers the whole event."""
+    from moto.events.utils import EventTemplateParser
+
+    EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = (
+        '{"version": "0", "id": "<id>", "detail-type": "<detail-type>", "source": "<source>",'
+        ' "account": "<account>", "time": <time>, "region": "<region>",'
+        ' "resources": <resources>, "detail": <detail>}'
+    )
+
+
+_deliver_whole_envelopes()
 
 
 @on_reset

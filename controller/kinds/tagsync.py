@@ -36,7 +36,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from controller.aws import AwsApi, is_access_denied
+from controller.aws import AwsApi, error_code, is_access_denied
 from controller.aws.tags import tag_dict, tag_list
 from controller.contract import OWNER_TAG, WORKSPACE_ID_TAG, crash_point, is_owned
 from controller.kinds.base import (
@@ -285,6 +285,20 @@ class TagSyncKind(Kind[TagSyncLive]):
             "ssm", "DescribeInstanceInformation", Filters=filters, MaxResults=INSTANCE_IDS_PER_CALL
         )
 
+    def _instances_by_id(self, aws: AwsApi, ids: list[str]) -> list[dict[str, Any]]:
+        """The instances of ``ids`` that exist and are visible. AWS refuses the whole call
+        (InvalidInstanceId) when one is not: halve the batch until the refused ones are alone,
+        a few more calls for the rare batch with a deregistered or not-yet-listed instance."""
+        try:
+            return list(self._instance_items(aws, ids))
+        except Exception as error:
+            if error_code(error) != "InvalidInstanceId":
+                raise
+        if len(ids) == 1:
+            return []
+        half = len(ids) // 2
+        return self._instances_by_id(aws, ids[:half]) + self._instances_by_id(aws, ids[half:])
+
     def _tags_in_bulk(
         self, aws: AwsApi
     ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
@@ -340,7 +354,7 @@ class TagSyncKind(Kind[TagSyncLive]):
         instances = [
             _instance(item, self._instance_tags(aws, item["InstanceId"]))
             for chunk in _chunks(named_instances, INSTANCE_IDS_PER_CALL)
-            for item in self._instance_items(aws, chunk)
+            for item in self._instances_by_id(aws, chunk)
         ]
         outcome = informer.refreshed(
             named_workspaces, named_instances, workspaces, instances, ctx.now

@@ -43,6 +43,7 @@ def test_a_workspace_tag_change_arrives_as_a_tag_change_and_a_cloudtrail_record(
     assert "App-Excel" not in second["detail"]["tags"]
     [created] = [e for e in events if e["detail"].get("eventName") == "CreateTags"]
     assert created["source"] == "aws.workspaces" and created["region"] == "us-east-1"
+    assert created["account"] == "123456789012" and created["version"] == "0"
     assert created["detail"]["eventSource"] == "workspaces.amazonaws.com"
     assert created["detail"]["requestParameters"] == {
         "resourceId": workspace,
