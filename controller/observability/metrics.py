@@ -280,7 +280,9 @@ class Metrics:
             t,
         )
         self._relisted: dict[str, float] = {}  # target -> unix time its last relist began
-        self._add(_CacheAge(self._relisted, self._lock))
+        cache_age = _CacheAge(self._relisted, self._lock)
+        self.registry.register(cache_age)
+        self._add(cache_age)
         self.controller_info = self._gauge(
             "fleet_controller_info",
             "Always 1; carries the controller's version and id.",

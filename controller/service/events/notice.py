@@ -11,7 +11,8 @@ Three shapes arrive (the rules in ``deploy/events/fleet-events.yaml`` let nothin
 The resources an event names are found by their ID patterns (``ws-`` + 8..63 of [0-9a-z], ``mi-``
 + 17 hex digits) in its ARNs and anywhere in the CloudTrail request and response, so a record's
 exact layout (``workspaceIds``, ``terminateWorkspaceRequests[].workspaceId``, ``resourceId``,
-``instanceId``...) does not matter. An event is data from outside: it is bounded (depth, values)
+``instanceId``...) does not matter; the tags a tag call sets are not looked in (they are values, and
+the controller's own ``fleet-controller/workspace-id`` holds a WorkSpace's id). An event is data from outside: it is bounded (depth, values)
 before it is walked, and an event that is not what a rule lets through is a ``BadEvent``.
 """
 
@@ -83,7 +84,7 @@ def parse_event(body: str | bytes) -> Notice:
         name = detail.get("eventName")
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z]{1,64}", name):
             raise BadEvent("CloudTrail event without an eventName")
-        strings += _strings(detail.get("requestParameters"))
+        strings += _strings(_without_tags(detail.get("requestParameters")))
         strings += _strings(detail.get("responseElements"))
         added, removed = _tag_call(name, detail.get("requestParameters"))
         return Notice(name, account, region, _named(strings), added=added, removed=removed)
@@ -97,6 +98,14 @@ def parse_event(body: str | bytes) -> Notice:
 def _named(strings: list[str]) -> Changes:
     text = "\n".join(strings)
     return Changes(frozenset(WORKSPACE_ID.findall(text)), frozenset(INSTANCE_ID.findall(text)))
+
+
+def _without_tags(request: Any) -> Any:
+    """A request without its tags: tag values are data (a copied ``fleet-controller/workspace-id``
+    names a WorkSpace), never the resource the call is about."""
+    if isinstance(request, dict):
+        return {k: v for k, v in request.items() if str(k).lower() != "tags"}
+    return request
 
 
 def _strings(value: Any) -> list[str]:
