@@ -334,6 +334,10 @@ class Metrics:
         for result in RECONCILE_RESULTS:
             self.reconciles_total.labels(target=target, result=result)
         self.reconcile_duration_seconds.labels(target=target)
+        self.relist_duration_seconds.labels(target=target)
+        self.targeted_reconcile_duration_seconds.labels(target=target)
+        for result in ("success", "error"):
+            self.targeted_reconciles_total.labels(target=target, result=result)
         self.set_gauge(self.managed_instance_quota, target, STANDARD_TIER_INSTANCE_QUOTA)
         self.set_gauge(self.leader, target, 0)
 
