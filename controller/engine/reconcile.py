@@ -195,7 +195,7 @@ class Reconciler:
         graph = Graph.build(self.kinds, desired)
         observed = self._observe(graph, desired, cached)
         with self._writing:
-            return self._plan_from(graph, desired, observed)
+            return self._plan_from(graph, desired, observed, cached)
 
     def _observe(self, graph: Graph, desired: DesiredState, cached: bool) -> dict[str, Any]:
         """Every kind's live state; a relist unless ``cached`` (then kinds with a warm cache
@@ -216,9 +216,17 @@ class Reconciler:
             self.metrics.record_relist(self.settings.target, time.monotonic() - started, began)
         return observed
 
-    def _plan_from(self, graph: Graph, desired: DesiredState, observed: dict[str, Any]) -> Plan:
+    def _plan_from(
+        self,
+        graph: Graph,
+        desired: DesiredState,
+        observed: dict[str, Any],
+        cached: bool = False,
+    ) -> Plan:
         """Diff and judge what was observed (holding the write lock: a kind that keeps a cache
-        is diffed against it as it is now, targeted passes included)."""
+        is diffed against it as it is now, targeted passes included). A cached pass plans no
+        prune: deleting is decided on a full read only (a cache that missed an event could make
+        a live instance look stale)."""
         plan = Plan(desired_digest=desired.digest)
         ctx = self.context(desired)  # after the reads: AWS's clock is known from their Date headers
         for kind in self.kinds:
@@ -237,6 +245,8 @@ class Reconciler:
             plan.operations += kind_plan.operations
             plan.findings += kind_plan.findings + status_findings(kind.kind, status)
             plan.requeue = Requeue.earliest(plan.requeue, kind_plan.requeue)
+        if cached:
+            plan.operations = [op for op in plan.operations if not op.prune]
         counts = {kind: len(manifests) for kind, manifests in graph.desired.items()}
         pruning = Counter(op.kind for op in plan.operations if op.prune)
         plan = guard(plan, self.settings.prune, counts)
@@ -495,7 +505,7 @@ class Reconciler:
             graph = Graph.build(self.kinds, desired)
             observed = self._observe(graph, desired, cached)
             with self._writing:
-                plan = self._plan_from(graph, desired, observed)
+                plan = self._plan_from(graph, desired, observed, cached)
                 result = self.apply(plan, stop) if enforce else ApplyResult()
             if enforce:  # what is still drifted after this apply
                 left = [op for op, _ in result.failed] + result.skipped + result.deferred

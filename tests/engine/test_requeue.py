@@ -110,8 +110,8 @@ def test_the_loop_runs_the_next_pass_when_asked_not_after_the_interval(sandbox, 
     # Every pass wishes to be looked at again in a tenth of a second.
     original = reconciler._plan_from  # where a pass turns what it observed into its plan
 
-    def plan_with_wish(graph, desired, observed):
-        plan = original(graph, desired, observed)
+    def plan_with_wish(graph, desired, observed, cached=False):
+        plan = original(graph, desired, observed, cached)
         plan.requeue = Requeue(timedelta(seconds=0.1), "a test's wish")
         return plan
 

@@ -30,12 +30,14 @@ class Setup:
     url: str
 
 
-def _converged(sandbox, tmp_path, finance: int = 3, engineering: int = 2) -> Setup:
+def _converged(
+    sandbox, tmp_path, finance: int = 3, engineering: int = 2, prune: bool = False
+) -> Setup:
     url = deploy_events(sandbox)
     directory = copy_example(tmp_path / "desired")
     desired = load(directory)
     make_fleet(sandbox, finance=finance, engineering=engineering)
-    reconciler = controller(sandbox)
+    reconciler = controller(sandbox, prune=prune)
     reconciler.reconcile(desired)  # the activation
     boot(sandbox)
     _, result = reconciler.reconcile(desired)  # a relist: the cache is warm, instances tagged
@@ -227,3 +229,25 @@ def test_unreadable_and_foreign_messages_are_counted_and_deleted(sandbox, tmp_pa
     assert _events(setup.reconciler, "foreign") == 1
     assert aws_calls(sandbox, without=("sqs", "sts")) == {}
     assert drain(sandbox, setup.url) == []  # deleted: they do not come back
+
+
+def test_a_cached_pass_never_deletes_what_a_missed_event_made_look_stale(sandbox, tmp_path):
+    """The cache learns of a new instance (its registration event) but not of its WorkSpace
+    (that event was lost): the instance looks stale. A cached pass must not deregister it; the
+    relist finds the WorkSpace, and the instance is tagged, not deleted."""
+    setup = _converged(sandbox, tmp_path, finance=1, engineering=0, prune=True)
+    [workspace_id] = make_fleet(sandbox, finance=1, engineering=0)
+    drain(sandbox, setup.url)  # the CreateWorkspaces event is lost
+    [registered] = [r["instanceId"] for r in boot(sandbox)["results"] if r.get("instanceId")]
+    setup.worker.run_once(wait_seconds=1)  # the registration: the instance, matched to nothing
+    assert setup.worker.informer.instance(registered) is not None
+    assert setup.worker.informer.workspace(workspace_id) is None
+    plan, _ = setup.reconciler.reconcile(setup.desired, cached=True)
+    assert [op for op in plan.operations if op.prune] == []
+    assert registered in {
+        i["InstanceId"]
+        for i in sandbox.client("ssm").describe_instance_information()["InstanceInformationList"]
+    }
+    plan, result = setup.reconciler.reconcile(setup.desired)  # a relist
+    assert result.ok and [op for op in plan.operations if op.prune] == []
+    assert _tags(sandbox, registered)[WORKSPACE_ID_TAG] == workspace_id
