@@ -18,7 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controller.contract.ownership import WORKSPACE_ID_TAG
-from tests.engine.helpers import boot, controller, copy_example, load, make_fleet, writes
+from tests.engine.helpers import (
+    boot,
+    controller,
+    copy_example,
+    listed_instance_tags,
+    load,
+    make_fleet,
+    writes,
+)
 
 INTERVAL = 60  # seconds of sandbox time between passes
 LAG = 5 * INTERVAL  # the tagging API shows writes five intervals late
@@ -75,17 +83,7 @@ def _run(
                 len(result.failed),
             )
         )
-    ssm = sandbox.client("ssm")
-    truth = {
-        i["InstanceId"]: {
-            t["Key"]: t["Value"]
-            for t in ssm.list_tags_for_resource(
-                ResourceType="ManagedInstance", ResourceId=i["InstanceId"]
-            )["TagList"]
-        }
-        for i in ssm.describe_instance_information(MaxResults=50)["InstanceInformationList"]
-    }
-    return trace, truth
+    return trace, listed_instance_tags(sandbox)
 
 
 def _show(title: str, trace: list[Pass]) -> None:

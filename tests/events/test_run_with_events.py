@@ -13,22 +13,9 @@ import threading
 from controller.cli import build_parser, service_config
 from controller.contract.ownership import WORKSPACE_ID_TAG
 from controller.service.runtime import Service
-from tests.engine.helpers import boot, copy_example, make_fleet
+from tests.engine.helpers import boot, copy_example, listed_instance_tags, make_fleet
 from tests.events.stack import deploy_events
 from tests.runtime.helpers import eventually, sample
-
-
-def _instance_tags(sandbox) -> dict[str, dict[str, str]]:
-    ssm = sandbox.client("ssm")
-    return {
-        i["InstanceId"]: {
-            t["Key"]: t["Value"]
-            for t in ssm.list_tags_for_resource(
-                ResourceType="ManagedInstance", ResourceId=i["InstanceId"]
-            )["TagList"]
-        }
-        for i in ssm.describe_instance_information(MaxResults=50)["InstanceInformationList"]
-    }
 
 
 def test_registrations_and_a_tag_change_are_reconciled_by_events_alone(sandbox, tmp_path):
@@ -54,7 +41,7 @@ def test_registrations_and_a_tag_change_are_reconciled_by_events_alone(sandbox, 
             assert len(registered) == 5
 
             def tagged() -> bool:
-                tags = _instance_tags(sandbox)
+                tags = listed_instance_tags(sandbox)
                 return len(tags) == 5 and all(WORKSPACE_ID_TAG in t for t in tags.values())
 
             eventually(tagged, timeout=60)
@@ -65,7 +52,7 @@ def test_registrations_and_a_tag_change_are_reconciled_by_events_alone(sandbox, 
             def changed() -> bool:
                 return any(
                     t.get(WORKSPACE_ID_TAG) == workspaces[0] and t.get("CostCenter") == "7777"
-                    for t in _instance_tags(sandbox).values()
+                    for t in listed_instance_tags(sandbox).values()
                 )
 
             eventually(changed, timeout=60)
