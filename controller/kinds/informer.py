@@ -127,6 +127,8 @@ class FleetInformer:
             self._workspaces = self._merge(self._workspaces, workspaces, started, now, window)
             self._instances = self._merge(self._instances, instances, started, now, window)
             self._refreshed = {k: t for k, t in self._refreshed.items() if t > started}
+            live = self._workspaces.keys() | self._instances.keys()
+            self._pins = {k: pin for k, pin in self._pins.items() if k in live}
             self._tag_source = tag_source
             self.relisted_at = now
             self.relisted_monotonic = started

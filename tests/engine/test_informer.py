@@ -100,3 +100,11 @@ def test_a_resource_named_but_never_seen_is_not_visible_yet():
     assert outcome.unseen_workspaces == {"ws-000000009"}
     assert outcome.unseen_instances == {"mi-00000000000000009"}
     assert not outcome.gone_workspaces and not outcome.gone_instances
+
+
+def test_pins_of_resources_no_longer_listed_are_dropped():
+    informer = FleetInformer()
+    _relist(informer, [], [_instance(A="old")], T0)
+    informer.wrote("mi-00000000000000001", {"A": "new"}, [], T0)
+    _relist(informer, [], [], T0 + timedelta(minutes=1))  # deregistered by someone else
+    assert informer.pinned() == 0 and informer.instance("mi-00000000000000001") is None
