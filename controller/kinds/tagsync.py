@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -242,38 +242,45 @@ class TagSyncKind(Kind[TagSyncLive]):
         )
 
     def _list(self, aws: AwsApi) -> tuple[list[LiveWorkspace], list[LiveInstance], str]:
-        """The whole fleet, each page turned into compact records as it arrives."""
-        try:
-            workspace_tags, instance_tags = self._tags_in_bulk(aws)
-            per_resource = False
-        except Exception as error:
-            if not is_access_denied(error):
-                raise
-            workspace_tags, instance_tags, per_resource = {}, {}, True
-        shared = _TagSets()
+        """The whole fleet, each page turned into compact records as it arrives.
+
+        WorkSpaces and instances are listed before their tags are read: an instance that
+        registers meanwhile is either not listed yet or listed with the tags it registered with
+        (read after it), never listed without them (which would plan a needless write)."""
         # Every directory, not only the ones the TagSyncs select: an instance is stale only when
         # no WorkSpace anywhere in the account and Region matches it.
         workspaces = [
-            live_workspace(
-                item,
-                shared.of(
-                    self._workspace_tags(aws, item["WorkspaceId"])
-                    if per_resource
-                    else workspace_tags.pop(item["WorkspaceId"], {})
-                ),
-            )
+            live_workspace(item, {})
             for item in aws.items("workspaces", "DescribeWorkspaces", Limit=25)
         ]
-        instances = [
-            _instance(
-                item,
-                self._instance_tags(aws, item["InstanceId"])
-                if per_resource
-                else instance_tags.pop(item["InstanceId"], {}),
-            )
-            for item in self._instance_items(aws)
-        ]
-        return workspaces, instances, "per-resource" if per_resource else "tagging-api"
+        instances = [_instance(item, {}) for item in self._instance_items(aws)]
+        try:
+            workspace_tags, instance_tags = self._tags_in_bulk(aws)
+            source = "tagging-api"
+        except Exception as error:
+            if not is_access_denied(error):
+                raise
+            workspace_tags = {
+                w.workspace_id: self._workspace_tags(aws, w.workspace_id) for w in workspaces
+            }
+            instance_tags = {
+                i.instance_id: self._instance_tags(aws, i.instance_id) for i in instances
+            }
+            source = "per-resource"
+        shared = _TagSets()
+        return (
+            [
+                replace(w, tags=shared.of(tags))
+                if (tags := workspace_tags.pop(w.workspace_id, None))
+                else w
+                for w in workspaces
+            ],
+            [
+                replace(i, tags=tags) if (tags := instance_tags.pop(i.instance_id, None)) else i
+                for i in instances
+            ],
+            source,
+        )
 
     def _instance_items(
         self, aws: AwsApi, ids: list[str] | None = None
