@@ -17,6 +17,7 @@ from fleet_sandbox.client import SandboxClient
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "desired-state"
 PARAMETER = "/fleet-controller/activations/workspaces"
+GROUP = 5000  # WorkSpaces the simulator creates per request at most
 DIRECTORIES = {
     "d-9067a1b2c3": {"CostCenter": "4100", "LineOfBusiness": "finance", "App-Excel": "true"},
     "d-9067d4e5f6": {"CostCenter": "5200", "LineOfBusiness": "engineering", "Team": "platform"},
@@ -54,8 +55,11 @@ def writes_needed(plan: Plan) -> int:
     return needed
 
 
-def onboard(admin: SandboxClient, reconciler: Reconciler, desired: DesiredState, size: int) -> int:
-    """Create and register the fleet; returns the number of activation rotations it took."""
+def onboard(
+    admin: SandboxClient, reconciler: Reconciler, desired: DesiredState, size: int, have: int = 0
+) -> int:
+    """Create and register WorkSpaces until the fleet has ``size`` (it has ``have``), half in
+    each example directory; returns the number of activation rotations it took."""
     ssm = reconciler.aws
     if size > 1000:
         ssm.call(
@@ -64,19 +68,22 @@ def onboard(admin: SandboxClient, reconciler: Reconciler, desired: DesiredState,
             SettingId="/ssm/managed-instance/activation-tier",
             SettingValue="advanced",
         )
-    half = size // 2
-    for count, (directory, tags) in zip((half, size - half), DIRECTORIES.items(), strict=True):
-        admin.post("fleet/workspaces", {"count": count, "directoryId": directory, "tags": tags})
+    adding = size - have
+    half = adding // 2
+    for count, (directory, tags) in zip((half, adding - half), DIRECTORIES.items(), strict=True):
+        for start in range(0, count, GROUP):
+            body = {"count": min(GROUP, count - start), "directoryId": directory, "tags": tags}
+            admin.post("fleet/workspaces", body)
     admin.post("fleet/registration", {"parameterName": PARAMETER})
     rounds = 0
     registered = 0
-    while registered < size and rounds < 20:
+    while registered < adding and rounds < adding // 900 + 5:
         reconciler.reconcile(desired)
         results = admin.post("fleet/boot", {})["results"]
         registered += sum(1 for r in results if r.get("instanceId"))
         rounds += 1
-    if registered < size:
-        raise RuntimeError(f"only {registered} of {size} WorkSpaces registered")
+    if registered < adding:
+        raise RuntimeError(f"only {registered} of {adding} WorkSpaces registered")
     return rounds
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-from controller.aws.targets import REGION
+from controller.aws.targets import QUEUE_URL, REGION
 
 CONTROLLER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}")
 """The owner tag's value and the suffix of the detection document's name: 1 to 63 characters of
@@ -96,6 +96,12 @@ replica_id = matching(
 region = matching(REGION, "an AWS Region name such as eu-west-1")
 target_name = matching(
     CONTROLLER_ID, "a target name: 1 to 63 letters, digits, '_', '.' or '-' (as in --targets)"
+)
+
+
+queue_url = matching(
+    re.compile(QUEUE_URL.pattern.strip("^$")),
+    "an SQS queue URL such as https://sqs.eu-west-1.amazonaws.com/111122223333/fleet-events",
 )
 
 

@@ -29,6 +29,7 @@ from controller.aws.targets import default_target
 from controller.config import (
     ControllerConfig,
     EnrollmentConfig,
+    EventsConfig,
     GitConfig,
     LeaseConfig,
     LoopSettings,
@@ -348,6 +349,28 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         help="after a pass that changed something, or while enrollments are pending, pass again"
         " this soon (doubling while it repeats, never beyond --interval)",
     )
+    events = run.add_argument_group(
+        "events (EventBridge -> SQS; deploy/events/fleet-events.yaml makes the queue and rules)"
+    )
+    events.add_argument(
+        "--events-queue-url",
+        type=valid.queue_url,
+        default=env("FLEET_EVENTS_QUEUE_URL"),
+        metavar="URL",
+        help="react to the default target's events from this queue: a change is reconciled in"
+        " seconds, reading only what the event names (targets: eventsQueueUrl per target)",
+    )
+    events.add_argument(
+        "--relist-interval",
+        type=valid.seconds(0),
+        default=1800.0,
+        metavar="SECONDS",
+        help="with events, read the whole fleet again this often; the passes in between diff"
+        " against the live cache",
+    )
+    events.add_argument(
+        "--events-batch-seconds", type=valid.seconds(0, inclusive=True), default=1.0
+    )
     targets = run.add_argument_group("targets")
     targets_file = env("FLEET_TARGETS")
     targets.add_argument(
@@ -652,6 +675,11 @@ def service_config(args: argparse.Namespace) -> ServiceConfig:
             )
             if args.lease_table
             else None
+        ),
+        events=EventsConfig(
+            queue_url=args.events_queue_url,
+            relist_interval_seconds=args.relist_interval,
+            batch_seconds=args.events_batch_seconds,
         ),
         enrollment=EnrollmentConfig(
             port=args.enroll_port,

@@ -70,6 +70,9 @@ class LoopSettings:
     # WorkSpace was just handed an activation), the next pass comes this soon instead of after
     # the interval; the delay doubles while that repeats and never exceeds the interval.
     requeue_seconds: float | None = None
+    # With events, most passes diff against the live cache (events keep it fresh) and only one
+    # every this many seconds reads the whole fleet again (None: every pass reads it).
+    relist_interval_seconds: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +140,16 @@ class EnrollmentConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EventsConfig:
+    """``--events-queue-url``: the SQS queue EventBridge delivers the default target's events
+    to (a targets file names one per target, ``eventsQueueUrl``)."""
+
+    queue_url: str | None = None
+    relist_interval_seconds: float = 1800.0
+    batch_seconds: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class ServiceConfig:
     """Everything ``run`` starts: a source, one loop per target, metrics, webhook, leases."""
 
@@ -151,11 +164,13 @@ class ServiceConfig:
     targets_file: Path | None = None
     leases: LeaseConfig | None = None
     enrollment: EnrollmentConfig = field(default_factory=EnrollmentConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
 
 
 __all__ = [
     "ControllerConfig",
     "EnrollmentConfig",
+    "EventsConfig",
     "GitConfig",
     "LeaseConfig",
     "LoopSettings",

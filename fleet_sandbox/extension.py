@@ -53,6 +53,21 @@ class Call:
 Handler = Callable[[Call], Any]
 """Returns the response dict, None for an empty response, or what ``call.delegate()`` returned."""
 
+Finish = Callable[[Any], None]
+Around = Callable[[Call], Finish | None]
+"""Called before a handler runs (validated input); what it returns is called with the answer once
+the handler succeeded. For state kept beside the calls (the events AWS would emit)."""
+
+_around: list[Around] = []
+
+
+def around_handled(listener: Around) -> Around:
+    """Register ``listener`` for every handled call (see ``Around``)."""
+    if listener not in _around:
+        _around.append(listener)
+    return listener
+
+
 _handlers: dict[tuple[str, str], Handler] = {}
 _shape_violations: list[str] = []
 _violations_lock = threading.Lock()
@@ -128,7 +143,10 @@ def _bind(service: str, name: str, handler: Handler, original: Any) -> Callable[
             return original(response)
 
         call = Call(service, name, params, response.current_account, response.region, delegate)
+        finishers = [finish for listener in list(_around) if (finish := listener(call))]
         result = handler(call)
+        for finish in finishers:
+            finish(result)
         if result is None:
             result = {}
         elif not isinstance(result, dict):  # moto's own answer (from delegate), passed through

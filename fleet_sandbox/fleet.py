@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from fleet_sandbox import admin, scenario
+from fleet_sandbox import admin, events, scenario
 from fleet_sandbox.clock import clock
 from fleet_sandbox.periodic import Periodic
 from fleet_sandbox.shapes import service_model
@@ -259,6 +259,14 @@ def create_workspaces(account_id: str, region: str, group: WorkspaceGroup) -> li
         if failed:
             raise ValueError(f"WorkSpaces refused the request: {failed[0].get('ErrorMessage')}")
         ids = [entry["WorkspaceId"] for entry in pending]
+        events.api_call(
+            account_id,
+            region,
+            "workspaces",
+            "CreateWorkspaces",
+            {"Workspaces": requests},
+            {"FailedRequests": [], "PendingRequests": pending},
+        )
         for n, workspace_id in enumerate(ids):
             workspace = backend.workspaces[workspace_id]
             workspace.tags = normalise_tags(workspace.tags)
@@ -513,11 +521,21 @@ def _post_boot(request: admin.AdminRequest) -> dict[str, Any]:
 def _power_route(action: str) -> None:
     def handler(request: admin.AdminRequest) -> dict[str, Any]:
         results = []
+        operation = f"{action.title()}Workspaces"
         for workspace_id in _ids(request, required=True) or []:
             error = change_state(
                 request.account_id, request.region, workspace_id, action, force=True
             )
             if error is None:
+                # The switch stands for an admin calling the API: AWS records that call.
+                events.api_call(
+                    request.account_id,
+                    request.region,
+                    "workspaces",
+                    operation,
+                    {f"{action.title()}WorkspaceRequests": [{"WorkspaceId": workspace_id}]},
+                    {"FailedRequests": []},
+                )
                 results.append({"workspaceId": workspace_id, "status": "ok"})
             else:
                 results.append(

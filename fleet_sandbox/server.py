@@ -34,6 +34,7 @@ EXTENSION_MODULES = (
     "fleet_sandbox.workspaces",
     "fleet_sandbox.workspaces_resources",
     "fleet_sandbox.consistency",
+    "fleet_sandbox.events",
     "fleet_sandbox.tagging",
     "fleet_sandbox.fleet",
     "fleet_sandbox.enrolling",

@@ -20,7 +20,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fleet_sandbox import admin, paging
+from fleet_sandbox import admin, events, paging
 from fleet_sandbox.clock import clock
 from fleet_sandbox.extension import Call, ServiceError, operation
 from fleet_sandbox.ssm_tags import check_tag_keys
@@ -274,4 +274,5 @@ def register_instance(
         if platform is not None:
             instance.platform_type, instance.platform_name, instance.platform_version = platform
         fleet.instances[instance.instance_id] = instance
-        return instance
+    events.instance_registered(account_id, region, instance.instance_id)
+    return instance

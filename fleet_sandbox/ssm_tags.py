@@ -40,6 +40,12 @@ def _tags_of(call: Call) -> dict[str, str] | None:
     return lookup(call.account_id, call.region, call.params["ResourceId"])
 
 
+def current_tags(call: Call) -> dict[str, str] | None:
+    """The tags of the SSM resource a tag call names, as they are now (None: moto keeps them)."""
+    tags = _tags_of(call)
+    return dict(tags) if tags is not None else None
+
+
 def check_tag_keys(keys: list[str]) -> None:
     reserved = [key for key in keys if key.lower().startswith("aws:")]
     if reserved:

@@ -309,6 +309,12 @@ def _tagged(backend: Any, resource_id: str) -> Any:
     )
 
 
+def resource_tags(call: Call, resource_id: str) -> dict[str, str]:
+    """A WorkSpaces resource's tags now (ResourceNotFoundException when there is none)."""
+    backend = workspaces_backend(call.account_id, call.region)
+    return {t["Key"]: t["Value"] for t in normalise_tags(_tagged(backend, resource_id).tags)}
+
+
 @operation("workspaces", "DescribeTags")
 def describe_tags(call: Call) -> dict[str, Any]:
     backend = workspaces_backend(call.account_id, call.region)

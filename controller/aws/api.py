@@ -50,6 +50,7 @@ IDEMPOTENT_WRITES = frozenset(
         "PutObject",
         "CreateTags",
         "DeleteTags",
+        "DeleteMessageBatch",  # deleting a message already deleted changes nothing
     }
 )
 

@@ -8,6 +8,8 @@ A targets file lists them::
         roleArn: arn:aws:iam::111122223333:role/fleet-controller   # optional: assume this role
         externalId: fleet-7f3a    # optional, when the role's trust policy requires one
         sessionName: fleet-prod-eu  # optional (default: fleet-controller-<name>)
+        eventsQueueUrl: https://sqs.eu-west-1.amazonaws.com/111122223333/fleet-controller-events
+                                  # optional: the target's EventBridge queue (run reacts to events)
 
 A target with a role gets credentials from STS AssumeRole, made through an ``AwsApi`` (so the
 call is counted under the target's label) and refreshed by botocore before they expire. Without a
@@ -36,6 +38,8 @@ from controller.observability.redaction import register_secret
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 SESSION_SECONDS = 3600  # botocore refreshes 15 minutes before expiry
+QUEUE_URL = re.compile(r"^https?://[A-Za-z0-9.:\[\]-]+/\d{12}/[A-Za-z0-9_-]{1,80}$")
+"""An SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>, or an endpoint's)."""
 
 
 class TargetSpec(BaseModel):
@@ -53,6 +57,9 @@ class TargetSpec(BaseModel):
     )
     session_name: str | None = Field(
         default=None, alias="sessionName", min_length=2, max_length=64, pattern=r"^[\w+=,.@-]+$"
+    )
+    events_queue_url: str | None = Field(
+        default=None, alias="eventsQueueUrl", pattern=QUEUE_URL.pattern
     )
 
     @field_validator("region")

@@ -15,6 +15,7 @@ from controller.contract.kind import (
     Exported,
     Kind,
 )
+from controller.contract.memory import Changes, KindMemory, Targeted
 from controller.contract.ownership import (
     MANIFEST_TAG,
     OWNER_TAG,
@@ -47,6 +48,7 @@ __all__ = [
     "WORKSPACE_ID_TAG",
     "Action",
     "Blocked",
+    "Changes",
     "Context",
     "DefaultVersionChanged",
     "Event",
@@ -56,6 +58,7 @@ __all__ = [
     "GaugeFamily",
     "Health",
     "Kind",
+    "KindMemory",
     "KindPlan",
     "KindStatus",
     "Operation",
@@ -65,6 +68,7 @@ __all__ = [
     "ResourceStatus",
     "Severity",
     "Step",
+    "Targeted",
     "crash_point",
     "is_owned",
     "manifest_of",

@@ -16,6 +16,10 @@ A kind is one module in ``controller/kinds/`` holding a ``Kind`` subclass; the r
   ``after_dependents`` lets the emitting kind record it.
 * ``health`` -> ``KindStatus``: per-resource health and the values of the ``gauges`` the kind
   declares; the engine makes findings and metrics of it.
+* ``observe_cached`` and ``observe_changes`` (optional, for a kind that keeps a live cache in
+  ``ctx.memory``): the live state from the cache without a read (a new desired state starts
+  writing at once, and a full pass diffs against what event-driven passes learned meanwhile), and
+  a targeted read of only the resources an event named (``Changes``), folded into the cache.
 * ``implied``: a resource nobody writes in YAML but the desired state needs (the detection
   document package associations run). The engine gives such a kind one manifest per reference
   other manifests make to it.
@@ -33,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from controller.contract.memory import Changes, KindMemory, Targeted
 from controller.contract.plan import KindPlan, Operation, Ref
 from controller.contract.status import GaugeFamily, KindStatus
 
@@ -50,7 +55,8 @@ class Context:
     """What every step may know about where and when it runs.
 
     ``now`` is AWS's time (the host clock corrected by AWS's Date headers); ``desired`` is the
-    whole revision in force, for a kind that reads what its manifests reference.
+    whole revision in force, for a kind that reads what its manifests reference; ``memory`` is
+    what this target's kinds keep between passes (None: nothing is kept, as in a test).
     """
 
     controller_id: str
@@ -58,6 +64,7 @@ class Context:
     now: datetime
     target: str = "default"
     desired: DesiredState | None = None
+    memory: KindMemory | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,6 +122,19 @@ class Kind(ABC, Generic[LiveT]):
     @abstractmethod
     def apply(self, aws: AwsApi, operation: Operation, ctx: Context) -> Sequence[Event]:
         """Carry out one operation this kind planned; the events its dependents must hear."""
+
+    def observe_cached(self, desired: list[Manifest], ctx: Context) -> LiveT | None:
+        """The live state from this kind's cache, without reading AWS; None when the kind keeps
+        no cache or it is still cold (nothing observed yet)."""
+        return None
+
+    def observe_changes(
+        self, aws: AwsApi, desired: list[Manifest], changes: Changes, ctx: Context
+    ) -> Targeted[LiveT] | None:
+        """Read only what ``changes`` names, fold it into the cache, and return the live state
+        to diff, limited to what those resources touch; None when the changes are nothing to
+        this kind (or it keeps no cache)."""
+        return None
 
     def health(self, desired: list[Manifest], live: LiveT, ctx: Context) -> KindStatus:
         """Pure: each resource's health and the values of this kind's gauges."""

@@ -17,6 +17,14 @@ when nothing was refused, blocked, failed, deferred or left unstarted.
 An applied operation may return events; the engine hands each along the edges into its kind (the
 referencing kinds' ``on_dependency`` hooks, with this pass's observation of them) and then lets the
 emitting kind record that they were heard (``after_dependents``).
+
+Kinds that keep a live cache (``ctx.memory``, one per Reconciler, so per target) take part in two
+more kinds of pass. A cached pass (``reconcile(..., cached=True)``, after a desired-state change)
+diffs against the cache instead of reading, so writing starts at once; the next full pass
+verifies. A targeted pass (``reconcile_changes``, after events) reads and plans only the
+resources the events named. Writing is one at a time per target: a full pass reads without the
+lock, then takes it to re-read its cache-keeping kinds from their caches (what targeted passes
+learned meanwhile), diff and apply, so neither pass undoes what the other just wrote.
 """
 
 from __future__ import annotations
@@ -36,11 +44,13 @@ from controller.aws import AwsApi
 from controller.contract import (
     Action,
     Blocked,
+    Changes,
     Context,
     Event,
     Finding,
     Health,
     Kind,
+    KindMemory,
     KindStatus,
     Operation,
     Plan,
@@ -65,6 +75,7 @@ class ReconcileSettings:
     target: str = "default"
     prune: PruneSettings = field(default_factory=PruneSettings)
     apply_concurrency: int = 4  # operations of one phase in flight at once
+    consistency_window: timedelta = field(default_factory=lambda: KindMemory().consistency_window)
 
 
 @dataclass
@@ -87,6 +98,15 @@ class ApplyResult:
     def ok(self) -> bool:
         """Every operation started was applied: none failed, none deferred, none blocked."""
         return not (self.failed or self.deferred or self.blocked)
+
+
+@dataclass
+class TargetedResult:
+    """One targeted pass: what it planned and applied, and what it must look at again later."""
+
+    plan: Plan
+    result: ApplyResult
+    not_visible: Changes = field(default_factory=Changes)
 
 
 @dataclass
@@ -165,10 +185,23 @@ class Reconciler:
         self.kinds = list(kinds if kinds is not None else registered())
         self._kinds_by_name = {kind.kind: kind for kind in self.kinds}
         self.backoff = backoff or ResourceBackoff()
+        self.memory = KindMemory(consistency_window=settings.consistency_window)
         self._pass: _Pass | None = None
+        self._writing = threading.RLock()  # one diff-and-apply at a time per target
+        self.last_relist: float | None = None  # monotonic time the last full read began
         for kind in self.kinds:
             for family in kind.gauges:
                 metrics.declare(family)
+
+    def forget(self) -> None:
+        """Drop what the kinds keep between passes (this replica lost the target: what it saw
+        and wrote may be stale); the next pass reads everything again."""
+        self.memory.clear()
+        self.last_relist = None
+
+    def relist_age(self) -> float | None:
+        """Seconds since the last full read of the fleet began (None: none yet)."""
+        return None if self.last_relist is None else time.monotonic() - self.last_relist
 
     def context(self, desired: DesiredState | None = None) -> Context:
         return Context(
@@ -177,21 +210,57 @@ class Reconciler:
             now=self.clock(),
             target=self.settings.target,
             desired=desired,
+            memory=self.memory,
         )
 
     # -- plan ------------------------------------------------------------------------------------
 
-    def plan(self, desired: DesiredState) -> Plan:
-        """Observe, diff and judge every kind that has desired (or implied) manifests; no writes."""
+    def plan(self, desired: DesiredState, cached: bool = False) -> Plan:
+        """Observe, diff and judge every kind that has desired (or implied) manifests; no writes.
+
+        ``cached``: a kind with a warm cache is not read; its cache is the live state."""
         graph = Graph.build(self.kinds, desired)
-        plan = Plan(desired_digest=desired.digest)
+        observed = self._observe(graph, desired, cached)
+        with self._writing:
+            return self._plan_from(graph, desired, observed, cached)
+
+    def _observe(self, graph: Graph, desired: DesiredState, cached: bool) -> dict[str, Any]:
+        """Every kind's live state; a relist unless ``cached`` (then kinds with a warm cache
+        are not read). A relist's duration and start are recorded (the cache's age)."""
         observing = self.context(desired)
-        observed = {
-            kind.kind: kind.observe(self.aws, graph.of_kind(kind.kind), observing)
-            for kind in self.kinds
-            if graph.of_kind(kind.kind)
-        }
+        began, started = time.time(), time.monotonic()
+        observed: dict[str, Any] = {}
+        for kind in self.kinds:
+            manifests = graph.of_kind(kind.kind)
+            if not manifests:
+                continue
+            live = kind.observe_cached(manifests, observing) if cached else None
+            observed[kind.kind] = (
+                live if live is not None else kind.observe(self.aws, manifests, observing)
+            )
+        if not cached:
+            self.last_relist = started
+            self.metrics.record_relist(self.settings.target, time.monotonic() - started, began)
+        return observed
+
+    def _plan_from(
+        self,
+        graph: Graph,
+        desired: DesiredState,
+        observed: dict[str, Any],
+        cached: bool = False,
+    ) -> Plan:
+        """Diff and judge what was observed (holding the write lock: a kind that keeps a cache
+        is diffed against it as it is now, targeted passes included). A cached pass plans no
+        prune: deleting is decided on a full read only (a cache that missed an event could make
+        a live instance look stale)."""
+        plan = Plan(desired_digest=desired.digest)
         ctx = self.context(desired)  # after the reads: AWS's clock is known from their Date headers
+        for kind in self.kinds:
+            if kind.kind in observed:
+                fresher = kind.observe_cached(graph.of_kind(kind.kind), ctx)
+                if fresher is not None:
+                    observed[kind.kind] = fresher
         for kind in self.kinds:
             if kind.kind not in observed:
                 self._export_status(kind, None)
@@ -204,6 +273,8 @@ class Reconciler:
             plan.findings += kind_plan.findings + status_findings(kind.kind, status)
             plan.requeue = Requeue.earliest(plan.requeue, kind_plan.requeue)
         _refuse_placeholders(plan, desired)
+        if cached:
+            plan.operations = [op for op in plan.operations if not op.prune]
         counts = {kind: len(manifests) for kind, manifests in graph.desired.items()}
         pruning = Counter(op.kind for op in plan.operations if op.prune)
         plan = guard(plan, self.settings.prune, counts)
@@ -437,9 +508,13 @@ class Reconciler:
             if kind.kind not in written or kind.kind not in state.observed:
                 continue
             manifests = state.graph.of_kind(kind.kind)
+            ctx = self.context(state.desired)
             try:
-                live = kind.observe(self.aws, manifests, self.context(state.desired))
-                status = kind.health(manifests, live, self.context(state.desired))
+                # A kind that keeps a live cache answers from it (its writes are pinned there).
+                live = kind.observe_cached(manifests, ctx)
+                if live is None:
+                    live = kind.observe(self.aws, manifests, ctx)
+                status = kind.health(manifests, live, ctx)
             except Exception as error:
                 log.warning(
                     "status after the pass's writes not read",
@@ -449,17 +524,64 @@ class Reconciler:
                 continue
             self._export_status(kind, status)
 
+    # -- one targeted pass -----------------------------------------------------------------------
+
+    def reconcile_changes(
+        self,
+        desired: DesiredState,
+        changes: Changes,
+        enforce: bool = True,
+        stop: threading.Event | None = None,
+    ) -> TargetedResult:
+        """Reconcile only what ``changes`` names: kinds that keep a cache read those resources
+        (consistently), plan only for what they touch, and that is applied. Nothing is relisted
+        and no status is exported: drift and health gauges stay the last full pass's. Prunes
+        and stale instances are left to full passes."""
+        graph = Graph.build(self.kinds, desired)
+        plan = Plan(desired_digest=desired.digest)
+        observed: dict[str, Any] = {}
+        not_visible = Changes()
+        with self._writing:
+            ctx = self.context(desired)
+            for kind in self.kinds:
+                manifests = graph.of_kind(kind.kind)
+                if not manifests:
+                    continue
+                targeted = kind.observe_changes(self.aws, manifests, changes, ctx)
+                if targeted is None:
+                    continue
+                observed[kind.kind] = targeted.live
+                not_visible |= targeted.not_visible
+                kind_plan = kind.diff(manifests, targeted.live, self.context(desired))
+                plan.operations += [op for op in kind_plan.operations if not op.prune]
+                plan.findings += [f for f in kind_plan.findings if f.severity is Severity.ERROR]
+            self._block_refused(plan, graph)
+            plan.operations = graph.order(plan.operations)
+            self._pass = _Pass(plan, graph, observed, desired)
+            result = self.apply(plan, stop) if enforce else ApplyResult()
+        return TargetedResult(plan, result, not_visible)
+
     # -- one pass --------------------------------------------------------------------------------
 
     def reconcile(
-        self, desired: DesiredState, enforce: bool = True, stop: threading.Event | None = None
+        self,
+        desired: DesiredState,
+        enforce: bool = True,
+        stop: threading.Event | None = None,
+        cached: bool = False,
     ) -> tuple[Plan, ApplyResult]:
-        """Plan, then apply when enforcing; records the reconcile's metrics either way."""
+        """Plan, then apply when enforcing; records the reconcile's metrics either way.
+
+        ``cached``: diff kinds that keep a warm cache against it, without reading them first
+        (a new desired state starts writing at once; the next full pass verifies)."""
         started = time.monotonic()
         target = self.settings.target
         try:
-            plan = self.plan(desired)
-            result = self.apply(plan, stop) if enforce else ApplyResult()
+            graph = Graph.build(self.kinds, desired)
+            observed = self._observe(graph, desired, cached)
+            with self._writing:
+                plan = self._plan_from(graph, desired, observed, cached)
+                result = self.apply(plan, stop) if enforce else ApplyResult()
             if result.applied:
                 self._status_after_writes({op.kind for op in result.applied})
             if enforce:  # what is still drifted after this apply

@@ -10,9 +10,14 @@ Stagger groups give members daily slots ``start + k * every``. A member keeps th
 schedule is in; members without one take the lowest free slots in name order; a removed member's
 slot is simply free. So adding an application never reschedules (or re-runs) the others.
 
-Status comes from ListAssociations' Overview (every association in one paginated read) and, for
-non-compliant instances, from the compliance summaries (one filtered read, then one item read per
-non-compliant instance only).
+Status comes from ListAssociations' Overview (every association in one paginated read): how many
+instances ran it and how many failed. Which instances failed is read only as examples, two calls
+per association that has failures (its newest failed execution, then one page of that execution's
+failed targets), so a pass costs the same whether one instance fails or the whole fleet does. The
+per-instance compliance reads this replaces cost one call per failing instance (ListComplianceItems
+takes one resource id), and even the bulk ListResourceComplianceSummaries is 50 instances a page:
+200 more calls a pass at 10,000 failing instances. An association's compliance is its run status
+(COMPLIANT when the run succeeded), so the Overview's Failed count is the non-compliant count.
 
 A package association references its Package and the detection document (``references``): it
 is applied after them, and not at all when either was refused. When a Package's default version
@@ -30,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -70,6 +76,8 @@ from controller.manifests.specs.association import (
 KIND = "Association"
 DETECTION_DOCUMENT = Ref("DetectionDocument", "detection-document")
 START_ONCE_BATCH = 10  # StartAssociationsOnce AssociationIds: max 10
+FAILED_EXAMPLES = 5  # failing instances named per association (findings show five)
+EXECUTIONS_PAGE = 50  # DescribeAssociationExecutions MaxResults: 1..50
 
 INSTANCES = GaugeFamily(
     name="association_instances",
@@ -127,7 +135,8 @@ class LiveAssociation:
 @dataclass
 class AssociationLive:
     associations: list[LiveAssociation]
-    noncompliant: dict[str, set[str]] = field(default_factory=dict)  # association id -> instances
+    # association id -> some instances whose latest run of it failed (its newest failed execution)
+    failing: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def owned(self, controller_id: str) -> dict[str, LiveAssociation]:
         """Manifest name -> the owned association in use for it (see ``in_use``)."""
@@ -327,32 +336,38 @@ class AssociationKind(Kind[AssociationLive]):
                 live.version = str(described.get("AssociationVersion", live.version))
                 live.request = normalize(described)
                 live.created = described.get("Date")
-        owned_ids = {a.association_id for a in associations if is_owned(a.tags, ctx.controller_id)}
-        return AssociationLive(associations, self._noncompliant(aws, owned_ids))
+        found = AssociationLive(associations)
+        found.failing = self._failing(aws, found.owned(ctx.controller_id).values())
+        return found
 
-    def _noncompliant(self, aws: AwsApi, owned_ids: set[str]) -> dict[str, set[str]]:
-        """Association id -> instances whose last run of it failed (State Manager compliance)."""
-        found: dict[str, set[str]] = defaultdict(set)
-        if not owned_ids:
-            return found
-        filters = [
-            {"Key": "ComplianceType", "Values": ["Association"], "Type": "EQUAL"},
-            {"Key": "Status", "Values": ["NON_COMPLIANT"], "Type": "EQUAL"},
-        ]
-        instances = [
-            item["ResourceId"]
-            for item in aws.items("ssm", "ListResourceComplianceSummaries", Filters=filters)
-        ]
-        for instance_id in instances:
-            for item in aws.items(
+    def _failing(self, aws: AwsApi, owned: Iterable[LiveAssociation]) -> dict[str, tuple[str, ...]]:
+        """Association id -> examples of instances whose latest run of it failed: for each owned
+        association whose Overview counts failures, its newest failed execution's failed targets
+        (one page), whatever the number of failing instances."""
+        found: dict[str, tuple[str, ...]] = {}
+        for association in owned:
+            counts = association.overview.get("AssociationStatusAggregatedCount") or {}
+            if not int(counts.get("Failed", 0)):
+                continue
+            executions = aws.call(
                 "ssm",
-                "ListComplianceItems",
-                ResourceIds=[instance_id],
-                ResourceTypes=["ManagedInstance"],
-                Filters=filters,
-            ):
-                if item.get("Id") in owned_ids:
-                    found[item["Id"]].add(instance_id)
+                "DescribeAssociationExecutions",
+                AssociationId=association.association_id,
+                Filters=[{"Key": "Status", "Value": "Failed", "Type": "EQUAL"}],
+                MaxResults=EXECUTIONS_PAGE,
+            ).get("AssociationExecutions", [])
+            if not executions:
+                continue
+            newest = max(executions, key=lambda e: e["CreatedTime"])
+            targets = aws.call(
+                "ssm",
+                "DescribeAssociationExecutionTargets",
+                AssociationId=association.association_id,
+                ExecutionId=newest["ExecutionId"],
+                Filters=[{"Key": "Status", "Value": "Failed"}],
+                MaxResults=FAILED_EXAMPLES,
+            ).get("AssociationExecutionTargets", [])
+            found[association.association_id] = tuple(sorted(t["ResourceId"] for t in targets))
         return found
 
     # -- diff (pure) -----------------------------------------------------------------------------
@@ -565,7 +580,7 @@ class AssociationKind(Kind[AssociationLive]):
         detector = detection.document_name(ctx.controller_id)
         mine = live.owned(ctx.controller_id)
         status = KindStatus(managed=len(mine), gauges={INSTANCES.name: {}, NONCOMPLIANT.name: {}})
-        noncompliant_by_package: dict[str, set[str]] = defaultdict(set)
+        noncompliant_by_package: dict[str, int] = defaultdict(int)
         for manifest in desired:
             current = mine.get(manifest.name)
             if current is None:
@@ -577,14 +592,12 @@ class AssociationKind(Kind[AssociationLive]):
             for state in STATUSES:
                 key = (manifest.name, package, state)
                 status.gauges[INSTANCES.name][key] = float(counts.get(state, 0))
-            noncompliant = sorted(live.noncompliant.get(current.association_id, set()))
+            failing = live.failing.get(current.association_id, ())
             if package:
-                noncompliant_by_package[package] |= set(noncompliant)
-            status.resources.append(
-                _install_health(manifest, current, package, counts, noncompliant)
-            )
+                noncompliant_by_package[package] += int(counts.get("Failed", 0))
+            status.resources.append(_install_health(manifest, current, package, counts, failing))
         status.gauges[NONCOMPLIANT.name] = {
-            (package,): float(len(ids)) for package, ids in noncompliant_by_package.items()
+            (package,): float(count) for package, count in noncompliant_by_package.items()
         }
         return status
 
@@ -624,9 +637,9 @@ def _install_health(
     current: LiveAssociation,
     package: str,
     counts: dict[str, Any],
-    noncompliant: list[str],
+    failing: tuple[str, ...],
 ) -> ResourceStatus:
-    """What the association's Overview and the compliance summaries say about its installs."""
+    """What the association's Overview says about its installs, with failing examples."""
     total = sum(int(v) for v in counts.values())
     if not total:
         return ResourceStatus(name=manifest.name, health=Health.PROGRESSING)
@@ -634,14 +647,14 @@ def _install_health(
     summary = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
     what = f"package {package}" if package else f"document {current.document}"
     message = f"install health of {what}: {summary} of {total} instance(s)"
-    if noncompliant:
-        message += f"; {len(noncompliant)} non-compliant (detection says not installed)"
+    if failed and package:
+        message += f"; {failed} non-compliant (detection says not installed)"
     return ResourceStatus(
         name=manifest.name,
-        health=Health.DEGRADED if failed or noncompliant else Health.HEALTHY,
+        health=Health.DEGRADED if failed else Health.HEALTHY,
         message=message,
-        count=failed or len(noncompliant),
-        examples=tuple(noncompliant[:5]),
+        count=failed,
+        examples=failing[:FAILED_EXAMPLES],
     )
 
 

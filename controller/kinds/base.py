@@ -33,6 +33,7 @@ themselves with ``register_kind``, the engine's ``plan``/``ownership``/``crashpo
 from controller.contract import (
     PLACEHOLDER,
     Action,
+    Changes,
     Context,
     DefaultVersionChanged,
     Event,
@@ -49,11 +50,13 @@ from controller.contract import (
     ResourceStatus,
     Severity,
     Step,
+    Targeted,
 )
 
 __all__ = [
     "PLACEHOLDER",
     "Action",
+    "Changes",
     "Context",
     "DefaultVersionChanged",
     "Event",
@@ -70,4 +73,5 @@ __all__ = [
     "ResourceStatus",
     "Severity",
     "Step",
+    "Targeted",
 ]

@@ -24,7 +24,7 @@ from typing import Any
 from controller.contract.ownership import OWNER_TAG, WORKSPACE_ID_TAG
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveWorkspace:
     workspace_id: str
     directory_id: str
@@ -39,7 +39,7 @@ class LiveWorkspace:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveInstance:
     instance_id: str
     computer_name: str

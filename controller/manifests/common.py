@@ -43,6 +43,7 @@ MAX_USER_TAGS = AWS_MAX_TAGS_PER_RESOURCE - CONTROLLER_TAG_BUDGET
 SSM_TAG_KEY_MAX = 128
 SSM_TAG_VALUE_MAX = 256
 _TAG_SYMBOLS = frozenset("_.:/=+-@")
+_ASCII_TAG_TEXT = re.compile(r"[A-Za-z0-9 _.:/=+\-@]*")
 
 
 def fail(message: str) -> PydanticCustomError:
@@ -185,7 +186,12 @@ def check_duration(value: timedelta, *, field: str, low: timedelta, high: timede
 
 
 def ssm_text_ok(text: str) -> bool:
-    """SSM's tag pattern: Unicode letters, separators and numbers, plus ``_.:/=+-@``."""
+    """SSM's tag pattern: Unicode letters, separators and numbers, plus ``_.:/=+-@``.
+
+    ASCII text (nearly every tag) is checked in one regex match; in ASCII the letters,
+    separators and numbers are exactly ``A-Za-z``, the space and ``0-9``."""
+    if text.isascii():
+        return _ASCII_TAG_TEXT.fullmatch(text) is not None
     return all(ch in _TAG_SYMBOLS or unicodedata.category(ch)[0] in "LZN" for ch in text)
 
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -39,6 +41,9 @@ RECONCILE_RESULTS = ("success", "error", "invalid")
 AWS_OUTCOMES = ("success", "throttled", "server_error", "client_error", "connection_error")
 # 0.1 s (a no-op reconcile of a tiny fleet) .. 10 min (a first apply of thousands of instances).
 RECONCILE_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+EVENT_OUTCOMES = ("news", "echo", "nothing", "foreign", "unreadable")
+# A targeted pass: a tenth of a second (cached, one write) .. a minute (a burst of hundreds).
+TARGETED_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 # Series that describe the controller process or its single desired-state source, not a target.
 CONTROLLER_WIDE = frozenset(
@@ -231,6 +236,53 @@ class Metrics:
                 registry=r,
             )
         )
+        self.events_received_total = self._add(
+            Counter(
+                "fleet_events_received_total",
+                "EventBridge events read from the target's queue, by type (the detail-type, or the"
+                " CloudTrail eventName) and outcome: news (reconciled), echo (the cache already"
+                " holds it), nothing (names no WorkSpace or instance), foreign (another account"
+                " or Region), unreadable.",
+                [*t, "type", "outcome"],
+                registry=r,
+            )
+        )
+        self.targeted_reconciles_total = self._add(
+            Counter(
+                "fleet_targeted_reconciles_total",
+                "Event-driven passes over only the resources the events named, by result.",
+                [*t, "result"],
+                registry=r,
+            )
+        )
+        self.targeted_reconcile_duration_seconds = self._add(
+            Histogram(
+                "fleet_targeted_reconcile_duration_seconds",
+                "Wall time of one event-driven pass (targeted reads, diff, writes).",
+                t,
+                buckets=TARGETED_BUCKETS,
+                registry=r,
+            )
+        )
+        self.relist_duration_seconds = self._add(
+            Histogram(
+                "fleet_relist_duration_seconds",
+                "Wall time of reading the whole fleet in a full pass (its count: the relists).",
+                t,
+                buckets=RECONCILE_BUCKETS,
+                registry=r,
+            )
+        )
+        self.cache_pinned_resources = self._gauge(
+            "fleet_cache_pinned_resources",
+            "Resources whose tags the live cache holds against the tagging API's older view"
+            " (written or read consistently, not yet shown by the index), after the last relist.",
+            t,
+        )
+        self._relisted: dict[str, float] = {}  # target -> unix time its last relist began
+        cache_age = _CacheAge(self._relisted, self._lock)
+        self.registry.register(cache_age)
+        self._add(cache_age)
         self.controller_info = self._gauge(
             "fleet_controller_info",
             "Always 1; carries the controller's version and id.",
@@ -282,6 +334,10 @@ class Metrics:
         for result in RECONCILE_RESULTS:
             self.reconciles_total.labels(target=target, result=result)
         self.reconcile_duration_seconds.labels(target=target)
+        self.relist_duration_seconds.labels(target=target)
+        self.targeted_reconcile_duration_seconds.labels(target=target)
+        for result in ("success", "error"):
+            self.targeted_reconciles_total.labels(target=target, result=result)
         self.set_gauge(self.managed_instance_quota, target, STANDARD_TIER_INSTANCE_QUOTA)
         self.set_gauge(self.leader, target, 0)
 
@@ -328,6 +384,7 @@ class Metrics:
             for (name, written_for), _ in list(self._written.items()):
                 if written_for == target and name not in keep:
                     self.set_gauge_family(self._by_name[name], target, {})
+            self._relisted.pop(target, None)
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """Exposition bytes and content type for an HTTP Accept header.
@@ -433,6 +490,61 @@ class Metrics:
 
     def set_leader(self, target: str, leader: bool) -> None:
         self.set_gauge(self.leader, _check_label(target), 1 if leader else 0)
+
+    def record_event(self, target: str, event_type: str, outcome: str) -> None:
+        if outcome not in EVENT_OUTCOMES:
+            raise ValueError(f"event outcome must be one of {EVENT_OUTCOMES}: {outcome!r}")
+        self.events_received_total.labels(
+            target=target, type=_check_label(event_type), outcome=outcome
+        ).inc()
+
+    def record_targeted(self, target: str, result: str, duration_seconds: float) -> None:
+        if result not in ("success", "error"):
+            raise ValueError(f"a targeted pass is a success or an error: {result!r}")
+        self.targeted_reconciles_total.labels(target=target, result=result).inc()
+        self.targeted_reconcile_duration_seconds.labels(target=target).observe(duration_seconds)
+
+    def record_relist(self, target: str, duration_seconds: float, began_at: float) -> None:
+        """A full read of the fleet that began at unix time ``began_at``: the cache's age is
+        counted from then."""
+        self.relist_duration_seconds.labels(target=target).observe(duration_seconds)
+        with self._lock:
+            self._relisted[_check_label(target)] = began_at
+
+    def set_cache_pinned(self, target: str, pinned: int) -> None:
+        self.set_gauge(self.cache_pinned_resources, target, pinned)
+
+    def relists(self, target: str) -> int:
+        """How many relists this Metrics recorded for ``target`` (benchmarks and tests)."""
+        for metric in self.relist_duration_seconds.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_count") and sample.labels.get("target") == target:
+                    return int(sample.value)
+        return 0
+
+
+class _CacheAge(Collector):
+    """``fleet_cache_age_seconds{target}``: seconds since the last relist began, at scrape."""
+
+    def __init__(self, relisted: dict[str, float], lock: threading.RLock) -> None:
+        self._relisted = relisted
+        self._lock = lock
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "fleet_cache_age_seconds",
+            "Seconds since the live cache was last filled by a full relist (events keep it fresh"
+            " in between).",
+            labels=["target"],
+        )
+        now = time.time()
+        with self._lock:
+            for target, began in sorted(self._relisted.items()):
+                family.add_metric([target], max(0.0, now - began))
+        yield family
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return []
 
 
 _C = TypeVar("_C", bound=Collector)

@@ -14,6 +14,10 @@ Two parts, because one desired-state source feeds many targets:
 
 With leases, a loop only reconciles while its ``WriteGuard`` says this replica may write to the
 target, and checks it again before every operation it applies.
+
+With events (``relist_interval_seconds``), a pass reads the whole fleet only when the last relist
+is that old; the passes in between (the interval, a new revision, a requeue) diff against the
+live cache that events keep fresh, so a new desired state starts writing at once.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import structlog
 from controller.config import LoopSettings as LoopSettings  # re-exported: where the loop reads it
 from controller.contract import Requeue
 from controller.engine.reconcile import Reconciler
+from controller.kinds.informer import FleetInformer
+from controller.kinds.tagsync import KIND as TAGSYNC
 from controller.observability.metrics import DEFAULT_TARGET, Metrics
 from controller.observability.redaction import redact_text
 from controller.observability.report import FindingJournal, log_finding_changes, pass_summary
@@ -172,6 +178,7 @@ class ReconcileLoop:
         if not self.may_write():
             if self._reported:
                 self.metrics.forget_target(self.target)
+                self.reconciler.forget()
                 self._reported = False
                 log.info("not the lease holder: stopped reporting", target=self.target)
             return
@@ -182,7 +189,7 @@ class ReconcileLoop:
         started = time.monotonic()
         try:
             plan, result = self.reconciler.reconcile(
-                revision.desired, enforce=self.settings.enforce, stop=stop
+                revision.desired, enforce=self.settings.enforce, stop=stop, cached=self.cached()
             )
         except Exception as error:
             log.error(
@@ -194,6 +201,9 @@ class ReconcileLoop:
             self._after_pass()
             return
         self.completed += 1
+        self.metrics.set_cache_pinned(
+            self.target, self.reconciler.memory.of(TAGSYNC, FleetInformer).pinned()
+        )
         self._changed = bool(result.applied)
         self.last_revision = revision.id
         self.requeue = result.requeue
@@ -250,10 +260,17 @@ class ReconcileLoop:
             **said["fields"],
         )
 
+    def cached(self) -> bool:
+        """Whether the next pass may diff against the live cache instead of relisting."""
+        interval = self.settings.relist_interval_seconds
+        age = self.reconciler.relist_age()
+        return interval is not None and age is not None and age < interval
+
     def _after_pass(self) -> None:
         self._reported = True
         if not self.may_write():  # lost the lease during the pass: what it saw is not ours to say
             self.metrics.forget_target(self.target)
+            self.reconciler.forget()
             self._reported = False
 
     def _why_soon(self, next_in: float | None) -> str:

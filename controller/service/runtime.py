@@ -5,7 +5,9 @@ Threads, and why each exists:
 * the poller fetches the source every interval (or at once on a webhook) and wakes every target's
   loop when a new revision validated, so a push reaches the fleet within one interval;
 * one ``ReconcileLoop`` per target, so a slow or failing account never delays the others;
-* the lease keeper (with ``--lease-table``), which decides which targets this replica may write to.
+* the lease keeper (with ``--lease-table``), which decides which targets this replica may write to;
+* one event worker per target with an events queue, so a change is reconciled in seconds while a
+  relist of a large fleet runs (the two never write at once: the Reconciler's write lock).
 
 Stopping (SIGTERM) lets each loop finish the operation in flight, then releases the leases so
 another replica takes over at once instead of after a lease duration.
@@ -13,12 +15,13 @@ another replica takes over at once instead of after a lease duration.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -44,6 +47,7 @@ from controller.service.enrollment.directory import WorkspaceDirectory
 from controller.service.enrollment.endpoint import EndpointSettings, start_endpoint
 from controller.service.enrollment.issuer import ActivationIssuer
 from controller.service.enrollment.service import EnrollmentService, EnrollmentTarget
+from controller.service.events import EventQueue, EventSettings, EventWorker
 from controller.service.ha.keeper import LeaseKeeper, LeaseSettings, lease_api
 from controller.service.ha.table import LeaseTable, missing_table
 from controller.service.loop import DesiredStateTracker, ReconcileLoop, Refresh
@@ -63,11 +67,13 @@ class Runtime:
         loops: Mapping[str, ReconcileLoop],
         settings: LoopSettings,
         keeper: LeaseKeeper | None = None,
+        workers: Sequence[EventWorker] = (),
     ) -> None:
         self.tracker = tracker
         self.loops = dict(loops)
         self.settings = settings
         self.keeper = keeper
+        self.workers = list(workers)
         self.stop = threading.Event()
         self._source_wake = threading.Event()
         self._keeper_stop = threading.Event()
@@ -91,6 +97,8 @@ class Runtime:
         self._source_wake.set()
         for loop in self.loops.values():
             loop.request_stop()
+        for worker in self.workers:
+            worker.stop.set()
 
     @property
     def ready(self) -> bool:
@@ -117,14 +125,18 @@ class Runtime:
             )
             for name, loop in self.loops.items()
         ]
-        for worker in workers:
+        listeners = [
+            threading.Thread(target=w.run, name=f"events-{w.target}", daemon=True)
+            for w in self.workers
+        ]
+        for worker in [*workers, *listeners]:
             worker.start()
         try:
             while not self.stop.is_set() and any(w.is_alive() for w in workers):
                 self.stop.wait(0.5)
         finally:
             self.request_stop()
-            for worker in workers:
+            for worker in [*workers, *listeners]:
                 worker.join()
             poller.join(timeout=30)
             self._keeper_stop.set()
@@ -258,18 +270,39 @@ class Service:
         if keeper is None:  # one replica owns every target: today's behaviour
             for name in names:
                 metrics.set_leader(name, True)
+        queues = {target.name: _events_queue(config, target) for target in targets}
         loops = {
             target.name: ReconcileLoop(
                 tracker.current,
                 controller.reconciler(target.aws, metrics, target.name),
                 metrics,
-                config.loop,
+                (
+                    dataclasses.replace(
+                        config.loop,
+                        relist_interval_seconds=config.events.relist_interval_seconds,
+                    )
+                    if queues[target.name]
+                    else config.loop
+                ),
                 guard=keeper.guard(target.name) if keeper else None,
                 pending=functools.partial(self._enrollment_pending, target.name),
             )
             for target in targets
         }
-        runtime = Runtime(tracker, loops, config.loop, keeper)
+        workers = [
+            EventWorker(
+                EventQueue(target.aws, url),
+                loops[target.name].reconciler,
+                tracker.current,
+                metrics,
+                EventSettings(batch_seconds=config.events.batch_seconds),
+                enforce=config.loop.enforce,
+                guard=loops[target.name].guard,
+            )
+            for target in targets
+            if (url := queues[target.name])
+        ]
+        runtime = Runtime(tracker, loops, config.loop, keeper, workers)
         self.runtime = runtime
         secret = load_secret(config.webhook_secret_file)
         if secret is not None:
@@ -293,6 +326,7 @@ class Service:
             source=source.description,
             targets=names,
             leases=config.leases.table if config.leases else None,
+            events={name: url for name, url in queues.items() if url},
             replica=keeper.replica_id if keeper else None,
         )
 
@@ -455,6 +489,14 @@ def _serving_summary(
     if loop.requeue_seconds is not None:
         cadence += f", {seconds_text(loop.requeue_seconds)} after a pass that changed something"
     return "; ".join(parts) + f". {mode.capitalize()}: first pass now, then {cadence}."
+
+
+def _events_queue(config: ServiceConfig, target: Target) -> str | None:
+    """The target's events queue: its own (targets file), else --events-queue-url for the
+    default target."""
+    if target.spec is not None:
+        return target.spec.events_queue_url
+    return config.events.queue_url
 
 
 def _sandbox_enrolls(config: ServiceConfig, first: Revision | None) -> bool:

@@ -1,22 +1,32 @@
-"""What the controller does today when AWS is eventually consistent (issue 11, "Consistency").
+"""The controller when AWS is eventually consistent (issue 11, "Consistency").
 
 The sandbox's consistency modes are switched on (the tagging API lags behind writes by longer than
 the reconcile interval, deleted resources linger as "previously tagged" ghosts, pages come short,
 a just-registered instance takes a while to appear) and the example's Activation + TagSync run pass
 after pass, one interval of sandbox time apart. The trace (writes per pass, the drift the pass
-planned, the drift gauge after it) is printed; the assertions pin what the controller does today.
-Making the controller robust is a later step: ``test_the_goal`` states it and is expected to fail
-until then (strict, so the day it passes it must be turned into a plain test).
+planned, the drift gauge after it) is printed.
+
+What makes it robust is the live cache (``controller/kinds/informer.py``): an acknowledged write
+is pinned until the index shows it, so no pass writes it again and no pass plans phantom drift;
+existence comes only from DescribeInstanceInformation, so a ghost is never written to. The last
+test takes the cache away (a new controller every pass, as one-shot ``apply`` runs are) and shows
+the rewrites come back: that is what the cache prevents.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pytest
-
 from controller.contract.ownership import WORKSPACE_ID_TAG
-from tests.engine.helpers import boot, controller, copy_example, load, make_fleet, writes
+from tests.engine.helpers import (
+    boot,
+    controller,
+    copy_example,
+    listed_instance_tags,
+    load,
+    make_fleet,
+    writes,
+)
 
 INTERVAL = 60  # seconds of sandbox time between passes
 LAG = 5 * INTERVAL  # the tagging API shows writes five intervals late
@@ -39,8 +49,11 @@ def _gauge(reconciler) -> float:
     return float(metric.labels(target=reconciler.settings.target, kind="TagSync")._value.get())
 
 
-def _run(sandbox, tmp_path, consistency: dict | None, after: int = 0) -> tuple[list[Pass], dict]:
-    """Converge for PASSES passes; then deregister one instance and run ``after`` more passes."""
+def _run(
+    sandbox, tmp_path, consistency: dict | None, after: int = 0, forgetful: bool = False
+) -> tuple[list[Pass], dict]:
+    """Converge for PASSES passes; then deregister one instance and run ``after`` more passes.
+    ``forgetful``: a new controller (an empty cache) for every pass."""
     desired = load(copy_example(tmp_path / "desired"))
     make_fleet(sandbox, finance=6, engineering=4)
     if consistency is not None:
@@ -58,6 +71,8 @@ def _run(sandbox, tmp_path, consistency: dict | None, after: int = 0) -> tuple[l
             sandbox.client("ssm").deregister_managed_instance(InstanceId=gone)
         sandbox.admin.advance_clock(INTERVAL)
         sandbox.admin.reset_calls()
+        if forgetful:
+            reconciler = controller(sandbox)
         plan, result = reconciler.reconcile(desired)
         trace.append(
             Pass(
@@ -68,17 +83,7 @@ def _run(sandbox, tmp_path, consistency: dict | None, after: int = 0) -> tuple[l
                 len(result.failed),
             )
         )
-    ssm = sandbox.client("ssm")
-    truth = {
-        i["InstanceId"]: {
-            t["Key"]: t["Value"]
-            for t in ssm.list_tags_for_resource(
-                ResourceType="ManagedInstance", ResourceId=i["InstanceId"]
-            )["TagList"]
-        }
-        for i in ssm.describe_instance_information(MaxResults=50)["InstanceInformationList"]
-    }
-    return trace, truth
+    return trace, listed_instance_tags(sandbox)
 
 
 def _show(title: str, trace: list[Pass]) -> None:
@@ -97,7 +102,35 @@ def test_exact_sandbox_baseline(sandbox, tmp_path):
     assert [p.planned_tagsync for p in trace[1:]] == [0] * (PASSES - 1)
 
 
-def test_what_the_controller_does_today_under_lag_and_ghosts(sandbox, tmp_path):
+def _planned_never_rises(planned: list[int]) -> bool:
+    """Once the drift the passes plan fell to zero after the first writes, it stays there."""
+    wrote = next(index for index, value in enumerate(planned) if value)
+    fell = planned.index(0, wrote)
+    return all(value == 0 for value in planned[fell:])
+
+
+def test_the_goal(sandbox, tmp_path):
+    """Issue 11's must-show: converges, the second pass that sees the instances writes 0, and the
+    drift the passes plan never rises again once it fell."""
+    trace, truth = _run(
+        sandbox,
+        tmp_path,
+        {
+            "lagSeconds": {"resourcegroupstaggingapi": LAG},
+            "ghostSeconds": GHOST,
+            "shortPages": True,
+        },
+    )
+    _show(f"tagging lag {LAG}s, ghosts {GHOST}s, short pages", trace)
+    assert len(truth) == 10 and all(WORKSPACE_ID_TAG in tags for tags in truth.values())
+    assert sum(p.tag_writes for p in trace) == 10
+    writing = next(p.number for p in trace if p.tag_writes)
+    assert [p.tag_writes for p in trace if p.number > writing] == [0] * (PASSES - writing)
+    assert _planned_never_rises([p.planned_tagsync for p in trace])
+    assert {p.gauge_after for p in trace} == {0.0}
+
+
+def test_registration_lag_and_a_ghost_of_a_lost_instance(sandbox, tmp_path):
     trace, truth = _run(
         sandbox,
         tmp_path,
@@ -112,35 +145,28 @@ def test_what_the_controller_does_today_under_lag_and_ghosts(sandbox, tmp_path):
     converging, with_ghost = trace[:PASSES], trace[PASSES:]
     # It converges: every instance ends with its tags (read consistently, per resource).
     assert len(truth) == 9 and all(WORKSPACE_ID_TAG in tags for tags in truth.values())
-    total = sum(p.tag_writes for p in converging)
-    print(f"AddTagsToResource in {PASSES} passes: {total} (10 needed)")
-    # Today: while the tagging API still shows the old tags, every pass writes them again, and
-    # the drift each pass plans stays up for as many passes as the lag lasts.
-    assert total == 10 * (LAG // INTERVAL)
-    assert [p.planned_tagsync for p in converging].count(10) == LAG // INTERVAL
-    # The gauge sampled after each pass reads 0: apply "fixed" what it planned.
-    assert {p.gauge_after for p in converging} == {0.0}
-    # The ghost of the lost instance is ignored: instances come from DescribeInstanceInformation,
-    # the tagging API only supplies tags, so no write goes to it and nothing fails.
+    # Instances show up REGISTRATION_LAG late: each is tagged once, when it does.
+    assert sum(p.tag_writes for p in converging) == 10
+    assert _planned_never_rises([p.planned_tagsync for p in converging])
+    assert {p.gauge_after for p in trace} == {0.0}
+    # The lost instance's ghost (the tagging API lists it, DescribeInstanceInformation does not)
+    # is never treated as live: no write goes to it, nothing fails, no drift appears.
     assert sum(p.tag_writes for p in with_ghost) == 0
     assert sum(p.failed for p in with_ghost) == 0
+    assert {p.planned_tagsync for p in with_ghost} == {0}
 
 
-@pytest.mark.xfail(strict=True, reason="the controller is not yet robust to eventual consistency")
-def test_the_goal(sandbox, tmp_path):
-    """Issue 11's must-show: converges, the second pass that sees the instances writes 0, and the
-    drift the passes plan never rises again once it fell."""
+def test_without_the_cache_the_lag_causes_rewrites_and_phantom_drift(sandbox, tmp_path):
+    """A new controller every pass (no cache, as one-shot ``apply`` runs are): while the tagging
+    API still shows the old tags, every pass writes them again and plans drift that is not there.
+    This is what the cache prevents (and the proof that the goal above depends on it)."""
     trace, truth = _run(
         sandbox,
         tmp_path,
-        {
-            "lagSeconds": {"resourcegroupstaggingapi": LAG},
-            "ghostSeconds": GHOST,
-            "shortPages": True,
-        },
+        {"lagSeconds": {"resourcegroupstaggingapi": LAG}, "shortPages": True},
+        forgetful=True,
     )
+    _show(f"no cache; tagging lag {LAG}s", trace)
     assert len(truth) == 10 and all(WORKSPACE_ID_TAG in tags for tags in truth.values())
-    assert sum(p.tag_writes for p in trace) == 10
-    planned = [p.planned_tagsync for p in trace]
-    first_zero = planned.index(0)
-    assert all(value == 0 for value in planned[first_zero:])
+    assert sum(p.tag_writes for p in trace) == 10 * (LAG // INTERVAL)
+    assert [p.planned_tagsync for p in trace].count(10) == LAG // INTERVAL

@@ -44,6 +44,7 @@ IAM_PREFIX = {
     "s3": "s3",
     "dynamodb": "dynamodb",
     "sts": "sts",
+    "sqs": "sqs",
 }
 # Operations whose IAM action is not named after them.
 ACTION_FOR = {
@@ -52,6 +53,8 @@ ACTION_FOR = {
     ("s3", "HeadBucket"): ("s3:ListBucket",),
     ("s3", "HeadObject"): ("s3:GetObject",),
     ("s3", "GetObjectAttributes"): ("s3:GetObjectAttributes",),
+    # SQS authorises each entry of a batch as the single action.
+    ("sqs", "DeleteMessageBatch"): ("sqs:DeleteMessage",),
 }
 # Operations AWS allows to any authenticated caller ("No permissions are required").
 NO_PERMISSION = {("sts", "GetCallerIdentity")}
@@ -76,6 +79,7 @@ PLACEHOLDERS = {
     "LeaseTableName": "fleet-controller-leases",
     "TargetRoleName": "fleet-controller-target",
     "ControllerRoleArn": "arn:aws:iam::123456789012:role/fleet-controller",
+    "EventsQueueName": "fleet-controller-events",
 }
 
 

@@ -204,5 +204,17 @@ def test_dashboard_covers_what_operators_watch():
         "fleet_workspaces_not_onboarded",
         "fleet_managed_instance_quota",
         "fleet_managed_instances",
+        "fleet_refused_resources",
+        "fleet_resources",
+        "fleet_aws_clock_skew_seconds",
+        "fleet_enrollment_requests_total",
+        "fleet_enrollment_activations",
+        "fleet_impostor_instances",
+        "fleet_events_received_total",
+        "fleet_targeted_reconciles_total",
+        "fleet_targeted_reconcile_duration_seconds_bucket",
+        "fleet_cache_age_seconds",
+        "fleet_relist_duration_seconds_bucket",
+        "fleet_cache_pinned_resources",
     ]:
         assert needed in used, f"the dashboard shows nothing of {needed}"

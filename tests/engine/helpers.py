@@ -123,6 +123,21 @@ def writes(sandbox: Any) -> dict[str, int]:
     }
 
 
+def listed_instance_tags(sandbox: Any) -> dict[str, dict[str, str]]:
+    """Every listed managed instance's tags, read one instance at a time (consistent, where the
+    tagging API may lag)."""
+    ssm = sandbox.client("ssm")
+    return {
+        i["InstanceId"]: {
+            t["Key"]: t["Value"]
+            for t in ssm.list_tags_for_resource(
+                ResourceType="ManagedInstance", ResourceId=i["InstanceId"]
+            )["TagList"]
+        }
+        for i in ssm.describe_instance_information(MaxResults=50)["InstanceInformationList"]
+    }
+
+
 def instance_tags(sandbox: Any) -> dict[str, dict[str, str]]:
     """Every managed instance's tags, read through the tagging API."""
     tagging = sandbox.client("resourcegroupstaggingapi")

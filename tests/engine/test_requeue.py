@@ -108,14 +108,14 @@ def test_the_loop_runs_the_next_pass_when_asked_not_after_the_interval(sandbox, 
     )
     loop = ReconcileLoop(tracker.current, reconciler, reconciler.metrics, settings)
     # Every pass wishes to be looked at again in a tenth of a second.
-    original = reconciler.plan
+    original = reconciler._plan_from  # where a pass turns what it observed into its plan
 
-    def plan_with_wish(desired):
-        plan = original(desired)
+    def plan_with_wish(graph, desired, observed, cached=False):
+        plan = original(graph, desired, observed, cached)
         plan.requeue = Requeue(timedelta(seconds=0.1), "a test's wish")
         return plan
 
-    reconciler.plan = plan_with_wish  # type: ignore[method-assign]
+    reconciler._plan_from = plan_with_wish  # type: ignore[method-assign]
     runner = threading.Thread(target=loop.run, daemon=True)
     runner.start()
     runner.join(timeout=60)

@@ -51,6 +51,13 @@ REQUIRED = {
     "fleet_enrollment_activations": "gauge",
     "fleet_impostor_instances": "gauge",
     "fleet_controller_info": "gauge",
+    # events and the live cache
+    "fleet_events_received": "counter",
+    "fleet_targeted_reconciles": "counter",
+    "fleet_targeted_reconcile_duration_seconds": "histogram",
+    "fleet_relist_duration_seconds": "histogram",
+    "fleet_cache_age_seconds": "gauge",
+    "fleet_cache_pinned_resources": "gauge",
 }
 
 
@@ -151,6 +158,10 @@ def populate(m: Metrics) -> None:
         {Health.DEGRADED: 1},
     )
     m.set_leader("default", True)
+    m.record_event("default", "Tag Change on Resource", "news")
+    m.record_targeted("default", "success", 0.4)
+    m.record_relist("default", 12.0, began_at=1_700_000_000)
+    m.set_cache_pinned("default", 7)
     m.webhook_requests_total.labels(result="accepted").inc()
     m.enrollment_requests_total.labels(result="issued").inc()
     enrollment = kind_named("Enrollment")
