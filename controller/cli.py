@@ -96,7 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         " (env FLEET_CONTROLLER_ID)",
     )
     aws.add_argument(
-        "--region", type=valid.region, help="AWS region (default: boto3's configuration)"
+        "--region",
+        type=valid.region,
+        # boto3 reads only AWS_DEFAULT_REGION; AWS_REGION is what the AWS CLI v2, ECS and the
+        # deployments in deploy/ set, and it comes first there too.
+        default=os.environ.get("AWS_REGION") or None,
+        help="AWS region (default: env AWS_REGION, else boto3's configuration:"
+        " AWS_DEFAULT_REGION or the profile's)",
     )
     aws.add_argument("--profile", help="AWS profile (default: boto3's configuration)")
     aws.add_argument(

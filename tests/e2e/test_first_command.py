@@ -49,6 +49,7 @@ MANIFESTS = {  # desired-state/: manifests per kind (the detection document is i
 NOTHING_TO_COUNT = {
     "webhook_requests_total": "the demo has no webhook",
     "aws_api_retries_total": "the sandbox answers every call the first time",
+    "events_received_total": "the demo reads no events queue (run --events-queue-url)",
 }
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -284,6 +285,13 @@ def test_the_demo_converges_and_its_metrics_at_60_s_are_there_and_true(demo):
     assert total(samples, "fleet_managed_instance_quota") == 1000
     finished = total(samples, "fleet_last_successful_reconcile_timestamp_seconds")
     assert time.time() - 120 < finished <= time.time()
+    # The live cache without events: every pass reads the fleet in full, none is targeted, and
+    # the sandbox (no consistency lag) leaves nothing pinned against the tagging API's view.
+    assert total(samples, "fleet_targeted_reconciles_total") == 0
+    assert total(samples, "fleet_relist_duration_seconds_count") >= 2
+    assert total(samples, "fleet_cache_pinned_resources") == 0
+    running = time.monotonic() - demo["started"]
+    assert 0 <= total(samples, "fleet_cache_age_seconds") < running
 
 
 def test_ctrl_c_stops_the_demo_cleanly(demo):

@@ -187,3 +187,20 @@ def test_the_start_up_line_says_where_metrics_listen_as_bound(tmp_path):
         f"metrics at http://127.0.0.1:{port}/metrics (listening on 0.0.0.0:{port}, every interface)"
     )
     assert "first pass now, then every 5 min (±10%)" in serving["summary"]
+
+
+def test_aws_region_from_the_environment_is_honoured_and_checked(monkeypatch, capsys):
+    """boto3 reads only AWS_DEFAULT_REGION, but the deployments in deploy/ (Kubernetes, ECS) and
+    the README set AWS_REGION, as the AWS CLI v2 reads it: with only AWS_REGION set, plan said
+    "no AWS region configured". A bad value is refused like a bad --region."""
+    from controller.cli import build_parser
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert build_parser().parse_args(["plan", "d"]).region == "eu-west-1"
+    assert build_parser().parse_args(["plan", "d", "--region", "us-east-2"]).region == "us-east-2"
+    monkeypatch.setenv("AWS_REGION", "")
+    assert build_parser().parse_args(["plan", "d"]).region is None  # boto3's own then
+    monkeypatch.setenv("AWS_REGION", "mars-1")
+    assert main(["plan", "d"]) == 1
+    assert "argument --region: must be an AWS Region name" in capsys.readouterr().err
