@@ -308,6 +308,31 @@ def test_ctrl_c_stops_the_demo_cleanly(demo):
     )
 
 
+def _shape(sentence: str) -> str:
+    """A console sentence without what differs from run to run: ids, numbers, examples."""
+    sentence = re.sub(r"\(e\.g\. [^)]*\)", "(e.g. ...)", sentence)
+    sentence = re.sub(r"revision [0-9a-f]+", "revision R", sentence)
+    sentence = re.sub(r"\b(ws|mi)-[0-9a-z]+", r"\1-ID", sentence)
+    return re.sub(r"\d+(\.\d+)?", "N", sentence)
+
+
+def test_the_readmes_captured_start_is_what_the_demo_says(demo):
+    """Each line of the README's captured start is a sentence this run of the demo logged (its
+    JSON ``summary``, which the console prints), ids and numbers aside: a console wording that
+    changes without the README (or a README line nobody saw) fails here."""
+    process = demo["process"]
+    if process.poll() is None:  # normally stopped by the Ctrl-C test before this one
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=90)
+    said = {_shape(e["summary"]) for e in events(demo["log"]) if "summary" in e}
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text[: text.index("## ")]
+    captured = re.findall(r"^\d\d:\d\d:\d\d  [ !x] (.+)$", block, re.M)
+    assert len(captured) >= 5, "the README shows a captured start"
+    unseen = [line for line in captured if _shape(line) not in said]
+    assert unseen == [], f"README lines the demo never said: {unseen}"
+
+
 def test_the_second_command_installs_the_toolchain_and_its_suite_collects(clone, demo):
     second = readme_commands(clone)[1]
     install, _, command = second.rpartition(" && ")
