@@ -26,6 +26,8 @@ REPLICA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 MAX_APPLY_CONCURRENCY = 64
 MAX_SANDBOX_WORKSPACES = 20_000
+MAX_EVENTS_BATCH_SECONDS = 60.0
+"""Events gathered longer than a minute would no longer be reconciled "within seconds"."""
 
 
 def _number(text: str, kind: type[int] | type[float]) -> int | float:
@@ -52,14 +54,19 @@ def int_range(low: int, high: int | None = None) -> type[int]:
     return check  # type: ignore[return-value]
 
 
-def seconds(minimum: float = 0.0, *, inclusive: bool = False) -> type[float]:
-    """A finite number of seconds above ``minimum`` (or at least it, with ``inclusive``)."""
+def seconds(
+    minimum: float = 0.0, *, inclusive: bool = False, maximum: float | None = None
+) -> type[float]:
+    """A finite number of seconds above ``minimum`` (or at least it, with ``inclusive``), and
+    at most ``maximum`` when one is given."""
 
     def check(text: str) -> float:
         value = float(_number(text, float))
-        if value < minimum or (value == minimum and not inclusive):
+        too_small = value < minimum or (value == minimum and not inclusive)
+        if too_small or (maximum is not None and value > maximum):
             bound = "at least" if inclusive else "more than"
-            raise argparse.ArgumentTypeError(f"must be {bound} {minimum:g}, got {value:g}")
+            limit = f" and at most {maximum:g}" if maximum is not None else ""
+            raise argparse.ArgumentTypeError(f"must be {bound} {minimum:g}{limit}, got {value:g}")
         return value
 
     return check  # type: ignore[return-value]

@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         type=valid.log_level,
         default=os.environ.get("FLEET_LOG_LEVEL", "info"),
+        metavar="LEVEL",
         help="debug also shows every operation and enrollment on a terminal (env FLEET_LOG_LEVEL)",
     )
 
@@ -90,11 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--controller-id",
         type=valid.controller_id,
         default=os.environ.get("FLEET_CONTROLLER_ID", "fleet-controller"),
+        metavar="ID",
         help="value of the fleet-controller/owner tag on everything this controller creates"
         " (env FLEET_CONTROLLER_ID)",
     )
     aws.add_argument(
-        "--region", type=valid.region, help="AWS region (default: boto3's configuration)"
+        "--region",
+        type=valid.region,
+        # boto3 reads only AWS_DEFAULT_REGION; AWS_REGION is what the AWS CLI v2, ECS and the
+        # deployments in deploy/ set, and it comes first there too.
+        default=os.environ.get("AWS_REGION") or None,
+        help="AWS region (default: env AWS_REGION, else boto3's configuration:"
+        " AWS_DEFAULT_REGION or the profile's)",
     )
     aws.add_argument("--profile", help="AWS profile (default: boto3's configuration)")
     aws.add_argument(
@@ -237,7 +245,10 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         help="observe: plan and report, never write",
     )
     run.add_argument(
-        "--metrics-host", default="0.0.0.0", help="address /metrics, /healthz, /readyz listen on"
+        "--metrics-host",
+        default="0.0.0.0",
+        metavar="ADDRESS",
+        help="address /metrics, /healthz, /readyz listen on",
     )
     run.add_argument(
         "--metrics-port",
@@ -249,6 +260,7 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--iterations",
         type=valid.int_range(1),
+        metavar="N",
         help="stop after N passes per target (default: never); exit 1 if any pass failed",
     )
     git = run.add_argument_group("git source")
@@ -298,7 +310,9 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         help="serve WorkSpace enrollment on this port (with --sandbox and an Enrollment manifest,"
         " a free loopback port is used when this is not given; env FLEET_ENROLL_PORT)",
     )
-    enroll.add_argument("--enroll-host", default="0.0.0.0", help="address enrollment listens on")
+    enroll.add_argument(
+        "--enroll-host", default="0.0.0.0", metavar="ADDRESS", help="address enrollment listens on"
+    )
     enroll.add_argument("--enroll-tls-cert", type=Path, metavar="PEM", help="serve HTTPS itself")
     enroll.add_argument("--enroll-tls-key", type=Path, metavar="PEM", help="its private key")
     proxies = env("FLEET_ENROLL_TRUSTED_PROXIES")
@@ -358,7 +372,8 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         default=env("FLEET_EVENTS_QUEUE_URL"),
         metavar="URL",
         help="react to the default target's events from this queue: a change is reconciled in"
-        " seconds, reading only what the event names (targets: eventsQueueUrl per target)",
+        " seconds, reading only what the event names (targets: eventsQueueUrl per target;"
+        " env FLEET_EVENTS_QUEUE_URL)",
     )
     events.add_argument(
         "--relist-interval",
@@ -369,7 +384,12 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         " against the live cache",
     )
     events.add_argument(
-        "--events-batch-seconds", type=valid.seconds(0, inclusive=True), default=1.0
+        "--events-batch-seconds",
+        type=valid.seconds(0, inclusive=True, maximum=valid.MAX_EVENTS_BATCH_SECONDS),
+        default=1.0,
+        metavar="SECONDS",
+        help="after an event arrives, gather the events that follow for this long and reconcile"
+        " them in one targeted pass",
     )
     targets = run.add_argument_group("targets")
     targets_file = env("FLEET_TARGETS")
@@ -420,6 +440,7 @@ def _lease_options() -> valid.OneLineParser:
         "--replica-id",
         type=valid.replica_id,
         default=env("FLEET_REPLICA_ID"),
+        metavar="ID",
         help="this writer's name in the lease table (default: hostname and a random suffix;"
         " env FLEET_REPLICA_ID)",
     )

@@ -70,6 +70,11 @@ def run_sandbox(
         elapsed = time.perf_counter() - started
         print(f"sandbox listening on {endpoint} (ready in {elapsed:.2f}s)", file=out)
         print(f"export AWS_ENDPOINT_URL={endpoint}", file=out)
+        # What else boto3 and the AWS CLI need to talk to it (any key pair is accepted).
+        print(
+            f"export AWS_DEFAULT_REGION={region} AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox",
+            file=out,
+        )
         count = len(workspaces_backend(account, region).workspaces)
         parameter = sim_of(workspaces_backend(account, region)).parameter_name
         print(

@@ -17,6 +17,7 @@ import yaml
 
 from controller.contract import Action, Blocked, FieldChange, Finding, Operation, Plan, Severity
 from controller.observability.redaction import redact_text
+from controller.observability.report import finding_subject
 
 _SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.REPLACE: "-/+", Action.DELETE: "-"}
 _COLOURS = {
@@ -156,7 +157,7 @@ def _blocked_line(blocked: Blocked) -> str:
 
 def _finding_line(finding: Finding) -> str:
     examples = f" (e.g. {', '.join(finding.examples)})" if finding.examples else ""
-    return f"{finding.kind}/{finding.name}: {finding.message}{examples}"
+    return f"{finding_subject(finding, '/')}: {finding.message}{examples}"
 
 
 def render_text(plan: Plan, colour: bool = False) -> str:

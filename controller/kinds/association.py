@@ -615,12 +615,13 @@ class AssociationKind(Kind[AssociationLive]):
                 "ssm", "DescribeAssociation", AssociationId=association.association_id
             )["AssociationDescription"]
             documents.append(_export_one(association.name, normalize(described), detector))
-        review = [
-            f"{KIND}/{d['metadata']['name']}: its schedule is the live cron expression; a stagger"
-            " group it belonged to is not read back"
-            for d in documents
-            if "schedule" in d["spec"]
-        ][:1]
+        scheduled = [d["metadata"]["name"] for d in documents if "schedule" in d["spec"]]
+        review = []
+        if scheduled:  # one line for all of them: each one's schedule is read back the same way
+            review.append(
+                f"{KIND} {', '.join(scheduled)}: each schedule is the live cron expression; a"
+                " stagger group (schedule.stagger) is not read back"
+            )
         return Exported(documents=documents, review=review)
 
 

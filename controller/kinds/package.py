@@ -627,7 +627,8 @@ class PackageKind(Kind[PackageLive]):
             if unreadable:
                 spec["publisher"] = (
                     f"{PLACEHOLDER}: {', '.join(unreadable)} could not be read back; put the"
-                    f" package's files in packages/{name}/ and its publisher here"
+                    f" package's files in packages/{name}/, list them in platforms[].files"
+                    " (in place of the stub scripts) and write its publisher here"
                 )
             rule = rules.get(document)
             if rule is None:

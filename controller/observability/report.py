@@ -122,9 +122,19 @@ def pass_summary(
 # -- findings ----------------------------------------------------------------------------------
 
 
+def finding_subject(finding: Finding, separator: str = " ") -> str:
+    """``TagSync finance``; a finding about a whole kind (name ``*``: the Enrollment's waiting
+    activations) or about no kind (``*``: the prune guard) names only what it is about."""
+    if finding.name == "*":
+        return finding.kind
+    if finding.kind == "*":
+        return finding.name
+    return f"{finding.kind}{separator}{finding.name}"
+
+
 def finding_text(finding: Finding) -> str:
     examples = f" (e.g. {', '.join(finding.examples)})" if finding.examples else ""
-    return f"{finding.kind} {finding.name}: {finding.message}{examples}"
+    return f"{finding_subject(finding)}: {finding.message}{examples}"
 
 
 _NUMBER = re.compile(r"\d+")

@@ -49,7 +49,7 @@ MANIFESTS = {  # desired-state/: manifests per kind (the detection document is i
 NOTHING_TO_COUNT = {
     "webhook_requests_total": "the demo has no webhook",
     "aws_api_retries_total": "the sandbox answers every call the first time",
-    "events_received_total": "the demo reads no events queue (no --events-queue-url)",
+    "events_received_total": "the demo reads no events queue (run --events-queue-url)",
 }
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -285,6 +285,13 @@ def test_the_demo_converges_and_its_metrics_at_60_s_are_there_and_true(demo):
     assert total(samples, "fleet_managed_instance_quota") == 1000
     finished = total(samples, "fleet_last_successful_reconcile_timestamp_seconds")
     assert time.time() - 120 < finished <= time.time()
+    # The live cache without events: every pass reads the fleet in full, none is targeted, and
+    # the sandbox (no consistency lag) leaves nothing pinned against the tagging API's view.
+    assert total(samples, "fleet_targeted_reconciles_total") == 0
+    assert total(samples, "fleet_relist_duration_seconds_count") >= 2
+    assert total(samples, "fleet_cache_pinned_resources") == 0
+    running = time.monotonic() - demo["started"]
+    assert 0 <= total(samples, "fleet_cache_age_seconds") < running
 
 
 def test_ctrl_c_stops_the_demo_cleanly(demo):
@@ -299,6 +306,31 @@ def test_ctrl_c_stops_the_demo_cleanly(demo):
     assert not any(
         str(e.get("logger", "")).startswith("fleet_sandbox") for e in events(demo["log"])
     )
+
+
+def _shape(sentence: str) -> str:
+    """A console sentence without what differs from run to run: ids, numbers, examples."""
+    sentence = re.sub(r"\(e\.g\. [^)]*\)", "(e.g. ...)", sentence)
+    sentence = re.sub(r"revision [0-9a-f]+", "revision R", sentence)
+    sentence = re.sub(r"\b(ws|mi)-[0-9a-z]+", r"\1-ID", sentence)
+    return re.sub(r"\d+(\.\d+)?", "N", sentence)
+
+
+def test_the_readmes_captured_start_is_what_the_demo_says(demo):
+    """Each line of the README's captured start is a sentence this run of the demo logged (its
+    JSON ``summary``, which the console prints), ids and numbers aside: a console wording that
+    changes without the README (or a README line nobody saw) fails here."""
+    process = demo["process"]
+    if process.poll() is None:  # normally stopped by the Ctrl-C test before this one
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=90)
+    said = {_shape(e["summary"]) for e in events(demo["log"]) if "summary" in e}
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text[: text.index("## ")]
+    captured = re.findall(r"^\d\d:\d\d:\d\d  [ !x] (.+)$", block, re.M)
+    assert len(captured) >= 5, "the README shows a captured start"
+    unseen = [line for line in captured if _shape(line) not in said]
+    assert unseen == [], f"README lines the demo never said: {unseen}"
 
 
 def test_the_second_command_installs_the_toolchain_and_its_suite_collects(clone, demo):

@@ -41,6 +41,13 @@ BAD = [
     (["run", "d", "--enroll-trusted-proxy", "lb"], "--enroll-trusted-proxy: not an IP network"),
     (["run", "d", "--enroll-trusted-proxy", "10.0.0.0/33"], "not an IP network or address"),
     (["plan", "d", "--format", "yaml"], "argument --format: invalid choice: 'yaml'"),
+    # The events flags (issue 12): a queue URL, two durations.
+    (["run", "d", "--events-queue-url", "fleet-events"], "--events-queue-url: must be an SQS"),
+    (["run", "d", "--events-queue-url", ""], "queue URL such as https://sqs."),
+    (["run", "d", "--relist-interval", "0"], "argument --relist-interval: must be more than 0"),
+    (["run", "d", "--relist-interval", "inf"], "--relist-interval: expected a finite number"),
+    (["run", "d", "--events-batch-seconds", "-1"], "--events-batch-seconds: must be at least 0"),
+    (["run", "d", "--events-batch-seconds", "3600"], "and at most 60, got 3600"),
     (["plan"], "the following arguments are required: directory"),
 ]
 
@@ -106,13 +113,18 @@ def test_help_shows_every_default(capsys):
         if command == "run":
             for shown in ("--interval SECONDS a full pass at least this often (default: 300)",
                           "--metrics-port PORT 0: any free port (default: 9100)",
-                          "(default: 0.0.0.0)", "--requeue-seconds SECONDS"):  # fmt: skip
+                          "(default: 0.0.0.0)", "--requeue-seconds SECONDS",
+                          "--relist-interval SECONDS", "--events-batch-seconds SECONDS"):  # fmt: skip
                 assert shown in text, shown
     formatter = DefaultsHelpFormatter("fleet-controller")
     for action in _options(build_parser()):
+        # What --help prints for the option (argparse prints nothing, not even the default,
+        # for an option without help text: --events-batch-seconds had none).
+        shown = formatter._format_action(action)
+        assert action.help, action.option_strings
         if action.default in (None, False, [], "==SUPPRESS=="):
             continue  # flags and options without a default: nothing to show
-        assert "default" in (formatter._get_help_string(action) or ""), action.option_strings
+        assert "default" in shown, action.option_strings
 
 
 def test_a_busy_port_names_its_flag_and_stops_before_anything_starts(tmp_path, capsys):
@@ -175,3 +187,20 @@ def test_the_start_up_line_says_where_metrics_listen_as_bound(tmp_path):
         f"metrics at http://127.0.0.1:{port}/metrics (listening on 0.0.0.0:{port}, every interface)"
     )
     assert "first pass now, then every 5 min (±10%)" in serving["summary"]
+
+
+def test_aws_region_from_the_environment_is_honoured_and_checked(monkeypatch, capsys):
+    """boto3 reads only AWS_DEFAULT_REGION, but the deployments in deploy/ (Kubernetes, ECS) and
+    the README set AWS_REGION, as the AWS CLI v2 reads it: with only AWS_REGION set, plan said
+    "no AWS region configured". A bad value is refused like a bad --region."""
+    from controller.cli import build_parser
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert build_parser().parse_args(["plan", "d"]).region == "eu-west-1"
+    assert build_parser().parse_args(["plan", "d", "--region", "us-east-2"]).region == "us-east-2"
+    monkeypatch.setenv("AWS_REGION", "")
+    assert build_parser().parse_args(["plan", "d"]).region is None  # boto3's own then
+    monkeypatch.setenv("AWS_REGION", "mars-1")
+    assert main(["plan", "d"]) == 1
+    assert "argument --region: must be an AWS Region name" in capsys.readouterr().err

@@ -49,6 +49,11 @@ def test_exported_manifests_validate_and_plan_changes_no_package_association_or_
     assert "Exported 1 Activation, 3 Package, 2 TagSync, 3 Association" in report
     assert "Review before applying:" in report and "TagSync" in report
     assert "placeholder" not in report  # everything could be read back
+    # Every association's schedule is flattened, and the report says so of each (it named the
+    # first one only, as if the others kept their stagger group).
+    [schedules] = [line for line in report.splitlines() if "stagger group" in line]
+    for name in ("install-acme-viewer", "install-contoso-notes", "install-fabrikam-agent"):
+        assert name in schedules, schedules
 
     assert main(["validate", str(out)]) == 0
     said = capsys.readouterr().out
@@ -111,3 +116,56 @@ def test_what_export_cannot_know_is_a_placeholder_validate_locates_and_plan_refu
     assert "placeholder" in refusal["message"] and str(out) in refusal["message"]
     assert not [op for op in plan["operations"] if op["name"] == "acme-viewer"]
     assert [b["name"] for b in plan["blocked"]] == ["install-acme-viewer"]
+
+
+def test_placeholders_filled_in_as_they_say_leave_plan_with_no_package_change(
+    sandbox, tmp_path, capsys
+):
+    """The whole adoption when the packages' zips cannot be read back (S3 denies GetObject
+    while export runs): each Package's publisher is a placeholder saying what to do, validate
+    lists each with file and line, and once the files are put back and listed as it says,
+    plan changes no package, association or activation (the build is the live one, byte for
+    byte)."""
+    _populated(sandbox, tmp_path)
+    sandbox.admin.set_faults([{"service": "s3", "operation": "GetObject", "deny_rate": 1.0}])
+    out = tmp_path / "adopted"
+    capsys.readouterr()
+    try:
+        assert cli(sandbox, "export", "--output", str(out)) == 0
+    finally:
+        sandbox.admin.set_faults([])
+    assert "3 REPLACE-ME placeholder(s)" in capsys.readouterr().err
+
+    assert main(["validate", str(out)]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if "REPLACE-ME" in line]
+    manifest = out / "fleet.yaml"
+    lines = manifest.read_text().splitlines()
+    assert len(listed) == 3
+    for line in listed:
+        path, number = line.strip().split(":")[:2]
+        assert path == str(manifest) and ": spec.publisher: " in line, line
+        assert "REPLACE-ME" in lines[int(number) - 1] and "publisher:" in lines[int(number) - 1]
+    code, plan = _plan(sandbox, out, capsys)
+    assert code == 1 and plan["summary"]["refused"] == 3  # refused until filled in
+
+    # Fill them in as the placeholder says: the files in packages/<name>/, listed, a publisher.
+    documents = list(yaml.safe_load_all(manifest.read_text()))
+    for document in documents:
+        if document["kind"] != "Package":
+            continue
+        name = document["metadata"]["name"]
+        assert "list them in platforms[].files" in document["spec"]["publisher"]
+        [original] = yaml.safe_load_all((EXAMPLE / "packages" / name / "package.yaml").read_text())
+        files = original["spec"]["platforms"][0]["files"]
+        for file in files:
+            shutil.copyfile(EXAMPLE / "packages" / name / file, out / "packages" / name / file)
+        document["spec"]["platforms"][0]["files"] = [f"packages/{name}/{f}" for f in files]
+        document["spec"]["publisher"] = original["spec"]["publisher"]
+    manifest.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+
+    assert main(["validate", str(out)]) == 0
+    assert "REPLACE-ME" not in capsys.readouterr().out
+    code, plan = _plan(sandbox, out, capsys)
+    assert code == 0, plan
+    assert {op["kind"] for op in plan["operations"]} <= {"TagSync"}, plan["operations"]
+    assert plan["summary"]["refused"] == 0

@@ -11,6 +11,7 @@ from controller.engine.reconcile import ApplyResult
 from controller.observability.logging import configure_logging, get_logger
 from controller.observability.report import (
     FindingJournal,
+    finding_text,
     log_finding_changes,
     pass_summary,
     seconds_text,
@@ -66,6 +67,27 @@ def test_finding_changes_are_logged_once_each_with_a_sentence():
     ]
     assert events[0]["summary"] == "TagSync finance: 20 WorkSpace(s) have no managed instance"
     assert events[1]["summary"].startswith("cleared: TagSync finance: ")
+
+
+def test_a_finding_about_a_whole_kind_or_no_kind_names_only_what_it_is_about():
+    """The Enrollment's waiting activations (name ``*``) and the prune guard (kind ``*``) read
+    as ``Enrollment: ...`` and ``prune: ...``, not ``Enrollment *: ...`` (seen on the demo's
+    console) or ``* prune: ...``; the plan's lines say the same."""
+    from controller.contract import Plan
+    from controller.engine.render import render_markdown, render_text
+
+    waiting = Finding(
+        kind="Enrollment", name="*", severity=Severity.INFO, message="2 WorkSpace(s) hold it"
+    )
+    guard = Finding(kind="*", name="prune", severity=Severity.INFO, message="3 would go")
+    assert finding_text(waiting) == "Enrollment: 2 WorkSpace(s) hold it"
+    assert finding_text(guard) == "prune: 3 would go"
+    assert finding_text(_finding("3 WorkSpace(s) ...")) == "TagSync finance: 3 WorkSpace(s) ..."
+    plan = Plan(findings=[waiting, guard, _finding("3 WorkSpace(s) ...")])
+    for rendered in (render_text(plan), render_markdown(plan)):
+        assert "Enrollment: 2 WorkSpace(s)" in rendered and "prune: 3 would go" in rendered
+        assert "TagSync/finance: 3 WorkSpace(s)" in rendered
+        assert "*" not in rendered.replace("**", ""), rendered
 
 
 def test_the_pass_line_says_what_changed_in_groups_and_when_the_next_pass_comes():
