@@ -129,6 +129,24 @@ def test_a_tag_call_says_what_it_set_and_removed_in_either_spelling():
     assert removed.removed == {"A"} and removed.changes.instances == {MI}
 
 
+def test_a_tag_value_never_names_a_resource():
+    """The controller's own join tag holds a WorkSpace's id: writing it to an instance names the
+    instance only (read as naming the WorkSpace, every join write would read a WorkSpace again)."""
+    notice = parse_event(
+        _api_call(
+            "aws.ssm",
+            "AddTagsToResource",
+            {
+                "resourceType": "ManagedInstance",
+                "resourceId": MI,
+                "tags": [{"key": "fleet-controller/workspace-id", "value": WS}],
+            },
+        )
+    )
+    assert notice.changes.instances == {MI} and notice.changes.workspaces == set()
+    assert notice.added == {"fleet-controller/workspace-id": WS}
+
+
 def test_a_registration_names_its_instance():
     notice = parse_event(
         _event(
