@@ -203,8 +203,16 @@ def test_a_new_desired_state_starts_writing_from_the_cache_without_reading_the_f
     assert result.ok and len(result.applied) == 3  # the finance instances
     reads = {k: v for k, v in aws_calls(sandbox).items() if k.split(":")[0] != "ssm"}
     assert reads == {}, "a cached pass read WorkSpaces or the tagging API"
-    assert aws_calls(sandbox)["ssm:AddTagsToResource"] == 3
-    assert "ssm:DescribeInstanceInformation" not in aws_calls(sandbox)
+    # Exactly: the three writes and the Activation's own reads (it keeps no cache). The status
+    # gauges re-read after the writes come from the cache, which holds them: no relist either.
+    assert aws_calls(sandbox) == {
+        "ssm:AddTagsToResource": 3,
+        "ssm:DescribeActivations": 1,
+        "ssm:DescribeParameters": 1,
+        "ssm:ListTagsForResource": 1,
+    }
+    cached = setup.worker.informer.snapshot().instances
+    assert sorted(i.tags.get("Compliance", "") for i in cached) == [""] * 2 + ["sox-2"] * 3
     # The next relist verifies: nothing left to do.
     sandbox.admin.reset_calls()
     plan, result = setup.reconciler.reconcile(load(directory))
