@@ -147,6 +147,21 @@ def test_a_tag_value_never_names_a_resource():
     assert notice.added == {"fleet-controller/workspace-id": WS}
 
 
+def test_a_call_aws_refused_names_nothing():
+    """CloudTrail records failed calls too (``errorCode``): anyone allowed to call CreateTags
+    could otherwise have the controller read (and read again, as not visible yet, for the whole
+    consistency window) any id they make up."""
+    detail = {
+        "eventName": "CreateTags",
+        "errorCode": "ResourceNotFoundException",
+        "requestParameters": {"resourceId": WS, "tags": [{"key": "A", "value": "1"}]},
+    }
+    notice = parse_event(_event("AWS API Call via CloudTrail", "aws.workspaces", detail))
+    assert notice.type == "CreateTags" and not notice.changes
+    del detail["errorCode"]
+    assert parse_event(_event("AWS API Call via CloudTrail", "aws.workspaces", detail)).changes
+
+
 def test_a_registration_names_its_instance():
     notice = parse_event(
         _event(

@@ -92,6 +92,8 @@ def parse_event(body: str | bytes) -> Notice:
         name = detail.get("eventName")
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z]{1,64}", name):
             raise BadEvent("CloudTrail event without an eventName")
+        if detail.get("errorCode"):  # AWS refused the call: it changed nothing to read again
+            return Notice(name, account, region, Changes())
         strings += _strings(_without_tags(detail.get("requestParameters")))
         strings += _strings(detail.get("responseElements"))
         added, removed = _tag_call(name, detail.get("requestParameters"))
