@@ -341,3 +341,48 @@ def test_a_flood_of_replays_and_hostile_messages_costs_bounded_work_and_changes_
     setup.worker.run_once(wait_seconds=1)
     assert aws_calls(sandbox) == {}
     assert _events(setup.reconciler, "news") + _events(setup.reconciler, "echo") == 120 + 2
+
+
+def test_made_up_ids_cost_one_read_each_and_wait_for_a_bounded_retry(sandbox, tmp_path):
+    """A call that succeeds for none of its ids (TerminateWorkspaces answers 200 with every id
+    failed) names ids that never appear: each is read once by id (25 a call), then waits to be
+    read again as not visible yet, at most ``max_retries`` of them at once."""
+    setup = _converged(sandbox, tmp_path, finance=1, engineering=0)
+    worker = EventWorker(
+        EventQueue(setup.reconciler.aws, setup.url),
+        setup.reconciler,
+        lambda: Revision(id="test", desired=setup.desired),
+        setup.reconciler.metrics,
+        EventSettings(batch_seconds=0.5, max_retries=100),
+    )
+    made_up = [f"ws-{n:09x}" for n in range(150)]
+    account = sandbox.client("sts").get_caller_identity()["Account"]
+    for start in range(0, 150, 25):
+        chunk = made_up[start : start + 25]
+        detail = {
+            "eventName": "TerminateWorkspaces",
+            "requestParameters": {
+                "terminateWorkspaceRequests": [{"workspaceId": i} for i in chunk]
+            },
+            "responseElements": {"failedRequests": [{"workspaceId": i} for i in chunk]},
+        }
+        sandbox.client("sqs").send_message(
+            QueueUrl=setup.url,
+            MessageBody=json.dumps(
+                {
+                    "source": "aws.workspaces",
+                    "detail-type": "AWS API Call via CloudTrail",
+                    "account": account,
+                    "region": "us-east-1",
+                    "detail": detail,
+                }
+            ),
+        )
+    sandbox.admin.reset_calls()
+    for _ in range(6):  # bounded: at least one message a receive
+        if _queue_empty(sandbox, setup.url):
+            break
+        worker.run_once(wait_seconds=0)
+    assert _queue_empty(sandbox, setup.url)
+    assert aws_calls(sandbox) == {"workspaces:DescribeWorkspaces": 150 // 25}
+    assert len(worker._retries) == 100
