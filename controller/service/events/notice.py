@@ -14,7 +14,8 @@ exact layout (``workspaceIds``, ``terminateWorkspaceRequests[].workspaceId``, ``
 ``instanceId``...) does not matter; the tags a tag call sets are not looked in (they are values, and
 the controller's own ``fleet-controller/workspace-id`` holds a WorkSpace's id). An event is data from outside: it is bounded (depth, values)
 before it is walked, names at most ``MAX_NAMED`` resources, and an event that is not what a rule
-lets through is a ``BadEvent``.
+lets through is a ``BadEvent``. A CloudTrail record of a call AWS refused (``errorCode``) names
+nothing: the call changed nothing.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ MAX_DEPTH = 12
 MAX_VALUES = 5000
 # The most resources one delivered event can name: a WorkSpaces batch call takes at most 25
 # (CreateWorkspaces, TerminateWorkspaces), and its response repeats or adds at most 25 more. An
-# event naming more is not one AWS sends: read, it would cost two calls per id (10,000 ids in one
-# 256 KB string: 10,400 calls at 2 calls/s) and hold the worker for an hour.
+# event naming more is not one AWS sends: read, it would cost up to two calls per id (10,000 ids in
+# one 256 KB string: up to 10,400 calls at 2 calls/s) and hold the worker for an hour.
 MAX_NAMED = 50
 TAG_CALLS = frozenset({"CreateTags", "DeleteTags", "AddTagsToResource", "RemoveTagsFromResource"})
 
