@@ -353,7 +353,8 @@ def test_made_up_ids_cost_one_read_each_and_wait_for_a_bounded_retry(sandbox, tm
         setup.reconciler,
         lambda: Revision(id="test", desired=setup.desired),
         setup.reconciler.metrics,
-        EventSettings(batch_seconds=0.5, max_retries=100),
+        # Retries far off: under load a second receive must not find one due already.
+        EventSettings(batch_seconds=0.5, max_retries=100, retry_base_seconds=600),
     )
     made_up = [f"ws-{n:09x}" for n in range(150)]
     account = sandbox.client("sts").get_caller_identity()["Account"]
