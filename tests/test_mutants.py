@@ -53,6 +53,10 @@ def test_the_catalogue_covers_what_must_never_break():
         "controller/kinds/tagsync.py",
         "controller/kinds/enrollment.py",
         "controller/kinds/detection_document.py",
+        "controller/kinds/informer.py",
+        "controller/service/events/notice.py",
+        "controller/service/events/news.py",
+        "controller/service/events/worker.py",
     ):
         assert required in files, f"no mutant of {required}"
 

@@ -8,6 +8,7 @@ never comes back from a list that still shows it.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from controller.kinds.informer import FleetInformer
@@ -65,20 +66,24 @@ def test_a_consistent_read_pins_the_whole_tag_set():
     informer = FleetInformer()
     _relist(informer, [_workspace(A="1", B="2")], [], T0)
     informer.refreshed(["ws-000000001"], [], [_workspace(A="9")], [], T0)
-    _relist(informer, [_workspace(A="1", B="2")], [], T0 + timedelta(minutes=1))
+    # A relist begun after the read (so only the pin speaks for it) whose index still lags.
+    later = time.monotonic() + 1.0
+    _relist(informer, [_workspace(A="1", B="2")], [], T0 + timedelta(minutes=1), started=later)
     found = informer.workspace("ws-000000001")
-    assert found is not None and dict(found.tags) == {"A": "9"}
+    assert found is not None and dict(found.tags) == {"A": "9"}  # B known absent, not merged
 
 
 def test_a_targeted_read_during_a_relist_is_not_undone_by_it():
     informer = FleetInformer()
     _relist(informer, [_workspace(A="1")], [_instance()], T0)
     relist_began = time.monotonic()
-    informer.refreshed(["ws-000000001"], [], [_workspace(A="2")], [], T0)
+    moved = replace(_workspace(A="2"), ip_address="10.0.0.2")  # a migrated WorkSpace
+    informer.refreshed(["ws-000000001"], [], [moved], [], T0)
     # The relist read the WorkSpace before the event's read and the index still agrees with it.
     _relist(informer, [_workspace(A="1")], [_instance()], T0, started=relist_began)
     found = informer.workspace("ws-000000001")
     assert found is not None and dict(found.tags) == {"A": "2"}
+    assert found.ip_address == "10.0.0.2"  # not only the tags (a pin keeps those): all of it
 
 
 def test_what_was_found_gone_never_comes_back_from_a_list_that_still_shows_it():

@@ -12,6 +12,7 @@ from controller.service.events.notice import BadEvent, parse_event
 WS = "ws-0a1b2c3d4"
 MI = "mi-0123456789abcdef0"
 ACCOUNT, REGION = "123456789012", "us-east-1"
+TAG_CHANGE_TYPE = "Tag Change on Resource"
 
 
 def _event(detail_type: str, source: str, detail: dict, resources: list[str] = ()) -> str:
@@ -128,6 +129,39 @@ def test_a_tag_call_says_what_it_set_and_removed_in_either_spelling():
     assert removed.removed == {"A"} and removed.changes.instances == {MI}
 
 
+def test_a_tag_value_never_names_a_resource():
+    """The controller's own join tag holds a WorkSpace's id: writing it to an instance names the
+    instance only (read as naming the WorkSpace, every join write would read a WorkSpace again)."""
+    notice = parse_event(
+        _api_call(
+            "aws.ssm",
+            "AddTagsToResource",
+            {
+                "resourceType": "ManagedInstance",
+                "resourceId": MI,
+                "tags": [{"key": "fleet-controller/workspace-id", "value": WS}],
+            },
+        )
+    )
+    assert notice.changes.instances == {MI} and notice.changes.workspaces == set()
+    assert notice.added == {"fleet-controller/workspace-id": WS}
+
+
+def test_a_call_aws_refused_names_nothing():
+    """CloudTrail records failed calls too (``errorCode``): anyone allowed to call CreateTags
+    could otherwise have the controller read (and read again, as not visible yet, for the whole
+    consistency window) any id they make up."""
+    detail = {
+        "eventName": "CreateTags",
+        "errorCode": "ResourceNotFoundException",
+        "requestParameters": {"resourceId": WS, "tags": [{"key": "A", "value": "1"}]},
+    }
+    notice = parse_event(_event("AWS API Call via CloudTrail", "aws.workspaces", detail))
+    assert notice.type == "CreateTags" and not notice.changes
+    del detail["errorCode"]
+    assert parse_event(_event("AWS API Call via CloudTrail", "aws.workspaces", detail)).changes
+
+
 def test_a_registration_names_its_instance():
     notice = parse_event(
         _event(
@@ -181,12 +215,44 @@ SECRET = "hunter2-do-not-echo"
         _api_call("aws.ssm", "AddTagsToResource", {"many": [SECRET] * 6000}),
         "x" * (256 * 1024 + 1),
         _event("Something Else", "aws.ssm", {"x": SECRET}),
+        # 250 KB of nesting: deeper than the JSON decoder itself goes (a RecursionError once
+        # escaped, and the message came back forever, holding the worker's whole batch).
+        _event(TAG_CHANGE_TYPE, "aws.tag", {"tags": {}, SECRET: "NESTING"}).replace(
+            '"NESTING"', "[" * 125_000 + "]" * 125_000
+        ),
+        # 10,000 ids in one string of a request, and 3,000 ARNs in resources: no delivered event
+        # names more than 50 resources (a batch call takes 25); read, each id costs two calls.
+        _api_call(
+            "aws.workspaces",
+            "ModifyWorkspaceProperties",
+            {"workspaceId": " ".join(f"ws-{n:08x}" for n in range(10_000)), SECRET: 1},
+        ),
+        _event(
+            TAG_CHANGE_TYPE,
+            "aws.tag",
+            {"tags": {SECRET: "1"}},
+            [f"arn:aws:workspaces:{REGION}:{ACCOUNT}:workspace/ws-{n:08x}" for n in range(3000)],
+        ),
     ],
 )
 def test_what_no_rule_delivers_is_refused_without_quoting_it(body):
     with pytest.raises(BadEvent) as refused:
         parse_event(body)
     assert SECRET not in str(refused.value)
+
+
+def test_the_largest_event_aws_sends_is_read_whole():
+    """TerminateWorkspaces of 25 WorkSpaces whose response lists 25 more (the most a delivered
+    event names): every one is read, none refused."""
+    ids = [f"ws-{n:08x}" for n in range(50)]
+    request = {"terminateWorkspaceRequests": [{"workspaceId": i} for i in ids[:25]]}
+    response = {"failedRequests": [{"workspaceId": i, "errorCode": "x"} for i in ids[25:]]}
+    notice = parse_event(_api_call("aws.workspaces", "TerminateWorkspaces", request, response))
+    assert notice.changes.workspaces == set(ids)
+    with pytest.raises(BadEvent, match="51 resources"):
+        parse_event(
+            _api_call("aws.workspaces", "TerminateWorkspaces", request, {**response, "x": MI})
+        )
 
 
 def test_it_reads_what_the_sandbox_really_sends(sandbox):

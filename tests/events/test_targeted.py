@@ -8,6 +8,7 @@ time (``run_once``) against the sandbox, with the rules of deploy/events deploye
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -202,8 +203,16 @@ def test_a_new_desired_state_starts_writing_from_the_cache_without_reading_the_f
     assert result.ok and len(result.applied) == 3  # the finance instances
     reads = {k: v for k, v in aws_calls(sandbox).items() if k.split(":")[0] != "ssm"}
     assert reads == {}, "a cached pass read WorkSpaces or the tagging API"
-    assert aws_calls(sandbox)["ssm:AddTagsToResource"] == 3
-    assert "ssm:DescribeInstanceInformation" not in aws_calls(sandbox)
+    # Exactly: the three writes and the Activation's own reads (it keeps no cache). The status
+    # gauges re-read after the writes come from the cache, which holds them: no relist either.
+    assert aws_calls(sandbox) == {
+        "ssm:AddTagsToResource": 3,
+        "ssm:DescribeActivations": 1,
+        "ssm:DescribeParameters": 1,
+        "ssm:ListTagsForResource": 1,
+    }
+    cached = setup.worker.informer.snapshot().instances
+    assert sorted(i.tags.get("Compliance", "") for i in cached) == [""] * 2 + ["sox-2"] * 3
     # The next relist verifies: nothing left to do.
     sandbox.admin.reset_calls()
     plan, result = setup.reconciler.reconcile(load(directory))
@@ -251,3 +260,130 @@ def test_a_cached_pass_never_deletes_what_a_missed_event_made_look_stale(sandbox
     plan, result = setup.reconciler.reconcile(setup.desired)  # a relist
     assert result.ok and [op for op in plan.operations if op.prune] == []
     assert _tags(sandbox, registered)[WORKSPACE_ID_TAG] == workspace_id
+
+
+def _queue_empty(sandbox, url: str) -> bool:
+    attributes = sandbox.client("sqs").get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return attributes == {
+        "ApproximateNumberOfMessages": "0",
+        "ApproximateNumberOfMessagesNotVisible": "0",
+    }
+
+
+def test_a_flood_of_replays_and_hostile_messages_costs_bounded_work_and_changes_nothing(
+    sandbox, tmp_path
+):
+    """An outsider's worst: one real change's events replayed 60 times, a 250 KB nesting, an
+    event naming 10,000 WorkSpaces, another account's event, all in one flood. The change is
+    written once; the replays cost one consistent read in all; the hostile messages cost no AWS
+    call, are counted and deleted (none comes back to hold the worker)."""
+    setup = _converged(sandbox, tmp_path, finance=2, engineering=0)
+    workspace_id = sandbox.client("workspaces").describe_workspaces()["Workspaces"][0][
+        "WorkspaceId"
+    ]
+    instance = _instance_of(sandbox, workspace_id)
+    sandbox.client("workspaces").create_tags(
+        ResourceId=workspace_id, Tags=[{"Key": "CostCenter", "Value": "4242"}]
+    )
+    real = drain(sandbox, setup.url)
+    assert len(real) == 2  # its Tag Change and its CloudTrail record
+    hostile = [
+        '{"source": "aws.tag", "detail-type": "Tag Change on Resource", "detail": '
+        + "[" * 125_000
+        + "]" * 125_000
+        + "}",
+        json.dumps(
+            {
+                "source": "aws.workspaces",
+                "detail-type": "AWS API Call via CloudTrail",
+                "account": real[0]["account"],
+                "region": real[0]["region"],
+                "detail": {
+                    "eventName": "ModifyWorkspaceProperties",
+                    "requestParameters": {
+                        "workspaceId": " ".join(f"ws-{n:08x}" for n in range(10_000))
+                    },
+                },
+            }
+        ),
+        json.dumps({**real[0], "account": "999999999999"}),
+    ]
+    sqs = sandbox.client("sqs")
+    bodies = [json.dumps(event) for event in real] * 60 + hostile
+    for start in range(0, len(bodies), 10):
+        sqs.send_message_batch(
+            QueueUrl=setup.url,
+            Entries=[
+                {"Id": str(n), "MessageBody": body}
+                for n, body in enumerate(bodies[start : start + 10])
+            ],
+        )
+    sandbox.admin.reset_calls()
+    for _ in range(len(bodies)):  # bounded: every receive takes at least one message
+        if _queue_empty(sandbox, setup.url):
+            break
+        setup.worker.run_once(wait_seconds=0)
+    assert _queue_empty(sandbox, setup.url)
+    calls = aws_calls(sandbox)
+    assert calls == {
+        "workspaces:DescribeWorkspaces": 1,
+        "workspaces:DescribeTags": 1,
+        "ssm:AddTagsToResource": 1,
+    }, calls
+    assert _tags(sandbox, instance)["CostCenter"] == "4242"
+    assert _events(setup.reconciler, "unreadable") == 2
+    assert _events(setup.reconciler, "foreign") == 1
+    # The controller's own write came back as two events too: echoes, read by nobody.
+    sandbox.admin.reset_calls()
+    setup.worker.run_once(wait_seconds=1)
+    assert aws_calls(sandbox) == {}
+    assert _events(setup.reconciler, "news") + _events(setup.reconciler, "echo") == 120 + 2
+
+
+def test_made_up_ids_cost_one_read_each_and_wait_for_a_bounded_retry(sandbox, tmp_path):
+    """A call that succeeds for none of its ids (TerminateWorkspaces answers 200 with every id
+    failed) names ids that never appear: each is read once by id (25 a call), then waits to be
+    read again as not visible yet, at most ``max_retries`` of them at once."""
+    setup = _converged(sandbox, tmp_path, finance=1, engineering=0)
+    worker = EventWorker(
+        EventQueue(setup.reconciler.aws, setup.url),
+        setup.reconciler,
+        lambda: Revision(id="test", desired=setup.desired),
+        setup.reconciler.metrics,
+        # Retries far off: under load a second receive must not find one due already.
+        EventSettings(batch_seconds=0.5, max_retries=100, retry_base_seconds=600),
+    )
+    made_up = [f"ws-{n:09x}" for n in range(150)]
+    account = sandbox.client("sts").get_caller_identity()["Account"]
+    for start in range(0, 150, 25):
+        chunk = made_up[start : start + 25]
+        detail = {
+            "eventName": "TerminateWorkspaces",
+            "requestParameters": {
+                "terminateWorkspaceRequests": [{"workspaceId": i} for i in chunk]
+            },
+            "responseElements": {"failedRequests": [{"workspaceId": i} for i in chunk]},
+        }
+        sandbox.client("sqs").send_message(
+            QueueUrl=setup.url,
+            MessageBody=json.dumps(
+                {
+                    "source": "aws.workspaces",
+                    "detail-type": "AWS API Call via CloudTrail",
+                    "account": account,
+                    "region": "us-east-1",
+                    "detail": detail,
+                }
+            ),
+        )
+    sandbox.admin.reset_calls()
+    for _ in range(6):  # bounded: at least one message a receive
+        if _queue_empty(sandbox, setup.url):
+            break
+        worker.run_once(wait_seconds=0)
+    assert _queue_empty(sandbox, setup.url)
+    assert aws_calls(sandbox) == {"workspaces:DescribeWorkspaces": 150 // 25}
+    assert len(worker._retries) == 100

@@ -13,7 +13,9 @@ The resources an event names are found by their ID patterns (``ws-`` + 8..63 of 
 exact layout (``workspaceIds``, ``terminateWorkspaceRequests[].workspaceId``, ``resourceId``,
 ``instanceId``...) does not matter; the tags a tag call sets are not looked in (they are values, and
 the controller's own ``fleet-controller/workspace-id`` holds a WorkSpace's id). An event is data from outside: it is bounded (depth, values)
-before it is walked, and an event that is not what a rule lets through is a ``BadEvent``.
+before it is walked, names at most ``MAX_NAMED`` resources, and an event that is not what a rule
+lets through is a ``BadEvent``. A CloudTrail record of a call AWS refused (``errorCode``) names
+nothing: the call changed nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ KNOWN_SOURCES = frozenset({"aws.tag", "aws.workspaces", "aws.ssm"})
 MAX_BODY = 256 * 1024  # SQS's largest message
 MAX_DEPTH = 12
 MAX_VALUES = 5000
+# The most resources one delivered event can name: a WorkSpaces batch call takes at most 25
+# (CreateWorkspaces, TerminateWorkspaces), and its response repeats or adds at most 25 more. An
+# event naming more is not one AWS sends: read, it would cost up to two calls per id (10,000 ids in
+# one 256 KB string: up to 10,400 calls at 2 calls/s) and hold the worker for an hour.
+MAX_NAMED = 50
 TAG_CALLS = frozenset({"CreateTags", "DeleteTags", "AddTagsToResource", "RemoveTagsFromResource"})
 
 
@@ -65,6 +72,8 @@ def parse_event(body: str | bytes) -> Notice:
         event = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise BadEvent("message is not JSON") from None
+    except RecursionError:  # [[[...]]] of 256 KB: the decoder's own depth limit
+        raise BadEvent(f"event nests deeper than {MAX_DEPTH} levels") from None
     if not isinstance(event, dict):
         raise BadEvent("message is not a JSON object")
     source, detail_type = event.get("source"), event.get("detail-type")
@@ -84,6 +93,8 @@ def parse_event(body: str | bytes) -> Notice:
         name = detail.get("eventName")
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z]{1,64}", name):
             raise BadEvent("CloudTrail event without an eventName")
+        if detail.get("errorCode"):  # AWS refused the call: it changed nothing to read again
+            return Notice(name, account, region, Changes())
         strings += _strings(_without_tags(detail.get("requestParameters")))
         strings += _strings(detail.get("responseElements"))
         added, removed = _tag_call(name, detail.get("requestParameters"))
@@ -97,7 +108,10 @@ def parse_event(body: str | bytes) -> Notice:
 
 def _named(strings: list[str]) -> Changes:
     text = "\n".join(strings)
-    return Changes(frozenset(WORKSPACE_ID.findall(text)), frozenset(INSTANCE_ID.findall(text)))
+    named = Changes(frozenset(WORKSPACE_ID.findall(text)), frozenset(INSTANCE_ID.findall(text)))
+    if len(named) > MAX_NAMED:
+        raise BadEvent(f"event names {len(named)} resources, more than {MAX_NAMED}")
+    return named
 
 
 def _without_tags(request: Any) -> Any:

@@ -13,7 +13,7 @@ controller-runtime's source -> handler -> workqueue -> Reconcile, in one thread 
 - delete: only after the pass, so a crash leaves the messages to be delivered again;
 - requeue: a resource named but not visible yet (a registration DescribeInstanceInformation lists
   a little later, a WorkSpace just created) is read again after 5 s, 10 s, 20 s ... up to the
-  consistency window, then left to the relist.
+  consistency window (for at most ``max_retries`` resources at once), then left to the relist.
 
 An unreadable message (not JSON, not an event the rules deliver, too deep, too large) or one from
 another account or Region is counted, logged without its body, and deleted: it must not come
@@ -51,6 +51,9 @@ class EventSettings:
     retry_base_seconds: float = 5.0  # a resource not visible yet: read again after 5, 10, 20 s...
     retry_max_seconds: float = 120.0
     idle_seconds: float = 1.0  # how often to look again while not allowed or not ready
+    # Resources waiting to be read again: events can name ids that never appear (a call that
+    # failed for some of its ids still succeeds); past this many, the relist finds the rest.
+    max_retries: int = 1000
 
 
 @dataclass
@@ -223,6 +226,8 @@ class EventWorker:
         now = time.monotonic()
         window = self.reconciler.memory.consistency_window.total_seconds()
         for key in [*unseen.workspaces, *unseen.instances]:
+            if key not in self._retries and len(self._retries) >= self.settings.max_retries:
+                continue
             retry = self._retries.get(key) or _Retry(0, now, now)
             if now - retry.first > window:
                 self._retries.pop(key, None)  # the relist will find it
