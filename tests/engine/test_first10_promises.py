@@ -130,3 +130,21 @@ def test_status_gauges_tell_the_state_after_the_passs_writes(sandbox, tmp_path):
         sample(metrics, "fleet_resources", target="default", kind="Activation", health="Missing")
         or 0
     ) == 0
+
+
+def test_export_never_writes_an_activation_code(sandbox, tmp_path, capsys):
+    directory = activations_dir(tmp_path / "desired", "alpha")
+    assert cli(sandbox, "apply", str(directory)) == 0
+    published = sandbox.client("ssm").get_parameter(
+        Name="/fleet-controller/activations/alpha", WithDecryption=True
+    )["Parameter"]["Value"]
+    code = json.loads(published)["code"]
+    assert len(code) >= 20  # a real code, so "not in" below means something
+    out = tmp_path / "adopted" / "fleet.yaml"
+    capsys.readouterr()
+    assert cli(sandbox, "export", "--output", str(out)) == 0
+    said = capsys.readouterr()
+    exported = out.read_text(encoding="utf-8")
+    assert "kind: Activation" in exported and "alpha" in exported  # it was exported
+    for text in (exported, said.out, said.err):
+        assert code not in text
