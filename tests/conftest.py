@@ -15,9 +15,20 @@ from typing import Any
 
 import boto3
 import pytest
+from hypothesis import HealthCheck, settings
 
 from fleet_sandbox.client import SandboxClient
 from fleet_sandbox.server import Sandbox
+
+# Property tests judge answers, never speed: on 2 busy cores one example can take longer than
+# hypothesis's 200 ms deadline, and generating inputs can trip its "too slow" health check. Both
+# are timing, so both are off for every property test (a test's own settings replace only what
+# they name).
+settings.register_profile(
+    "suite", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("suite")
+
 
 pytest_plugins = ["tests.secret_scan"]  # every code the sandbox issues is looked for in all output
 

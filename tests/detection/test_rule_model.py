@@ -128,8 +128,11 @@ def test_every_problem_is_reported_at_once():
     assert [path for path, _ in raised.value.problems] == ["allOf[0].path", "allOf[1].hive"]
 
 
+# Names Windows reserves for devices (Microsoft's "Naming Files, Paths, and Namespaces"): a path
+# component may not be one, with or without an extension; the product refuses them.
+_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"{port}{n}" for port in ("COM", "LPT") for n in range(1, 10))}  # fmt: skip
 _SAFE = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='<>:"|?*%/\\{}'), min_size=1, max_size=30).filter(
-    lambda c: c.strip(" .") == c and c not in (".", "..") and c.split(".")[0].upper() not in {"CON", "PRN", "AUX", "NUL"}
+    lambda c: c.strip(" .") == c and c not in (".", "..") and c.split(".")[0].rstrip(" ").upper() not in _WINDOWS_DEVICES
 )  # fmt: skip
 _TEXT = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="{\x00"), max_size=80
