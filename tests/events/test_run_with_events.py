@@ -33,9 +33,14 @@ def test_registrations_and_a_tag_change_are_reconciled_by_events_alone(sandbox, 
         try:
             metrics = service.metrics
             assert metrics is not None
+            # The first pass done (not merely its relist, which is counted before the pass creates
+            # and publishes the activation the WorkSpaces boot with).
             eventually(
-                lambda: sample(metrics, "fleet_relist_duration_seconds_count", target="default")
+                lambda: sample(
+                    metrics, "fleet_reconciles_total", target="default", result="success"
+                )
             )
+            assert sample(metrics, "fleet_relist_duration_seconds_count", target="default") == 1
             assert sandbox.client("ssm").describe_activations()["ActivationList"]
             registered = [r["instanceId"] for r in boot(sandbox)["results"] if r.get("instanceId")]
             assert len(registered) == 5
